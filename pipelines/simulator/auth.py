@@ -1,0 +1,76 @@
+"""Bearer tokens and the OAuth refresh_token grant with rotation, as Zapier's token endpoint."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .clock import ManualClock, RealClock
+
+SCOPE = "zap:runs"
+
+
+@dataclass
+class AccessToken:
+    scopes: frozenset[str]
+    expires_at: datetime | None
+
+
+class TokenStore:
+    """Valid access and refresh tokens; a refresh token works once, then it is rotated out."""
+
+    def __init__(self, clock: RealClock | ManualClock, access_ttl: timedelta | None = None,
+                 client_id: str = "sim-client", client_secret: str = "sim-secret") -> None:
+        self.clock = clock
+        self.access_ttl = access_ttl
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._access: dict[str, AccessToken] = {}
+        self._refresh: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+        self.refreshes = 0
+
+    def issue_access(self, scopes: tuple[str, ...] = (SCOPE,), token: str | None = None,
+                     ttl: timedelta | None = None) -> str:
+        token = token or "sim-at-" + secrets.token_urlsafe(24)
+        ttl = ttl if ttl is not None else self.access_ttl
+        expires = None if ttl is None else self.clock.now() + ttl
+        with self._lock:
+            self._access[token] = AccessToken(frozenset(scopes), expires)
+        return token
+
+    def issue_refresh(self, scopes: tuple[str, ...] = (SCOPE,)) -> str:
+        token = "sim-rt-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._refresh[token] = frozenset(scopes)
+        return token
+
+    def check(self, token: str) -> str:
+        """'ok', 'invalid' (unknown or expired) or 'scope' (valid but lacks zap:runs)."""
+        with self._lock:
+            found = self._access.get(token)
+        if found is None:
+            return "invalid"
+        if found.expires_at is not None and self.clock.now() >= found.expires_at:
+            return "invalid"
+        return "ok" if SCOPE in found.scopes else "scope"
+
+    def refresh(self, form: dict[str, str]) -> tuple[int, dict]:
+        """The refresh_token grant: a new access token and a new refresh token, old one dead."""
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type"}
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return 401, {"error": "invalid_client"}
+        with self._lock:
+            scopes = self._refresh.pop(form.get("refresh_token", ""), None)
+        if scopes is None:
+            return 400, {"error": "invalid_grant", "error_description": "refresh token is invalid"}
+        self.refreshes += 1
+        access = self.issue_access(tuple(scopes))
+        body = {"access_token": access, "token_type": "Bearer",
+                "refresh_token": self.issue_refresh(tuple(scopes)), "scope": " ".join(sorted(scopes))}
+        if self.access_ttl is not None:
+            body["expires_in"] = int(self.access_ttl.total_seconds())
+        return 200, body

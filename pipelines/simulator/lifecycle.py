@@ -1,0 +1,177 @@
+"""How one simulated run is born and changes: open phases, settling, replays and its steps."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .content import Zap, make_data
+
+OPEN_STATUSES = ("delayed", "scheduled", "pending", "held", "throttled")
+UNLISTED_STATUSES = ("partial", "stopped")  # seen in the wild, absent from the contract
+
+
+def iso(when: datetime | None) -> str | None:
+    """The API's timestamp format; whole seconds drop the fraction, as some servers do."""
+    if when is None:
+        return None
+    if when.microsecond == 0:
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Run:
+    """One zap run as the API shows it now, plus the hidden time it was triggered at."""
+
+    id: str
+    zap_id: int
+    zap_title: str | None
+    occurred_at: datetime
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    steps: list[dict] | None
+    data_in: object
+    data_out: object
+    cached: bytes | None = field(default=None, repr=False)
+
+    def as_api(self) -> dict:
+        return {
+            "id": self.id,
+            "zap_id": self.zap_id,
+            "start_time": iso(self.start_time),
+            "end_time": iso(self.end_time),
+            "status": self.status,
+            "zap_title": self.zap_title,
+            "steps": None if self.steps is None else [dict(s) for s in self.steps],
+            "data_in": self.data_in,
+            "data_out": self.data_out,
+        }
+
+
+@dataclass
+class Change:
+    """A state a run takes at a given time (a settle, a start, a replay)."""
+
+    at: datetime
+    status: str
+    start_time: datetime | None
+    end_time: datetime | None
+    steps: list[dict] | None
+
+
+def _steps(start: datetime, n: int, failed_at: int | None, fail_status: str,
+           offsets: list[float]) -> list[dict]:
+    steps = []
+    for i in range(n):
+        if failed_at is not None and i > failed_at:
+            break  # steps after the one that stopped the run never ran
+        status = fail_status if i == failed_at else "success"
+        steps.append({"status": status, "start_time": iso(start + timedelta(seconds=offsets[i]))})
+    return steps
+
+
+def _ms(when: datetime, rng: random.Random) -> datetime:
+    """Millisecond precision, with one in ten on a whole second (the text-sorting trap)."""
+    if rng.random() < 0.1:
+        return when.replace(microsecond=0)
+    return when.replace(microsecond=(when.microsecond // 1000) * 1000)
+
+
+def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
+             replay_max_hours: float) -> tuple[Run, list[Change]]:
+    """A run in its first visible state, and the changes it will go through later."""
+    occurred_at = _ms(occurred_at, rng)
+    n = zap.step_count
+    offsets = sorted(rng.uniform(0, 2.0) * i for i in range(n))
+    duration = rng.lognormvariate(1.0, 1.0) + offsets[-1]
+    if rng.random() < 0.02:
+        duration += rng.uniform(60, 900)
+
+    roll = rng.random()
+    fail_at: int | None = None
+    if roll < 0.003:
+        final = rng.choice(UNLISTED_STATUSES)
+    elif roll < 0.003 + zap.error_rate_at(occurred_at):
+        final = "error_handled" if rng.random() < 0.15 else "error"
+        fail_at = rng.randint(1, n - 1)
+    elif rng.random() < 0.03:
+        final, fail_at = "halted", rng.randint(1, n - 1)
+    elif rng.random() < 0.08:
+        final, fail_at = "filtered", rng.randint(1, n - 1)
+    elif rng.random() < 0.01:
+        final = "skipped"
+    else:
+        final = "success"
+
+    def settled(start: datetime, status: str, failed: int | None, at: datetime) -> Change:
+        step_status = status if failed is not None else "success"
+        steps = _steps(start, n, failed, step_status, offsets)
+        end = max(at, start + timedelta(seconds=duration))
+        return Change(at, status, start, _ms(end, rng), steps)
+
+    changes: list[Change] = []
+    start: datetime | None = occurred_at
+    if rng.random() < 0.01:  # queued, not started yet: no start_time, no steps
+        start = _ms(occurred_at + timedelta(minutes=rng.uniform(1, 45)), rng)
+        first = Change(occurred_at, "pending", None, None, None)
+        changes.append(settled(start, final, fail_at, start))
+    elif zap.delay_step is not None and final in ("success", "error") and rng.random() < 0.5:
+        # A Delay step holds the run; steps after it show `filtered` until it resumes.
+        held = [{"status": "success" if i <= zap.delay_step else "filtered",
+                 "start_time": iso(occurred_at + timedelta(seconds=offsets[i]))
+                 if i <= zap.delay_step else None} for i in range(n)]
+        first = Change(occurred_at, "delayed", occurred_at, None, held)
+        resume = occurred_at + timedelta(hours=rng.uniform(1, 24 * 10))
+        changes.append(settled(occurred_at, final, fail_at, resume))
+    elif final == "error" and rng.random() < 0.5:
+        # Autoreplay: the run shows `scheduled` while Zapier retries it (up to ~10.5 h).
+        first = Change(occurred_at, "scheduled", occurred_at, None,
+                       _steps(occurred_at, n, fail_at, "error", offsets))
+        done = occurred_at + timedelta(minutes=rng.uniform(5, 630))
+        if rng.random() < 0.6:
+            changes.append(settled(occurred_at, "success", None, done))
+        else:
+            changes.append(settled(occurred_at, "error", fail_at, done))
+    else:
+        open_roll = rng.random()
+        finish = settled(occurred_at, final, fail_at, occurred_at)
+        if open_roll < 0.01:
+            wait, status = timedelta(hours=rng.uniform(1, 48)), "held"
+        elif open_roll < 0.02:
+            wait, status = timedelta(minutes=rng.uniform(1, 120)), "throttled"
+        elif open_roll < 0.04:
+            wait, status = timedelta(seconds=rng.uniform(10, 1800)), "pending"
+        else:
+            wait, status = None, ""
+        if wait is None:
+            first = finish
+        else:
+            first = Change(occurred_at, status, occurred_at, None,
+                           [{"status": "success", "start_time": iso(occurred_at)}]
+                           + [{"status": None, "start_time": None} for _ in range(n - 1)])
+            changes.append(settled(occurred_at, final, fail_at, occurred_at + wait))
+
+    last = changes[-1] if changes else first
+    if last.status == "error" and rng.random() < 0.2 and replay_max_hours > 0:
+        # A user replays the failed run by hand; it then succeeds.
+        at = last.at + timedelta(hours=rng.uniform(0.1, replay_max_hours))
+        changes.append(Change(at, "success", last.start_time, _ms(at, rng),
+                              _steps(last.start_time or occurred_at, n, None, "success", offsets)))
+
+    run = Run(
+        id=_uuid(rng), zap_id=zap.id, zap_title=zap.title, occurred_at=occurred_at,
+        status=first.status, start_time=first.start_time, end_time=first.end_time,
+        steps=first.steps, data_in=make_data(rng, index), data_out=make_data(rng, index + 1),
+    )
+    return run, changes
+
+
+def _uuid(rng: random.Random) -> str:
+    value = rng.getrandbits(128)
+    value = (value & ~(0xF000 << 64)) | (0x4000 << 64)  # version 4
+    value = (value & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,174 @@
+"""The simulated Zapier account: zaps and their runs, evolving with a clock, queried like the API."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .clock import ManualClock, RealClock
+from .content import hourly_factor, make_zaps
+from .lifecycle import Change, Run, make_run
+
+
+@dataclass
+class WorldConfig:
+    """The size and habits of the simulated account."""
+
+    seed: int = 7
+    zaps: int = 25
+    runs_per_day: float = 800.0
+    history_days: float = 35.0
+    retention_days: float = 60.0  # runs older than this disappear, as Zapier purges them
+    replay_max_hours: float = 12.0  # manual replays of failed runs happen within this time
+
+
+@dataclass(frozen=True)
+class Query:
+    """The filters of one GET /v2/zap-runs request, already validated."""
+
+    from_date: datetime | None
+    to_date: datetime | None
+    zap_id: int | None = None
+    statuses: frozenset[str] | None = None
+    search: str | None = None
+    order: str = "desc"
+
+
+class World:
+    """Runs sorted by trigger time; changes fire from a heap as the clock passes them."""
+
+    def __init__(self, config: WorldConfig | None = None,
+                 clock: RealClock | ManualClock | None = None) -> None:
+        self.config = config or WorldConfig()
+        self.clock = clock or RealClock()
+        self.lock = threading.RLock()
+        self._rng = random.Random(self.config.seed)
+        now = self.clock.now()
+        self.started_at = now - timedelta(days=self.config.history_days)
+        self.zaps = make_zaps(self._rng, self.config.zaps, self.config.runs_per_day,
+                              self.started_at, now + timedelta(days=365))
+        self.runs: list[Run] = []
+        self._keys: list[float] = []  # occurred_at as epoch seconds, parallel to runs
+        self._by_id: dict[str, Run] = {}
+        self._changes: list[tuple[float, int, str, Change]] = []
+        self._seq = 0
+        self._generated_until = self.started_at.replace(minute=0, second=0, microsecond=0)
+        self.version = 0
+        self._cache: dict = {}
+        self.advance_to_clock()
+
+    # --- evolution -------------------------------------------------------------------------
+    def advance_to_clock(self) -> None:
+        """Bring the world up to the clock's now: new runs, settles, replays, purges."""
+        with self.lock:
+            now = self.clock.now()
+            changed = False
+            while self._generated_until <= now:
+                self._generate_hour(self._generated_until)
+                self._generated_until += timedelta(hours=1)
+                changed = True
+            cutoff = now.timestamp()
+            while self._changes and self._changes[0][0] <= cutoff:
+                _, _, run_id, change = heapq.heappop(self._changes)
+                run = self._by_id.get(run_id)
+                if run is not None:
+                    run.status, run.start_time = change.status, change.start_time
+                    run.end_time, run.steps, run.cached = change.end_time, change.steps, None
+                    changed = True
+            oldest = (now - timedelta(days=self.config.retention_days)).timestamp()
+            purge = bisect.bisect_left(self._keys, oldest)
+            if purge:
+                for run in self.runs[:purge]:
+                    del self._by_id[run.id]
+                del self.runs[:purge]
+                del self._keys[:purge]
+                changed = True
+            if changed:
+                self.version += 1
+                self._cache.clear()
+
+    def _generate_hour(self, hour: datetime) -> None:
+        rng = self._rng
+        batch: list[tuple[Run, list[Change]]] = []
+        factor = hourly_factor(hour.hour)
+        for zap in self.zaps:
+            for _ in range(_poisson(rng, zap.runs_per_hour * factor)):
+                when = hour + timedelta(seconds=rng.uniform(0, 3600))
+                batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
+                                      self.config.replay_max_hours))
+        batch.sort(key=lambda item: item[0].occurred_at)
+        for run, changes in batch:
+            self.runs.append(run)
+            self._keys.append(run.occurred_at.timestamp())
+            self._by_id[run.id] = run
+            for change in changes:
+                self._seq += 1
+                heapq.heappush(self._changes, (change.at.timestamp(), self._seq, run.id, change))
+
+    # --- reading ---------------------------------------------------------------------------
+    def visible(self, query: Query) -> list[Run]:
+        """Runs matching the filters, triggered at or before now, in the requested order."""
+        with self.lock:
+            key = (self.version, query)
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+            now = self.clock.now()
+            lo = 0 if query.from_date is None else bisect.bisect_left(
+                self._keys, query.from_date.timestamp())
+            hi = bisect.bisect_right(self._keys, now.timestamp())
+            if query.to_date is not None:
+                hi = min(hi, bisect.bisect_left(self._keys, query.to_date.timestamp()))
+            runs = self.runs[lo:hi]
+            if query.zap_id is not None:
+                runs = [r for r in runs if r.zap_id == query.zap_id]
+            if query.statuses is not None:
+                runs = [r for r in runs if r.status in query.statuses]
+            if query.search:
+                runs = [r for r in runs if _matches(r, query.search)]
+            if query.order == "desc":
+                runs.reverse()
+            elif query.order == "shuffled":
+                runs.sort(key=lambda r: hash((r.id, self.config.seed)))
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = runs
+            return runs
+
+    def truth(self, from_date: datetime | None = None,
+              to_date: datetime | None = None) -> dict[str, dict]:
+        """Ground truth for tests: every run that exists now (in a trigger-time window)."""
+        with self.lock:
+            self.advance_to_clock()
+            runs = self.visible(Query(from_date, to_date, order="asc"))
+            return {r.id: r.as_api() for r in runs}
+
+    def run(self, run_id: str) -> Run | None:
+        with self.lock:
+            return self._by_id.get(run_id)
+
+
+def _matches(run: Run, search: str) -> bool:
+    import json
+
+    text = " ".join([run.zap_title or "", json.dumps(run.data_in, ensure_ascii=False),
+                     json.dumps(run.data_out, ensure_ascii=False)]).casefold()
+    return all(word in text for word in search.casefold().split())
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    if lam > 30:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    threshold, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= threshold:
+            return k
+        k += 1
