@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from datetime import timedelta
 
@@ -52,13 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  refresh token: {refresh} (client_id {sim.tokens.client_id}, "
           f"client_secret {sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/)")
     print(f"  try: curl -H 'Authorization: Bearer {sim.token}' '{sim.base_url}/v2/zap-runs?limit=2'")
-    print("  sync: SOURCES__ZAP_RUNS__BASE_URL=%s SOURCES__ZAP_RUNS__ACCESS_TOKEN=%s "
-          "python -m pipelines.zap_runs" % (sim.base_url, sim.token))
+    print(f"  sync: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN={sim.token} "
+          "python -m pipelines.zap_runs")
     sys.stdout.flush()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
