@@ -22,6 +22,7 @@ class Faults:
     short_page_rate: float = 0.0  # share of pages that return fewer items than asked
     drop_next_rate: float = 0.0  # share of pages whose links.next is null though more remain
     retry_after_format: str = "seconds"  # "seconds", "http-date" or "none"
+    fault_retry_after: float = 2.0  # seconds a scripted or injected 429/503 asks the client to wait
     # Status codes to answer on the next requests, in order (e.g. [500, 500] or [429]).
     script: list[int] = field(default_factory=list)
 

@@ -124,7 +124,10 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
                  "start_time": iso(occurred_at + timedelta(seconds=offsets[i]))
                  if i <= zap.delay_step else None} for i in range(n)]
         first = Change(occurred_at, "delayed", occurred_at, None, held)
-        resume = occurred_at + timedelta(hours=rng.uniform(1, 24 * 10))
+        roll = rng.random()  # most Delays are hours, some days, a few up to a month
+        hours = rng.uniform(1, 24) if roll < 0.7 else rng.uniform(24, 168) if roll < 0.95 \
+            else rng.uniform(168, 720)
+        resume = occurred_at + timedelta(hours=hours)
         changes.append(settled(occurred_at, final, fail_at, resume))
     elif final == "error" and rng.random() < 0.5:
         # Autoreplay: the run shows `scheduled` while Zapier retries it (up to ~10.5 h).

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import orjson
+
 from . import params as P
 from .auth import TokenStore
 from .clock import ManualClock, RealClock
@@ -94,6 +96,10 @@ class Simulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one segment: without these, Nagle's algorithm and delayed
+    # ACKs stall every small keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
     server_version = "ZapierPartnerAPISimulator/1.0"
 
     @property
@@ -126,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fmt == "http-date":
             when = datetime.now(UTC) + timedelta(seconds=math.ceil(seconds))
             return {"Retry-After": email.utils.format_datetime(when, usegmt=True)}
-        return {"Retry-After": str(max(1, math.ceil(seconds)))}
+        return {"Retry-After": str(max(0, math.ceil(seconds)))}
 
     def _rate_headers(self, remaining: int, reset_in: float) -> dict[str, str]:
         limit = self.sim.limiter.limit
@@ -204,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(status, error_body(status, "unavailable" if status == 503 else "throttled",
                                           "ServiceUnavailable" if status == 503 else "Throttled",
                                           "Try again later."),
-                       headers={**rate, **self._retry_after(2 if status == 503 else 1)})
+                       headers={**rate, **self._retry_after(self.sim.faults.fault_retry_after)})
         elif status == 502:
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
             self._send(502, page, "text/html; charset=utf-8", rate)
@@ -233,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         items = []
         for run in page:
             if run.cached is None:
-                run.cached = json.dumps(run.as_api(), ensure_ascii=False).encode()
+                run.cached = orjson.dumps(run.as_api())
             items.append(run.cached)
         body = b"".join([b'{"links":', json.dumps(links).encode(), b',"meta":',
                          json.dumps({"count": count, "limit": limit, "offset": offset}).encode(),

@@ -1,0 +1,127 @@
+"""Command line: `python -m pipelines.zap_runs [sync|models] [options]`, exit codes 0/1/2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import settings
+from .errors import ConfigError, ZapRunsError
+from .summary import format_summary
+
+log = logging.getLogger("pipelines.zap_runs")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.zap_runs",
+        description="Sync Zapier zap runs (Partner API GET /v2/zap-runs) into DuckDB or any dlt "
+                    "destination, incrementally. Configuration: .dlt/config.toml and "
+                    ".dlt/secrets.toml under [sources.zap_runs], or SOURCES__ZAP_RUNS__* env vars.",
+        epilog="Exit codes: 0 synced, 1 the sync failed, 2 bad configuration or arguments.")
+    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models"],
+                        help="sync (default): load new and changed runs; models: rebuild the SQL models")
+    parser.add_argument("--demo", action="store_true",
+                        help="start the local Partner API simulator, sync it into zap_runs_demo.duckdb "
+                             "and print a report (no Zapier account needed)")
+    parser.add_argument("--destination", default="duckdb",
+                        help="any dlt destination: duckdb (default, ./zap_runs.duckdb), postgres, "
+                             "bigquery, motherduck, snowflake, filesystem ... configured the dlt way")
+    parser.add_argument("--dataset", default=None,
+                        help=f"dataset (schema) name (default {settings.DEFAULT_DATASET!r})")
+    parser.add_argument("--since", default=None,
+                        help="read runs from this date (YYYY-MM-DD or ISO date-time) in this sync: "
+                             "a backfill beyond the API's default 30 days")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="ignore the stored cursor and open-run list and re-read the whole "
+                             "window (from --since, else the API's 30 days); merged, nothing dropped")
+    parser.add_argument("--lookback", type=float, default=None, metavar="HOURS",
+                        help=f"re-read runs this many hours before the cursor "
+                             f"(default {settings.DEFAULT_LOOKBACK_HOURS:g})")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    try:
+        if args.demo:
+            from .demo import run_demo
+
+            return run_demo(args)
+        if args.command == "models":
+            from .models import build_models_command
+
+            return build_models_command(args)
+        return run_sync_command(args)
+    except ZapRunsError as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing of this sync was committed", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def fail(exc: ZapRunsError) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def source_overrides(args: argparse.Namespace) -> dict:
+    """Source arguments given on the command line; the rest resolve from dlt config."""
+    out: dict = {}
+    if args.since:
+        out.update(since=args.since, force_since=True)
+    if args.lookback is not None:
+        if args.lookback < 0:
+            raise ConfigError("--lookback must be zero or more hours.")
+        out["lookback_hours"] = args.lookback
+    if args.full_refresh:
+        out["full_refresh"] = True
+    return out
+
+
+def run_sync_command(args: argparse.Namespace, **extra: object) -> int:
+    from .pipeline import make_pipeline, sync
+
+    pipeline = make_pipeline(args.destination, args.dataset or settings.DEFAULT_DATASET,
+                             **extra.pop("pipeline_args", {}))
+    try:
+        result = sync(pipeline, **source_overrides(args), **extra)
+    except ConfigFieldMissingException as exc:
+        missing = ", ".join(exc.fields)
+        raise ConfigError(
+            f"missing configuration: {missing}. Set access_token under [sources.zap_runs] in "
+            ".dlt/secrets.toml or SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration)."
+        ) from None
+    except PipelineStepFailed as exc:
+        raise unwrap(exc) from None
+    print(format_summary(result))
+    return EXIT_OK
+
+
+def unwrap(exc: BaseException) -> ZapRunsError:
+    """The project's own error behind dlt's wrappers, or a one-line description of dlt's."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ZapRunsError):
+            return seen
+        if isinstance(seen, ConfigFieldMissingException):
+            return ConfigError(f"missing configuration: {', '.join(seen.fields)}.")
+        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
+    step = getattr(exc, "step", "run")
+    inner = getattr(exc, "exception", exc)
+    first = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
+    return ZapRunsError(f"the {step} step failed: {first[:300]}. Nothing of this sync was "
+                        "committed; fix the cause and run again (it resumes from its cursor).")

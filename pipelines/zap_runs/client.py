@@ -1,0 +1,210 @@
+"""HTTP client for GET /v2/zap-runs: pacing, timeouts, retries with backoff, Retry-After."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from . import settings
+from .errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    RetriesExhausted,
+    ScopeError,
+    UnreachableError,
+)
+from .pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stats:
+    """What the client did, for the summary."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    """One page of runs, whatever body shape the server chose."""
+
+    data: list[dict]
+    count: int | None
+    limit: int | None
+    next_url: str | None
+
+
+class ZapierClient:
+    """Talks to the Partner API; never logs or raises anything that contains the token."""
+
+    def __init__(self, base_url: str, access_token: str, *,
+                 timeout: float = settings.DEFAULT_TIMEOUT,
+                 max_retries: int = settings.DEFAULT_MAX_RETRIES,
+                 requests_per_minute: float | None = settings.DEFAULT_REQUESTS_PER_MINUTE,
+                 backoff_base: float = settings.DEFAULT_BACKOFF_BASE,
+                 backoff_max: float = settings.DEFAULT_BACKOFF_MAX,
+                 default_retry_after: float = settings.DEFAULT_RETRY_AFTER,
+                 sleep=time.sleep) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._token = access_token
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.default_retry_after = default_retry_after
+        self.pacer = Pacer(requests_per_minute, sleep=sleep)
+        self._sleep = sleep
+        self.stats = Stats()
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
+                                  headers={"Accept": "application/json",
+                                           "User-Agent": "zap-runs-sync/0.1"})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ZapierClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_runs(self, params: dict[str, str]) -> Page:
+        """One page of GET /v2/zap-runs, retried through transient failures."""
+        url = self.base_url + settings.ENDPOINT
+        shown = f"GET {settings.ENDPOINT}?" + "&".join(f"{k}={v}" for k, v in params.items())
+        attempt = 0
+        while True:
+            self.pacer.wait()
+            self.stats.requests += 1
+            try:
+                response = self._http.get(url, params=params,
+                                          headers={"Authorization": f"Bearer {self._token}"})
+            except httpx.TimeoutException:
+                problem, wait = "timed out", None
+            except httpx.TransportError as exc:
+                problem, wait = f"could not connect ({type(exc).__name__})", None
+            else:
+                status = response.status_code
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+                if status == 200:
+                    try:
+                        return parse_page(response.content)
+                    except ValueError as exc:
+                        problem, wait = f"returned a malformed body ({exc})", None
+                elif status == 429:
+                    self.stats.rate_limited += 1
+                    wait = retry_after(response.headers.get("Retry-After"), self.default_retry_after)
+                    self.pacer.hold(wait)
+                    problem = "was rate limited (429)"
+                elif status == 503:
+                    wait = retry_after(response.headers.get("Retry-After"), self.default_retry_after)
+                    self.pacer.hold(wait)
+                    problem = "was unavailable (503)"
+                elif status >= 500:
+                    problem, wait = f"failed with {status}", None
+                else:
+                    raise client_error(response, shown, self.base_url)
+            attempt += 1
+            if attempt > self.max_retries:
+                if problem.startswith("could not connect"):
+                    raise UnreachableError(
+                        f"Cannot reach the Zapier API at {self.base_url}: {problem} after "
+                        f"{self.max_retries} retries. Check base_url and the network.",
+                        url=self.base_url)
+                raise RetriesExhausted(
+                    f"{shown} {problem}; gave up after {self.max_retries} retries. The API may be "
+                    "down: run the sync again later (nothing is lost, it resumes from its cursor).",
+                    url=shown)
+            self.stats.retries += 1
+            if wait is None:
+                wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                wait = random.uniform(wait / 2, wait)  # jitter: retries of many clients spread out
+                self._sleep(wait)
+            log.warning("%s %s; retry %d/%d in %.1fs", shown, problem, attempt, self.max_retries, wait)
+
+
+def retry_after(value: str | None, default: float) -> float:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def parse_page(body: bytes) -> Page:
+    """A page from the contract's array-wrapped shape or the plain object clients see."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {str(exc)[:80]}") from None
+    parts = payload if isinstance(payload, list) else [payload]
+    data: list[dict] = []
+    count = limit = next_url = None
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("data", []), list):
+            raise ValueError("expected an object with a 'data' list")
+        for run in part.get("data") or []:
+            if not isinstance(run, dict) or not isinstance(run.get("id"), str):
+                raise ValueError("a run without a string 'id'")
+            data.append(run)
+        meta = part.get("meta") or {}
+        links = part.get("links") or {}
+        if isinstance(meta.get("count"), int):
+            count = meta["count"]
+        if isinstance(meta.get("limit"), int):
+            limit = meta["limit"]
+        next_url = links.get("next") if isinstance(links.get("next"), str) else next_url
+    return Page(data, count, limit, next_url)
+
+
+def client_error(response: httpx.Response, shown: str, base_url: str) -> ApiError:
+    """A one-line, actionable error for a 4xx answer."""
+    status = response.status_code
+    detail = _detail(response)
+    if status == 401:
+        return AuthError(
+            f"The Zapier API rejected the access token (401{detail}). Set a valid token as "
+            "access_token under [sources.zap_runs] in .dlt/secrets.toml or in "
+            "SOURCES__ZAP_RUNS__ACCESS_TOKEN.", status, shown)
+    if status == 403:
+        return ScopeError(
+            f"The access token lacks the zap:runs scope (403{detail}). Re-authorise the app "
+            "with the zap:runs scope and use the new token.", status, shown)
+    if status == 400:
+        return BadRequestError(
+            f"The Zapier API refused {shown} (400{detail}). Check --since and the "
+            "[sources.zap_runs] settings.", status, shown)
+    return ApiError(f"The Zapier API answered {status}{detail} to {shown} at {base_url}.",
+                    status, shown)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+        text = errors[0].get("detail") or errors[0].get("title")
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+    return f": {str(text)[:200]}" if text else ""

@@ -1,0 +1,35 @@
+"""Constants of the zap-runs sync: endpoint, defaults and the status vocabulary."""
+
+from __future__ import annotations
+
+DEFAULT_BASE_URL = "https://api.zapier.com"
+ENDPOINT = "/v2/zap-runs"
+PIPELINE_NAME = "zap_runs"
+DEFAULT_DATASET = "zapier"
+
+# Public clients ask for 100; the server may cap it silently, so paging never trusts it.
+DEFAULT_PAGE_LIMIT = 100
+# Zapier allows 60 requests/minute per IP (150 per partner); pace under it, never meet a 429.
+DEFAULT_REQUESTS_PER_MINUTE = 60.0
+# After a 429 Zapier imposes a 60 s cooldown; without Retry-After that is what we wait.
+DEFAULT_RETRY_AFTER = 60.0
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_BACKOFF_MAX = 60.0
+
+# Late changes to runs that are already settled come from manual replays and late-arriving
+# runs; autoreplay (up to ~10.5 h) and Delay steps (up to a month) show open statuses and are
+# re-checked one by one. 24 h re-reads a day of runs per sync: cheap, and it covers the
+# replays users make the day a run fails.
+DEFAULT_LOOKBACK_HOURS = 24.0
+
+# Statuses a run can leave later: runs loaded in one of these are re-checked until they settle.
+OPEN_STATUSES = frozenset({"delayed", "scheduled", "pending", "held", "throttled"})
+# Statuses the contract documents; any other value is kept as it comes.
+KNOWN_STATUSES = frozenset(OPEN_STATUSES | {"error", "error_handled", "halted", "filtered",
+                                            "skipped", "success"})
+# Open runs of one zap whose start times lie this close are re-checked with one request.
+RECHECK_CLUSTER_SECONDS = 600.0
+# An open run not seen again in this many re-checks is dropped from the list (purged upstream).
+RECHECK_MISSES_BEFORE_DROP = 3

@@ -1,0 +1,27 @@
+"""The summary a sync prints: window, runs new and updated, steps, requests, elapsed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def _when(value: datetime | None, fallback: str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else fallback
+
+
+def format_summary(result) -> str:
+    """A few aligned lines for people and log scrapers alike."""
+    new = "?" if result.runs_new is None else f"{result.runs_new:,}"
+    updated = "?" if result.runs_updated is None else f"{result.runs_updated:,}"
+    lines = [
+        f"zap-runs sync into {result.destination} dataset {result.dataset!r}: OK",
+        f"  window     {_when(result.window_from, 'API default (last 30 days)')} -> "
+        f"{_when(result.window_to, '?')}",
+        f"  runs       {result.runs_fetched:,} fetched: {new} new, {updated} updated",
+        f"  steps      {result.steps_loaded:,} rows loaded",
+        f"  open runs  {result.open_runs:,} still open, {result.rechecks:,} re-check windows",
+        f"  requests   {result.requests:,} ({result.retries:,} retries, "
+        f"{result.rate_limited:,} rate limited)",
+        f"  elapsed    {result.elapsed:.1f} s",
+    ]
+    return "\n".join(lines)
