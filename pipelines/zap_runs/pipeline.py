@@ -44,7 +44,8 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     if credentials is not None:
         dest = dlt.destinations.duckdb(credentials) if destination == "duckdb" else destination
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir, progress="log")
+                        pipelines_dir=pipelines_dir,
+                        progress=dlt.progress.log(log_period=10, dump_system_stats=False))
 
 
 def count_runs(pipeline: dlt.Pipeline) -> int | None:

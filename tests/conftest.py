@@ -1,0 +1,73 @@
+"""Shared fixtures: a clean environment, the simulator over real HTTP, pipelines, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipelines.simulator import Faults, ManualClock, Simulator, World, WorldConfig
+
+PG_DSN = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No test sees a developer's Zapier or destination settings, or writes outside tmp_path."""
+    for name in list(os.environ):
+        if name.startswith(("SOURCES__", "DESTINATION__", "ZAP_RUNS__", "RUNTIME__", "NORMALIZE__",
+                            "LOAD__", "EXTRACT__")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
+    monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
+    monkeypatch.chdir(tmp_path)
+
+
+def small_world(seed: int = 3, days: float = 6.0, clock: ManualClock | None = None,
+                **overrides: object) -> World:
+    config = WorldConfig(seed=seed, zaps=8, runs_per_day=300, history_days=days, **overrides)
+    return World(config, clock)
+
+
+@pytest.fixture
+def make_simulator() -> Iterator[Callable[..., Simulator]]:
+    """Start simulators on 127.0.0.1 (random ports); all are stopped after the test."""
+    started: list[Simulator] = []
+
+    def factory(world: World | None = None, *, faults: Faults | None = None,
+                rate_limit: int | None = None, **kwargs: object) -> Simulator:
+        sim = Simulator(world or small_world(), faults=faults, rate_limit=rate_limit, **kwargs)
+        started.append(sim.start())
+        return sim
+
+    yield factory
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def past_clock() -> ManualClock:
+    """A world clock three days behind the real one, so tests can step it forward up to now."""
+    return ManualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def postgres_dsn() -> str:
+    """PostgreSQL on 127.0.0.1:5432: required in CI, skipped with a reason elsewhere."""
+    if not postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 and CI=true: .ci/run must start it")
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432 (CI starts it; locally: "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)")
+    return PG_DSN

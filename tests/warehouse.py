@@ -1,0 +1,87 @@
+"""Test helpers: run a sync against a simulator and read the warehouse back as API-shaped runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import dlt
+
+from pipelines.simulator import Simulator
+from pipelines.zap_runs.pipeline import SyncResult, make_pipeline, sync
+
+FAST = {"requests_per_minute": 0, "backoff_base": 0.01, "request_timeout": 5.0, "max_retries": 8}
+
+
+def duckdb_pipeline(path, name: str = "zap_runs", dataset: str = "zapier") -> dlt.Pipeline:
+    return make_pipeline("duckdb", dataset, pipeline_name=name, credentials=str(path))
+
+
+def postgres_pipeline(dsn: str, dataset: str, name: str = "zap_runs_pg") -> dlt.Pipeline:
+    return dlt.pipeline(pipeline_name=name, destination=dlt.destinations.postgres(dsn),
+                        dataset_name=dataset)
+
+
+def run_sync(sim: Simulator, pipeline: dlt.Pipeline, **overrides: object) -> SyncResult:
+    args = {"base_url": sim.base_url, "access_token": sim.token, **FAST, **overrides}
+    return sync(pipeline, **args)
+
+
+def _time(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC)
+
+
+def normalise(run: dict) -> dict:
+    """An API run in comparable form: datetimes, steps as a list, JSON values decoded."""
+    return {
+        "id": run["id"], "zap_id": int(run["zap_id"]), "zap_title": run["zap_title"],
+        "status": run["status"], "start_time": _time(run["start_time"]),
+        "end_time": _time(run["end_time"]),
+        "steps": [(s["status"], _time(s["start_time"])) for s in run["steps"] or []],
+        "data_in": run.get("data_in"), "data_out": run.get("data_out"),
+    }
+
+
+def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
+    """Every run in the warehouse, rebuilt from zap_runs and zap_runs__steps."""
+    with pipeline.sql_client() as client:
+        runs_t = client.make_qualified_table_name("zap_runs")
+        steps_t = client.make_qualified_table_name("zap_runs__steps")
+        rows = client.execute_sql(
+            f"select id, zap_id, zap_title, status, start_time, end_time, data_in, data_out, "
+            f"_dlt_id from {runs_t}")
+        steps = client.execute_sql(
+            f"select _dlt_parent_id, _dlt_list_idx, status, start_time from {steps_t} "
+            f"order by _dlt_parent_id, _dlt_list_idx")
+    by_parent: dict[str, list] = {}
+    for parent, _idx, status, start in steps:
+        by_parent.setdefault(parent, []).append((status, _time(start)))
+    out: dict[str, dict] = {}
+    for rid, zap_id, title, status, start, end, data_in, data_out, dlt_id in rows:
+        assert rid not in out, f"duplicate run {rid} in the warehouse"
+        out[rid] = {
+            "id": rid, "zap_id": int(zap_id), "zap_title": title, "status": status,
+            "start_time": _time(start), "end_time": _time(end),
+            "steps": by_parent.get(dlt_id, []),
+            "data_in": json.loads(data_in) if data_in is not None else None,
+            "data_out": json.loads(data_out) if data_out is not None else None,
+        }
+    return out
+
+
+def assert_matches_truth(pipeline: dlt.Pipeline, truth: dict[str, dict]) -> None:
+    """The warehouse holds exactly the truth's runs, field for field."""
+    stored = warehouse_runs(pipeline)
+    missing = sorted(set(truth) - set(stored))
+    extra = sorted(set(stored) - set(truth))
+    assert not missing, f"{len(missing)} runs missing, e.g. {missing[:3]}"
+    assert not extra, f"{len(extra)} runs not in the truth, e.g. {extra[:3]}"
+    stale = [rid for rid, run in truth.items() if normalise(run) != stored[rid]]
+    if stale:
+        rid = stale[0]
+        raise AssertionError(f"{len(stale)} runs differ; e.g. {rid}:\n truth {normalise(truth[rid])}"
+                             f"\n  held {stored[rid]}")
