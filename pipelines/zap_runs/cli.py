@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
@@ -92,33 +93,55 @@ def source_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def run_sync_command(args: argparse.Namespace, **extra: object) -> int:
+def dataset_name(args: argparse.Namespace) -> str:
+    """--dataset, else [sources.zap_runs] dataset_name, else 'zapier'."""
+    import dlt
+
+    return args.dataset or dlt.config.get("sources.zap_runs.dataset_name") or settings.DEFAULT_DATASET
+
+
+def run_sync_command(args: argparse.Namespace) -> int:
     from .pipeline import make_pipeline, sync
 
-    pipeline = make_pipeline(args.destination, args.dataset or settings.DEFAULT_DATASET,
-                             **extra.pop("pipeline_args", {}))
     try:
-        result = sync(pipeline, **source_overrides(args), **extra)
+        pipeline = make_pipeline(args.destination, dataset_name(args))
+    except UnknownDestinationModule:
+        raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
+                          "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
+                          ) from None
+    try:
+        result = sync(pipeline, **source_overrides(args))
     except ConfigFieldMissingException as exc:
-        missing = ", ".join(exc.fields)
-        raise ConfigError(
-            f"missing configuration: {missing}. Set access_token under [sources.zap_runs] in "
-            ".dlt/secrets.toml or SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration)."
-        ) from None
+        raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
-        raise unwrap(exc) from None
+        raise unwrap(exc, args.destination) from None
     print(format_summary(result))
     return EXIT_OK
 
 
-def unwrap(exc: BaseException) -> ZapRunsError:
+def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:
+    fields = ", ".join(exc.fields)
+    if "access_token" in exc.fields:
+        return ConfigError(
+            "missing configuration: access_token. Set it under [sources.zap_runs] in "
+            ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration).")
+    if "credentials" in exc.fields:
+        name = destination or "the destination"
+        env = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else \
+            "DESTINATION__<NAME>__CREDENTIALS"
+        return ConfigError(f"missing credentials for {name}: set {env} or [destination."
+                           f"{destination or '<name>'}] credentials in .dlt/secrets.toml.")
+    return ConfigError(f"missing configuration: {fields} (see README, Configuration).")
+
+
+def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
     """The project's own error behind dlt's wrappers, or a one-line description of dlt's."""
     seen = exc
     while seen is not None:
         if isinstance(seen, ZapRunsError):
             return seen
         if isinstance(seen, ConfigFieldMissingException):
-            return ConfigError(f"missing configuration: {', '.join(seen.fields)}.")
+            return missing_config(seen, destination)
         seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
