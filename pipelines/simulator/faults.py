@@ -21,6 +21,8 @@ class Faults:
     slow_seconds: float = 0.0  # added to every response
     short_page_rate: float = 0.0  # share of pages that return fewer items than asked
     drop_next_rate: float = 0.0  # share of pages whose links.next is null though more remain
+    overlap_rate: float = 0.0  # share of pages that start a few runs early (duplicates)
+    inflate_count: int = 0  # meta.count claims this many more runs than exist
     retry_after_format: str = "seconds"  # "seconds", "http-date" or "none"
     fault_retry_after: float = 2.0  # seconds a scripted or injected 429/503 asks the client to wait
     # Status codes to answer on the next requests, in order (e.g. [500, 500] or [429]).

@@ -8,6 +8,7 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -49,6 +50,8 @@ class Simulator:
         self.tokens = TokenStore(self.world.clock, access_ttl)
         self.token = self.tokens.issue_access(ttl=None)  # a long-lived token for people and tests
         self.requests: list[dict] = []
+        # Called with the request record before each GET is answered: tests move time here.
+        self.on_request: Callable[[dict], None] | None = None
         self._rng = random.Random(fault_seed)
         self._rng_lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -164,6 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, error_body(404, "not_found", "NotFound", f"No route for GET {path}."))
             return
         sim, faults = self.sim, self.sim.faults
+        if sim.on_request is not None:
+            sim.on_request(self._record)
         if faults.slow_seconds:
             time.sleep(faults.slow_seconds)
         allowed, remaining, reset_in = sim.limiter.check(self.client_address[0])
@@ -227,10 +232,13 @@ class _Handler(BaseHTTPRequestHandler):
                                    args["search"], faults.order))
         limit = args["limit"] if faults.max_limit is None else min(args["limit"], faults.max_limit)
         offset = args["offset"]
-        page = runs[offset:offset + limit]
+        start = offset
+        if offset > 0 and sim.chance(faults.overlap_rate):
+            start = max(0, offset - sim.randint(1, 5))
+        page = runs[start:start + limit]
         if page and len(page) > 1 and sim.chance(faults.short_page_rate):
             page = page[: sim.randint(1, len(page) - 1)]
-        count = len(runs)
+        count = len(runs) + faults.inflate_count
         more = offset + len(page) < count
         links = {"next": self._link(query, offset + len(page), limit) if more else None,
                  "prev": self._link(query, max(0, offset - limit), limit) if offset > 0 else None}
