@@ -53,13 +53,15 @@ def make_zaps(rng: random.Random, count: int, runs_per_day: float, start: dateti
         else:
             title = f"{rng.choice(_VERBS)} in {rng.choice(_APPS)} → {rng.choice(_APPS)}"
         flaky = rng.random() < 0.25
+        steps = rng.randint(2, 6)
         zap = Zap(
             id=zap_id,
             title=title,
             runs_per_hour=runs_per_day * weight / total / 24.0,
-            step_count=rng.randint(2, 6),
+            step_count=steps,
             error_rate=rng.uniform(0.08, 0.3) if flaky else rng.uniform(0.0, 0.04),
-            delay_step=rng.randint(1, 2) if rng.random() < 0.15 else None,
+            # A Delay step sits between the trigger and the last action.
+            delay_step=rng.randint(1, steps - 2) if steps >= 3 and rng.random() < 0.15 else None,
         )
         if flaky:
             days = max(1, int((end - start).total_seconds() // 86400))

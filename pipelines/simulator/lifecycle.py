@@ -140,22 +140,21 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
             changes.append(settled(occurred_at, "error", fail_at, done))
     else:
         open_roll = rng.random()
-        finish = settled(occurred_at, final, fail_at, occurred_at)
-        if open_roll < 0.01:
-            wait, status = timedelta(hours=rng.uniform(1, 48)), "held"
-        elif open_roll < 0.02:
-            wait, status = timedelta(minutes=rng.uniform(1, 120)), "throttled"
-        elif open_roll < 0.04:
-            wait, status = timedelta(seconds=rng.uniform(10, 1800)), "pending"
-        else:
-            wait, status = None, ""
-        if wait is None:
-            first = finish
-        else:
+        if open_roll < 0.015:
+            # Held (flood protection, task limit, a disconnected app): not started at all yet.
+            start = _ms(occurred_at + timedelta(hours=rng.uniform(1, 48)), rng)
+            first = Change(occurred_at, "held", None, None, None)
+            changes.append(settled(start, final, fail_at, start))
+        elif open_roll < 0.045:
+            wait = timedelta(minutes=rng.uniform(1, 120)) if open_roll < 0.025 else \
+                timedelta(seconds=rng.uniform(10, 1800))
+            status = "throttled" if open_roll < 0.025 else "pending"
             first = Change(occurred_at, status, occurred_at, None,
                            [{"status": "success", "start_time": iso(occurred_at)}]
                            + [{"status": None, "start_time": None} for _ in range(n - 1)])
             changes.append(settled(occurred_at, final, fail_at, occurred_at + wait))
+        else:
+            first = settled(occurred_at, final, fail_at, occurred_at)
 
     last = changes[-1] if changes else first
     if last.status == "error" and rng.random() < 0.2 and replay_max_hours > 0:

@@ -1,0 +1,96 @@
+"""The simulated world: realistic content, consistent steps, and life as the clock moves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+
+import httpx
+
+from pipelines.simulator import World, WorldConfig
+
+from .conftest import small_world
+from .contract import STATUSES
+
+
+def test_world_is_seeded_and_reproducible(past_clock):
+    a = World(WorldConfig(seed=4, zaps=5, runs_per_day=200, history_days=3), past_clock)
+    b = World(WorldConfig(seed=4, zaps=5, runs_per_day=200, history_days=3), past_clock)
+    assert a.truth() == b.truth()
+
+
+def test_content_is_realistic(past_clock):
+    world = World(WorldConfig(seed=9, zaps=25, runs_per_day=1500, history_days=20), past_clock)
+    runs = list(world.truth().values())
+    statuses = Counter(r["status"] for r in runs)
+    assert statuses["success"] / len(runs) > 0.6
+    assert {"error", "error_handled", "halted", "filtered", "skipped"} <= set(statuses)
+    assert set(statuses) - STATUSES, "an unlisted status should appear now and then"
+    assert {"delayed", "scheduled"} & set(statuses), "some runs are still open"
+    assert any(r["start_time"] is None for r in runs)
+    kinds = {type(r["data_in"]).__name__ for r in runs}
+    assert {"dict", "list", "str", "int", "float", "bool", "NoneType"} <= kinds
+    assert any(r["data_in"] == "" for r in runs)
+    assert any(len(json.dumps(r["data_out"])) > 5000 for r in runs)
+    assert any(any(ord(c) > 127 for c in (r["zap_title"] or "")) for r in runs)
+    hours = Counter(world.run(r["id"]).occurred_at.hour for r in runs)
+    assert sum(hours[h] for h in range(9, 17)) > 2 * sum(hours[h] for h in (0, 1, 2, 3, 4, 5, 22, 23))
+    by_zap_day = Counter((r["zap_id"], world.run(r["id"]).occurred_at.date()) for r in runs
+                         if r["status"] == "error")
+    assert max(by_zap_day.values()) >= 10, "flaky zaps have error bursts"
+
+
+def test_steps_agree_with_their_run(past_clock):
+    runs = small_world(seed=21, clock=past_clock).truth().values()
+    for run in runs:
+        steps = run["steps"]
+        if run["start_time"] is None:
+            assert steps is None
+            continue
+        statuses = [s["status"] for s in steps]
+        if run["status"] == "success":
+            assert set(statuses) == {"success"}
+        elif run["status"] in ("error", "halted", "error_handled", "filtered"):
+            assert statuses[-1] == run["status"] and set(statuses[:-1]) <= {"success"}
+        elif run["status"] == "delayed":
+            assert "filtered" in statuses and any(s["start_time"] is None for s in steps)
+
+
+def test_time_brings_new_runs_settles_replays_and_purges(past_clock):
+    world = World(WorldConfig(seed=2, zaps=10, runs_per_day=600, history_days=20,
+                              retention_days=15, replay_max_hours=6), past_clock)
+    before = world.truth()
+    assert min(world.run(i).occurred_at for i in before) >= past_clock.now() - timedelta(days=15)
+    open_before = {i for i, r in before.items()
+                   if r["status"] in ("delayed", "scheduled", "pending", "held", "throttled")}
+    errors_seen: set[str] = set()
+    for _ in range(24):  # two days in steps of two hours, noting every run seen failed
+        errors_seen |= {i for i, r in world.truth().items() if r["status"] == "error"}
+        past_clock.advance(timedelta(hours=2))
+    after = world.truth()
+    assert len(set(after) - set(before)) > 500, "new runs arrive"
+    assert set(before) - set(after), "old runs are purged"
+    settled = {i for i in open_before if i in after and after[i]["status"] != before[i]["status"]}
+    assert len(settled) > len(open_before) / 2
+    replayed = {i for i in errors_seen if i in after and after[i]["status"] == "success"}
+    assert replayed, "some failed runs are replayed by hand and succeed"
+
+
+def test_standalone_command_prints_port_and_token(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.simulator", "--port", "0",
+                             "--days", "2", "--zaps", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        token_line = proc.stdout.readline()
+        assert "simulator on http://127.0.0.1:" in banner
+        base = banner.split(" on ")[1].split()[0]
+        token = token_line.split("access token:")[1].strip()
+        response = httpx.get(base + "/v2/zap-runs", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200 and response.json()[0]["data"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
