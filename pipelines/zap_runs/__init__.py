@@ -61,8 +61,8 @@ def zap_runs_source(
     try:
         since_at = parse_time(since) if since else None
     except ValueError:
-        raise ConfigError(f"since={since!r} is not a date: use YYYY-MM-DD or an ISO "
-                          "date-time such as 2026-01-31T00:00:00Z.") from None
+        raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is not a date: "
+                          "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
     try:
         client = ZapierClient(base_url, access_token.strip(), timeout=request_timeout,
                               max_retries=max_retries,
@@ -126,6 +126,9 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
         rows = take(runs, request, main_anchor)
         for row in rows:
             seen_per_zap[row["zap_id"]] = seen_per_zap.get(row["zap_id"], 0) + 1
+        if client.stats.requests % 25 == 0:
+            log.info("fetched %d runs in %d requests so far", len(progress.run_ids),
+                     client.stats.requests)
         starts = [row["start_time"] for row in rows if row["start_time"] is not None]
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)

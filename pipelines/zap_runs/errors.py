@@ -25,11 +25,15 @@ class ApiError(ZapRunsError):
 
 
 class AuthError(ApiError):
-    """401: the token is missing, wrong or expired."""
+    """401: the token is missing, wrong or expired (a configuration problem: exit 2)."""
+
+    exit_code = 2
 
 
 class ScopeError(ApiError):
-    """403: the token lacks the zap:runs scope."""
+    """403: the token lacks the zap:runs scope (a configuration problem: exit 2)."""
+
+    exit_code = 2
 
 
 class BadRequestError(ApiError):

@@ -13,6 +13,7 @@ from dlt.common.pipeline import LoadInfo
 from . import SyncProgress, settings, zap_runs_source
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger("pipelines.zap_runs.progress")
 
 
 @dataclass
@@ -45,7 +46,8 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         dest = dlt.destinations.duckdb(credentials) if destination == "duckdb" else destination
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                         pipelines_dir=pipelines_dir,
-                        progress=dlt.progress.log(log_period=10, dump_system_stats=False))
+                        progress=dlt.progress.log(log_period=10, logger=progress_log,
+                                                  dump_system_stats=False))
 
 
 def count_runs(pipeline: dlt.Pipeline) -> int | None:

@@ -1,0 +1,131 @@
+"""The command line: configuration the dlt way, flags, summary, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from pipelines.simulator import Faults
+from pipelines.zap_runs.cli import main
+
+
+@pytest.fixture
+def sim_env(make_simulator, monkeypatch):
+    sim = make_simulator()
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BACKOFF_BASE", "0.01")
+    return sim
+
+
+def count(path, table="zapier.zap_runs") -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def test_env_vars_configure_the_source_and_default_duckdb_file(sim_env, tmp_path, capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "fetched" in out and "requests" in out and "elapsed" in out
+    assert count(tmp_path / "zap_runs.duckdb") == len(sim_env.world.truth(
+        sim_env.world.clock.now() - timedelta(days=30)))
+    assert sim_env.zap_run_requests(), "the sync talked to the simulator named in the env var"
+
+
+def test_destination_credentials_and_dataset(sim_env, tmp_path, monkeypatch, capsys):
+    target = tmp_path / "elsewhere.duckdb"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(target))
+    assert main(["--dataset", "ops"]) == 0
+    assert count(target, "ops.zap_runs") > 0
+    assert not (tmp_path / "zap_runs.duckdb").exists()
+
+
+def test_summary_counts_new_then_updated(sim_env, capsys):
+    assert main([]) == 0
+    first = capsys.readouterr().out
+    assert main([]) == 0
+    second = capsys.readouterr().out
+    assert " 0 updated" in first
+    assert " 0 new" in second and "updated" in second
+
+
+def test_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--destination", "--dataset", "--since", "--full-refresh", "--lookback",
+                 "--log-level", "--demo", "Exit codes"):
+        assert flag in text
+
+
+@pytest.mark.parametrize("argv,env,needle", [
+    ([], {}, "access_token"),
+    (["--since", "last tuesday"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"}, "--since"),
+    ([], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t", "SOURCES__ZAP_RUNS__BASE_URL": "api.zapier.com"},
+     "base_url"),
+    (["--destination", "nonsense"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"}, "unknown destination"),
+    (["--lookback", "-3"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"}, "--lookback"),
+    (["--destination", "postgres"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"},
+     "DESTINATION__POSTGRES__CREDENTIALS"),
+])
+def test_bad_configuration_exits_2_with_one_line(argv, env, needle, monkeypatch, capsys):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and needle in err[-1]
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_bad_argument_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--log-level", "LOUD"])
+    assert exit_.value.code == 2
+
+
+def test_rejected_token_and_missing_scope(make_simulator, monkeypatch, capsys):
+    sim = make_simulator()
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
+    secret = "sk-live-very-secret-value"
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", secret)
+    assert main(["--log-level", "DEBUG"]) == 2
+    captured = capsys.readouterr()
+    assert "401" in captured.err and "SOURCES__ZAP_RUNS__ACCESS_TOKEN" in captured.err
+    assert secret not in captured.out + captured.err
+    scoped = sim.tokens.issue_access(scopes=("zap",))
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", scoped)
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert "zap:runs scope" in captured.err.strip().splitlines()[-1]
+    assert scoped not in captured.out + captured.err
+
+
+def test_unreachable_api_and_exhausted_retries_exit_1(make_simulator, monkeypatch, capsys):
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", "t")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", "http://127.0.0.1:9")  # discard port
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__MAX_RETRIES", "1")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BACKOFF_BASE", "0.01")
+    assert main([]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("error: Cannot reach the Zapier API at http://127.0.0.1:9")
+    sim = make_simulator(faults=Faults(error_rate=1.0))
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
+    assert main([]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "gave up after 1 retries" in line and sim.token not in line
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--demo"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "OK" in done.stdout and "Zaps failing most" in done.stdout
+    assert (tmp_path / "zap_runs_demo.duckdb").exists()
+    assert count(tmp_path / "zap_runs_demo.duckdb") > 10_000
