@@ -23,18 +23,21 @@ def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int
 
     The offset moves by what the server actually returned (it may cap `limit` silently or
     serve short pages); paging ends on an empty page or once meta.count is reached, whatever
-    links.next says. If the distinct runs seen fall short of the count (runs shifted between
-    pages), the window is paged again and only runs not yet seen are passed on.
+    links.next says. If the count moved while paging, or the distinct runs seen fall short
+    of it (runs shifted between offsets), the window is paged again and only runs not yet
+    seen are passed on.
     """
     seen: set[str] = set()
     count: int | None = None
     for attempt in range(1, MAX_PASSES + 1):
         offset = 0
+        counts: set[int] = set()
         while True:
             params = {**filters, "limit": str(page_limit), "offset": str(offset)}
             page = client.get_runs(params)
             if page.count is not None:
                 count = page.count
+                counts.add(count)
             if not page.data:
                 break
             fresh = [run for run in page.data if run["id"] not in seen]
@@ -46,10 +49,12 @@ def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int
                 break
             if count is None and page.next_url is None:
                 break
-        if count is None or len(seen) >= count:
+        # A count that moved while paging means runs shifted between offsets: page again.
+        if count is None or (len(seen) >= count and len(counts) <= 1):
             return
         if attempt < MAX_PASSES:
-            log.warning("%s: %d runs seen but the API counts %d; paging the window again",
-                        describe(filters), len(seen), count)
-    log.warning("%s: %d runs seen but the API counts %d after %d passes; runs may have been "
+            log.warning("%s: the API's count moved (%s) or fell short of the %d runs seen; "
+                        "paging the window again", describe(filters),
+                        sorted(counts), len(seen))
+    log.warning("%s: %d runs seen, the API counts %d after %d passes; runs may have been "
                 "purged or added meanwhile", describe(filters), len(seen), count, MAX_PASSES)
