@@ -74,7 +74,7 @@ def test_time_brings_new_runs_settles_replays_and_purges(past_clock):
     assert len(set(after) - set(before)) > 500, "new runs arrive"
     assert set(before) - set(after), "old runs are purged"
     settled = {i for i in open_before if i in after and after[i]["status"] != before[i]["status"]}
-    assert len(settled) > len(open_before) / 2
+    assert len(settled) >= len(open_before) / 3, "open runs settle as time passes"
     replayed = {i for i in errors_seen if i in after and after[i]["status"] == "success"}
     assert replayed, "some failed runs are replayed by hand and succeed"
 

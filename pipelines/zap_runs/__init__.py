@@ -14,7 +14,7 @@ from .client import ZapierClient
 from .errors import ConfigError
 from .paging import fetch_window
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time, to_row
-from .window import OpenRun, iso, plan_rechecks, plan_window
+from .window import Anchors, OpenRun, iso, plan_rechecks, plan_window
 
 log = logging.getLogger(__name__)
 
@@ -103,27 +103,21 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     default_from = to_date - timedelta(days=30)
     newest = cursor
 
-    def take(runs: list[dict], request: str, anchor: tuple[datetime, datetime]) -> list[dict]:
-        nonlocal newest
+    def take(runs: list[dict], request: str, anchors: Anchors) -> list[dict]:
         fetched_at = datetime.now(UTC)
         rows = [to_row(run, fetched_at, request) for run in runs]
         for row in rows:
             progress.run_ids.add(row["id"])
-            started = row["start_time"]
-            if row["status"] in settings.OPEN_STATUSES or started is None:
-                window = anchor if started is None else (started, started + timedelta(milliseconds=1))
-                open_runs[row["id"]] = OpenRun(row["zap_id"], *window)
-            else:
-                open_runs.pop(row["id"], None)
+            anchors.add(row, open_runs)
         return rows
 
     filters = {"to_date": iso(to_date)}
     if from_date is not None:
         filters["from_date"] = iso(from_date)
-    main_anchor = (from_date or default_from, to_date)
+    main = Anchors((from_date or default_from, to_date))
     seen_per_zap: dict[int, int] = {}
     for runs, request in fetch_window(client, filters, page_limit):
-        rows = take(runs, request, main_anchor)
+        rows = take(runs, request, main)
         for row in rows:
             seen_per_zap[row["zap_id"]] = seen_per_zap.get(row["zap_id"], 0) + 1
         if client.stats.requests % 25 == 0:
@@ -133,25 +127,26 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)
         yield rows
+    main.resolve(open_runs)
 
-    span = max(1.0, (to_date - main_anchor[0]).total_seconds())
+    span = max(1.0, (to_date - main.window[0]).total_seconds())
     rates = {zap_id: n / span for zap_id, n in seen_per_zap.items()}
     for plan in plan_rechecks(open_runs, from_date, default_from, rates, page_limit):
         progress.rechecks += 1
         window = {"zap_id": str(plan.zap_id), "from_date": iso(plan.from_date),
                   "to_date": iso(plan.to_date)}
         found: set[str] = set()
+        recheck = Anchors((plan.from_date, plan.to_date))
         for runs, request in fetch_window(client, window, page_limit):
             found.update(run["id"] for run in runs)
-            yield take(runs, request, (plan.from_date, plan.to_date))
+            yield take(runs, request, recheck)
+        recheck.resolve(open_runs)
         for run_id in plan.run_ids:
-            if run_id not in found and run_id in open_runs:
-                open_runs[run_id].misses += 1
-                if open_runs[run_id].misses >= settings.RECHECK_MISSES_BEFORE_DROP:
-                    log.warning("open run %s was not found in %d re-checks; it was probably "
-                                "purged by Zapier and is no longer tracked", run_id,
-                                settings.RECHECK_MISSES_BEFORE_DROP)
-                    del open_runs[run_id]
+            if run_id not in found and run_id in open_runs and open_runs[run_id].missed():
+                log.warning("open run %s was not found in %d re-checks; it was probably "
+                            "purged by Zapier and is no longer tracked", run_id,
+                            settings.RECHECK_MISSES_BEFORE_DROP)
+                del open_runs[run_id]
 
     if newest is not None:
         state["cursor"] = iso(newest)

@@ -15,19 +15,79 @@ def iso(when: datetime) -> str:
 
 @dataclass
 class OpenRun:
-    """A run seen in an open status (or not started): where to look for it again."""
+    """A run seen in an open status (or not started): where to look for it again.
+
+    `anchor` is the narrow window a re-check asks for; `wide` is the whole window the run was
+    seen in, used once a narrow re-check fails to find it.
+    """
 
     zap_id: int
     anchor_from: datetime
     anchor_to: datetime
+    wide_from: datetime
+    wide_to: datetime
     misses: int = 0
 
     def dump(self) -> list:
-        return [self.zap_id, iso(self.anchor_from), iso(self.anchor_to), self.misses]
+        return [self.zap_id, iso(self.anchor_from), iso(self.anchor_to), iso(self.wide_from),
+                iso(self.wide_to), self.misses]
 
     @classmethod
     def load(cls, raw: list) -> OpenRun:
-        return cls(int(raw[0]), parse_time(raw[1]), parse_time(raw[2]), int(raw[3]))
+        return cls(int(raw[0]), *(parse_time(v) for v in raw[1:5]), int(raw[5]))
+
+    def missed(self) -> bool:
+        """Record a re-check that did not find the run; True once it should be forgotten."""
+        if (self.anchor_from, self.anchor_to) != (self.wide_from, self.wide_to):
+            self.anchor_from, self.anchor_to = self.wide_from, self.wide_to
+            return False
+        self.misses += 1
+        return self.misses >= settings.RECHECK_MISSES_BEFORE_DROP
+
+
+class Anchors:
+    """Where to re-check the runs of one window that are open.
+
+    A started run is re-checked at its start time. A run not started yet has no time of its
+    own, but the API lists runs by time: its nearest neighbours in the window's listing bound
+    it. If the listing was not ordered the narrow re-check misses, and `OpenRun.missed` falls
+    back to the whole window once.
+    """
+
+    NEIGHBOURS = 2  # known start times taken on each side
+    REACH = 25  # how far along the listing to look for them
+
+    def __init__(self, window: tuple[datetime, datetime]) -> None:
+        self.window = window
+        self._starts: list[datetime | None] = []
+        self._waiting: list[tuple[str, int, int]] = []
+
+    def add(self, row: dict, open_runs: dict[str, OpenRun]) -> None:
+        start = row["start_time"]
+        if start is None:
+            self._waiting.append((row["id"], row["zap_id"], len(self._starts)))
+        elif row["status"] in settings.OPEN_STATUSES:
+            open_runs[row["id"]] = OpenRun(row["zap_id"], start, start + _TICK, *self.window)
+        else:
+            open_runs.pop(row["id"], None)
+        self._starts.append(start)
+
+    def resolve(self, open_runs: dict[str, OpenRun]) -> None:
+        """Anchor the runs not started yet, now that their neighbours are known."""
+        starts = self._starts
+        for run_id, zap_id, pos in self._waiting:
+            before = [s for s in starts[max(0, pos - self.REACH):pos] if s][-self.NEIGHBOURS:]
+            after = [s for s in starts[pos + 1:pos + 1 + self.REACH] if s][:self.NEIGHBOURS]
+            if before and after:
+                near = before + after
+                anchor = (min(near), max(near) + _TICK)
+            else:
+                anchor = self.window
+            open_runs[run_id] = OpenRun(zap_id, *anchor, *self.window)
+        self._waiting.clear()
+
+
+_TICK = timedelta(milliseconds=1)
 
 
 @dataclass

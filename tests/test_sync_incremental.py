@@ -1,0 +1,110 @@
+"""Incremental and correct: pinned windows, the cursor, lookback, open-run re-checks, --since."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+from pipelines.simulator import Faults
+from pipelines.zap_runs.rows import parse_time
+from pipelines.zap_runs.settings import OPEN_STATUSES
+
+from .conftest import small_world
+from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync, warehouse_runs
+
+
+def queries(sim, since_request=0):
+    return [{k: v[-1] for k, v in parse_qs(r["query"]).items()}
+            for r in sim.zap_run_requests()[since_request:]]
+
+
+def test_to_date_is_pinned_and_from_date_follows_the_cursor(make_simulator, past_clock, tmp_path):
+    world = small_world(clock=past_clock)
+    sim = make_simulator(world, faults=Faults(max_limit=50))
+    pipeline = duckdb_pipeline(tmp_path / "i.duckdb")
+    run_sync(sim, pipeline)
+    first = queries(sim)
+    assert len({q["to_date"] for q in first}) == 1, "to_date never moves while paging"
+    assert all("from_date" not in q for q in first), "first sync: the API's default 30 days"
+    cursor = max(parse_time(r["start_time"]) for r in world.truth().values() if r["start_time"])
+    past_clock.advance(timedelta(hours=2))
+    mark = len(sim.zap_run_requests())
+    run_sync(sim, pipeline, lookback_hours=5)
+    main = [q for q in queries(sim, mark) if "zap_id" not in q]
+    assert {parse_time(q["from_date"]) for q in main} == {cursor - timedelta(hours=5)}
+    assert len({q["to_date"] for q in main}) == 1
+
+
+def test_cursor_compares_datetimes_not_text():
+    whole, fraction = parse_time("2026-01-01T10:00:00Z"), parse_time("2026-01-01T10:00:00.500Z")
+    assert "2026-01-01T10:00:00Z" > "2026-01-01T10:00:00.500Z"  # the text trap
+    assert fraction > whole and fraction.tzinfo is not None
+    assert parse_time("2026-01-01T11:00:00+01:00") == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_since_backfills_beyond_30_days_on_first_sync(make_simulator, past_clock, tmp_path):
+    world = small_world(days=45, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "s.duckdb")
+    since = (past_clock.now() - timedelta(days=44)).strftime("%Y-%m-%d")
+    run_sync(sim, pipeline, since=since)
+    from_dates = {q.get("from_date") for q in queries(sim)}
+    assert from_dates == {f"{since}T00:00:00.000000Z"}
+    stored = warehouse_runs(pipeline)
+    assert len(stored) == len(world.truth(parse_time(since)))
+    assert len(stored) > len(world.truth(past_clock.now() - timedelta(days=30)))
+
+
+def test_lookback_catches_manual_replays(make_simulator, past_clock, tmp_path):
+    world = small_world(seed=41, clock=past_clock, replay_max_hours=10)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "r.duckdb")
+    run_sync(sim, pipeline)
+    errors = {i for i, r in warehouse_runs(pipeline).items() if r["status"] == "error"}
+    for _ in range(6):
+        past_clock.advance(timedelta(hours=4))
+        run_sync(sim, pipeline)
+    truth = world.truth()
+    replayed = {i for i in errors if truth[i]["status"] == "success"}
+    assert replayed, "the world should have replayed some failed runs"
+    stored = warehouse_runs(pipeline)
+    assert all(stored[i]["status"] == "success" for i in replayed)
+
+
+def test_open_runs_are_rechecked_until_they_settle_at_a_cost_bound_by_open_runs(
+        make_simulator, past_clock, tmp_path):
+    world = small_world(seed=42, days=12, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "o.duckdb")
+    run_sync(sim, pipeline, lookback_hours=1)
+    opened = {i for i, r in warehouse_runs(pipeline).items()
+              if r["status"] in OPEN_STATUSES or r["start_time"] is None}
+    assert opened
+    for _ in range(4):
+        past_clock.advance(timedelta(hours=18))
+        mark = len(sim.zap_run_requests())
+        result = run_sync(sim, pipeline, lookback_hours=1)
+        rechecks = [q for q in queries(sim, mark) if "zap_id" in q]
+        main = len(queries(sim, mark)) - len(rechecks)
+        assert len(rechecks) <= result.rechecks * 2 and result.rechecks <= len(opened)
+        assert main <= math.ceil(result.runs_fetched / 100) + 1
+    truth = world.truth()
+    stored = warehouse_runs(pipeline)
+    settled = {i for i in opened if i in truth and truth[i]["status"] not in OPEN_STATUSES
+               and truth[i]["start_time"] is not None}
+    assert settled, "some open runs settled in the world"
+    for run_id in settled:
+        assert stored[run_id]["status"] == truth[run_id]["status"], run_id
+        assert stored[run_id]["start_time"] is not None
+
+
+def test_full_refresh_rereads_the_window_and_keeps_history(make_simulator, past_clock, tmp_path):
+    world = small_world(seed=43, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "f.duckdb")
+    run_sync(sim, pipeline)
+    past_clock.advance(timedelta(hours=1))
+    result = run_sync(sim, pipeline, full_refresh=True)
+    assert result.runs_fetched == len(world.truth())
+    assert_matches_truth(pipeline, world.truth())
