@@ -42,8 +42,13 @@ def normalise(run: dict) -> dict:
         "status": run["status"], "start_time": _time(run["start_time"]),
         "end_time": _time(run["end_time"]),
         "steps": [(s["status"], _time(s["start_time"])) for s in run["steps"] or []],
-        "data_in": run.get("data_in"), "data_out": run.get("data_out"),
+        "data_in": exact(run.get("data_in")), "data_out": exact(run.get("data_out")),
     }
+
+
+def exact(value: object) -> str:
+    """Canonical JSON text: tells true from 1, 1.0 from 1, "" from null."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
@@ -67,8 +72,8 @@ def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
             "id": rid, "zap_id": int(zap_id), "zap_title": title, "status": status,
             "start_time": _time(start), "end_time": _time(end),
             "steps": by_parent.get(dlt_id, []),
-            "data_in": json.loads(data_in) if data_in is not None else None,
-            "data_out": json.loads(data_out) if data_out is not None else None,
+            "data_in": exact(json.loads(data_in)) if data_in is not None else None,
+            "data_out": exact(json.loads(data_out)) if data_out is not None else None,
         }
     return out
 

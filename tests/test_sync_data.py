@@ -1,0 +1,122 @@
+"""The data model: typed columns, exact JSON in one column each, steps replaced, null starts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from pipelines.zap_runs.rows import to_row
+
+from .conftest import small_world
+from .warehouse import duckdb_pipeline, postgres_pipeline, run_sync, warehouse_runs
+
+RUN_TYPES = {"id": "VARCHAR", "zap_id": "BIGINT", "zap_title": "VARCHAR", "status": "VARCHAR",
+             "start_time": "TIMESTAMP WITH TIME ZONE", "end_time": "TIMESTAMP WITH TIME ZONE",
+             "data_in": "VARCHAR", "data_out": "VARCHAR",
+             "fetched_at": "TIMESTAMP WITH TIME ZONE"}
+
+
+def columns(pipeline, table):
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = %s and table_name = %s", pipeline.dataset_name, table)
+    return {name: kind.upper() for name, kind in rows}
+
+
+def test_tables_have_declared_types_and_no_variant_columns(make_simulator, tmp_path):
+    sim = make_simulator()
+    pipeline = duckdb_pipeline(tmp_path / "d.duckdb")
+    run_sync(sim, pipeline)
+    runs = columns(pipeline, "zap_runs")
+    assert {k: v for k, v in runs.items() if not k.startswith("_dlt")} == RUN_TYPES
+    steps = columns(pipeline, "zap_runs__steps")
+    assert set(steps) == {"status", "start_time", "_dlt_root_id", "_dlt_parent_id",
+                          "_dlt_list_idx", "_dlt_id"}
+    with pipeline.sql_client() as client:
+        tables = {r[0] for r in client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = %s",
+            pipeline.dataset_name)}
+    assert not {t for t in tables if t.startswith("zap_runs__") and t != "zap_runs__steps"}
+
+
+JSON_VALUES = [{"a": [1, {"b": None}]}, [1, "two", 3.5, True, None], "", "null", "{\"x\": 1}",
+               "2024-10-16T06:29:10.360000Z", 0, -7, 3.25, 12345678901234567890, True, False,
+               None, {}, [], "Zoë 🚀 日本", {"blob": "y" * 50_000}]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=[f"v{i}" for i in range(len(JSON_VALUES))])
+def test_every_json_value_round_trips_exactly(value):
+    row = to_row({"id": "r", "zap_id": 1, "status": "success", "steps": [], "data_in": value,
+                  "data_out": value, "zap_title": None}, fetched_at=None, request="GET x")
+    assert json.loads(row["data_in"]) == value
+    assert type(json.loads(row["data_in"])) is type(value)
+
+
+def test_json_is_queryable_in_duckdb(make_simulator, tmp_path):
+    sim = make_simulator()
+    pipeline = duckdb_pipeline(tmp_path / "j.duckdb")
+    run_sync(sim, pipeline)
+    with pipeline.sql_client() as client:
+        kinds = {r[0] for r in client.execute_sql(
+            f"select distinct json_type(data_in::json) from "
+            f"{client.make_qualified_table_name('zap_runs')} where data_in is not null")}
+    assert {"OBJECT", "ARRAY", "VARCHAR", "NULL", "BOOLEAN"} <= kinds
+
+
+@pytest.mark.postgres
+def test_json_is_queryable_in_postgres(make_simulator, postgres_dsn, tmp_path):
+    sim = make_simulator()
+    pipeline = postgres_pipeline(postgres_dsn, f"zr_json_{tmp_path.name[-8:]}".lower())
+    try:
+        run_sync(sim, pipeline)
+        with pipeline.sql_client() as client:
+            kinds = {r[0] for r in client.execute_sql(
+                f"select distinct jsonb_typeof(data_in::jsonb) from "
+                f"{client.make_qualified_table_name('zap_runs')}")}
+        assert {"object", "array", "string", "null", "boolean", "number"} <= kinds
+    finally:
+        with pipeline.sql_client() as client:
+            client.drop_dataset()
+
+
+def test_changed_run_has_its_steps_replaced_not_duplicated(make_simulator, past_clock, tmp_path):
+    world = small_world(seed=51, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "c.duckdb")
+    run_sync(sim, pipeline)
+    before = warehouse_runs(pipeline)
+    past_clock.advance(timedelta(hours=20))
+    run_sync(sim, pipeline)
+    after = warehouse_runs(pipeline)
+    truth = world.truth()
+    changed = [i for i in before if i in truth and len(truth[i]["steps"] or []) != len(
+        before[i]["steps"])]
+    assert changed, "some runs should have gained or lost steps"
+    for run_id in changed:
+        assert len(after[run_id]["steps"]) == len(truth[run_id]["steps"] or [])
+    with pipeline.sql_client() as client:
+        orphans = client.execute_sql(
+            f"select count(*) from {client.make_qualified_table_name('zap_runs__steps')} s "
+            f"where not exists (select 1 from {client.make_qualified_table_name('zap_runs')} r "
+            f"where r._dlt_id = s._dlt_parent_id)")[0][0]
+    assert orphans == 0
+
+
+def test_runs_without_start_time_are_kept_then_updated(make_simulator, past_clock, tmp_path):
+    world = small_world(seed=52, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "n.duckdb")
+    run_sync(sim, pipeline)
+    waiting = {i for i, r in warehouse_runs(pipeline).items() if r["start_time"] is None}
+    assert waiting, "the world should have runs not started yet"
+    past_clock.advance(timedelta(days=2))
+    run_sync(sim, pipeline, lookback_hours=1)
+    stored, truth = warehouse_runs(pipeline), world.truth()
+    started = {i for i in waiting if truth[i]["start_time"] is not None}
+    assert started
+    for run_id in started:
+        assert stored[run_id]["start_time"] is not None
+        assert stored[run_id]["status"] == truth[run_id]["status"]
