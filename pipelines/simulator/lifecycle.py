@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
+
 from .content import Zap, make_data
 
 OPEN_STATUSES = ("delayed", "scheduled", "pending", "held", "throttled")
@@ -16,9 +18,7 @@ def iso(when: datetime | None) -> str | None:
     """The API's timestamp format; whole seconds drop the fraction, as some servers do."""
     if when is None:
         return None
-    if when.microsecond == 0:
-        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.replace(tzinfo=None).isoformat() + "Z"  # isoformat drops a zero fraction
 
 
 @dataclass
@@ -38,6 +38,18 @@ class Run:
     cached: bytes | None = field(default=None, repr=False)
 
     def as_api(self) -> dict:
+        """The run as the API shows it (a copy, safe to keep)."""
+        body = self.payload()
+        body["steps"] = None if self.steps is None else [dict(s) for s in self.steps]
+        return body
+
+    def encoded(self) -> bytes:
+        """The run's JSON, cached until the run changes."""
+        if self.cached is None:
+            self.cached = orjson.dumps(self.payload())
+        return self.cached
+
+    def payload(self) -> dict:
         return {
             "id": self.id,
             "zap_id": self.zap_id,
@@ -45,7 +57,7 @@ class Run:
             "end_time": iso(self.end_time),
             "status": self.status,
             "zap_title": self.zap_title,
-            "steps": None if self.steps is None else [dict(s) for s in self.steps],
+            "steps": self.steps,
             "data_in": self.data_in,
             "data_out": self.data_out,
         }

@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import orjson
-
 from . import params as P
 from .auth import TokenStore
 from .clock import ManualClock, RealClock
@@ -228,27 +226,23 @@ class _Handler(BaseHTTPRequestHandler):
         world = sim.world
         world.advance_to_clock()
         from_date = args["from_date"] or (world.clock.now() - DEFAULT_WINDOW)
-        runs = world.visible(Query(from_date, args["to_date"], args["zap_id"], args["statuses"],
-                                   args["search"], faults.order))
+        wanted = Query(from_date, args["to_date"], args["zap_id"], args["statuses"],
+                       args["search"], faults.order)
         limit = args["limit"] if faults.max_limit is None else min(args["limit"], faults.max_limit)
         offset = args["offset"]
         start = offset
         if offset > 0 and sim.chance(faults.overlap_rate):
             start = max(0, offset - sim.randint(1, 5))
-        page = runs[start:start + limit]
+        total, page = world.page(wanted, start, limit)
         if page and len(page) > 1 and sim.chance(faults.short_page_rate):
             page = page[: sim.randint(1, len(page) - 1)]
-        count = len(runs) + faults.inflate_count
+        count = total + faults.inflate_count
         more = offset + len(page) < count
         links = {"next": self._link(query, offset + len(page), limit) if more else None,
                  "prev": self._link(query, max(0, offset - limit), limit) if offset > 0 else None}
         if more and sim.chance(faults.drop_next_rate):
             links["next"] = None
-        items = []
-        for run in page:
-            if run.cached is None:
-                run.cached = orjson.dumps(run.as_api())
-            items.append(run.cached)
+        items = [run.encoded() for run in page]
         body = b"".join([b'{"links":', json.dumps(links).encode(), b',"meta":',
                          json.dumps({"count": count, "limit": limit, "offset": offset}).encode(),
                          b',"data":[', b",".join(items), b"]}"])

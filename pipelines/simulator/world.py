@@ -111,6 +111,28 @@ class World:
                 heapq.heappush(self._changes, (change.at.timestamp(), self._seq, run.id, change))
 
     # --- reading ---------------------------------------------------------------------------
+    def page(self, query: Query, offset: int, limit: int) -> tuple[int, list[Run]]:
+        """(count, runs) for one page; unfiltered time-ordered pages are sliced, not copied."""
+        with self.lock:
+            if query.zap_id is None and query.statuses is None and not query.search \
+                    and query.order in ("asc", "desc"):
+                lo, hi = self._bounds(query)
+                count = hi - lo
+                if query.order == "asc":
+                    return count, self.runs[lo + offset:min(hi, lo + offset + limit)]
+                end = hi - offset
+                return count, self.runs[max(lo, end - limit):max(lo, end)][::-1]
+            runs = self.visible(query)
+            return len(runs), runs[offset:offset + limit]
+
+    def _bounds(self, query: Query) -> tuple[int, int]:
+        lo = 0 if query.from_date is None else bisect.bisect_left(
+            self._keys, query.from_date.timestamp())
+        hi = bisect.bisect_right(self._keys, self.clock.now().timestamp())
+        if query.to_date is not None:
+            hi = min(hi, bisect.bisect_left(self._keys, query.to_date.timestamp()))
+        return lo, max(lo, hi)
+
     def visible(self, query: Query) -> list[Run]:
         """Runs matching the filters, triggered at or before now, in the requested order."""
         with self.lock:
@@ -118,12 +140,7 @@ class World:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-            now = self.clock.now()
-            lo = 0 if query.from_date is None else bisect.bisect_left(
-                self._keys, query.from_date.timestamp())
-            hi = bisect.bisect_right(self._keys, now.timestamp())
-            if query.to_date is not None:
-                hi = min(hi, bisect.bisect_left(self._keys, query.to_date.timestamp()))
+            lo, hi = self._bounds(query)
             runs = self.runs[lo:hi]
             if query.zap_id is not None:
                 runs = [r for r in runs if r.zap_id == query.zap_id]

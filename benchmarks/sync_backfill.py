@@ -1,0 +1,84 @@
+"""Benchmark: a backfill and an incremental sync against the simulator in another process.
+
+Prints runs/s end to end, the sync process's peak memory, and the request counts.
+Usage:
+  python benchmarks/sync_backfill.py --runs 200000                      # unthrottled
+  python benchmarks/sync_backfill.py --runs 6000 --rate 120             # rate-limited (req/min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+
+def start_simulator(runs: int, days: int, rate: int) -> tuple[subprocess.Popen, str, str]:
+    cmd = [sys.executable, "-m", "pipelines.simulator", "--port", "0", "--days", str(days),
+           "--runs-per-day", str(runs / days), "--rate-limit", str(rate), "--cooldown", "60"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    banner = proc.stdout.readline()
+    token = proc.stdout.readline().split("access token:")[1].strip()
+    return proc, banner.split(" on ")[1].split()[0], token, banner
+
+
+def run_sync(env: dict, cwd: str, since: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--since", since,
+                           "--log-level", "WARNING"], env=env, cwd=cwd, capture_output=True,
+                          text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"sync failed: {done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def figure(summary: str, label: str) -> int:
+    match = re.search(rf"{label}\s+([\d,]+)", summary)
+    return int(match.group(1).replace(",", "")) if match else -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200_000, help="runs in the simulated history")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rate", type=int, default=0, help="requests/minute, server and client (0: off)")
+    args = parser.parse_args()
+
+    sim, base_url, token, banner = start_simulator(args.runs, args.days, args.rate)
+    print(banner.strip())
+    work = tempfile.mkdtemp(prefix="zap-runs-bench-")
+    env = {**os.environ, "SOURCES__ZAP_RUNS__BASE_URL": base_url,
+           "SOURCES__ZAP_RUNS__ACCESS_TOKEN": token, "DLT_DATA_DIR": os.path.join(work, "dlt"),
+           "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": str(args.rate)}
+    since = (datetime.now(UTC) - timedelta(days=args.days + 1)).strftime("%Y-%m-%d")
+    try:
+        elapsed, summary = run_sync(env, work, since)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        runs, requests = figure(summary, "runs"), figure(summary, "requests")
+        print(summary)
+        print(f"backfill: {runs:,} runs in {elapsed:.1f} s = {runs / elapsed:,.0f} runs/s end to end; "
+              f"peak RSS of the sync process {peak_mb:.0f} MB")
+        if args.rate:
+            ideal = requests / (args.rate / 60)
+            limited = re.search(r"(\d+) rate limited", summary).group(1)
+            print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; "
+                  f"took {elapsed:.1f} s ({(elapsed / ideal - 1) * 100:+.1f}%, including process "
+                  f"start and load), {limited} responses were 429")
+
+
+    finally:
+        sim.terminate()
+        sim.wait()
+
+
+
+if __name__ == "__main__":
+    main()
