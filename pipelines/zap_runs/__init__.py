@@ -14,7 +14,7 @@ from .client import ZapierClient
 from .errors import ConfigError
 from .paging import fetch_window
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time, to_row
-from .window import Anchors, OpenRun, iso, plan_rechecks, plan_window
+from .window import Anchors, iso, load_open_runs, plan_rechecks, plan_window
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     state = dlt.current.resource_state()
     to_date = datetime.now(UTC)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
-    open_runs = {} if full_refresh else {
-        k: OpenRun.load(v) for k, v in state.get("open_runs", {}).items()}
+    open_runs = {} if full_refresh else load_open_runs(state.get("open_runs", {}))
     from_date = plan_window(cursor, since, force_since, lookback, to_date)
     progress.window_from, progress.window_to = from_date, to_date
     default_from = to_date - timedelta(days=30)

@@ -69,8 +69,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)
+    except PipelineStepFailed as exc:
+        return fail(unwrap(exc, args.destination))
     except KeyboardInterrupt:
         print("error: interrupted; nothing of this sync was committed", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for people, the trace in the log
+        log.debug("unexpected failure", exc_info=True)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        print(f"error: unexpected {type(exc).__name__}: {first}. Run again with --log-level DEBUG "
+              "for the traceback and report it.", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from . import settings
 from .rows import parse_time
+
+log = logging.getLogger(__name__)
 
 
 def iso(when: datetime) -> str:
@@ -43,6 +46,17 @@ class OpenRun:
             return False
         self.misses += 1
         return self.misses >= settings.RECHECK_MISSES_BEFORE_DROP
+
+
+def load_open_runs(raw: dict[str, list]) -> dict[str, OpenRun]:
+    """The open-run list from resource state; unreadable entries are dropped with a warning."""
+    out: dict[str, OpenRun] = {}
+    for run_id, entry in raw.items():
+        try:
+            out[run_id] = OpenRun.load(entry)
+        except (ValueError, TypeError, IndexError):
+            log.warning("ignoring an unreadable open-run entry for %s in the sync state", run_id)
+    return out
 
 
 class Anchors:
