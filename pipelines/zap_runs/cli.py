@@ -124,7 +124,25 @@ def run_sync_command(args: argparse.Namespace) -> int:
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
     print(format_summary(result))
+    print(rebuild_models(pipeline))
     return EXIT_OK
+
+
+def rebuild_models(pipeline) -> str:
+    """Rebuild the SQL models after a sync; one summary line."""
+    from .models import DIALECTS, build_models
+
+    if pipeline.destination.destination_name not in DIALECTS:
+        return f"  models     skipped: {pipeline.destination.destination_name} is not a SQL destination"
+    try:
+        timings = build_models(pipeline)
+    except ZapRunsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the data is loaded; say what failed, in one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ZapRunsError(f"the sync loaded its data, but rebuilding the SQL models failed: "
+                           f"{first}. Fix it and run `python -m pipelines.zap_runs models`.") from None
+    return f"  models     {len(timings)} rebuilt in {sum(timings.values()):.2f} s"
 
 
 def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:

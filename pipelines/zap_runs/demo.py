@@ -11,6 +11,7 @@ from pathlib import Path
 from pipelines.simulator import Simulator, World, WorldConfig
 
 from . import settings
+from .cli import rebuild_models
 from .pipeline import make_pipeline, sync
 from .report import print_report
 from .summary import format_summary
@@ -40,6 +41,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result = sync(pipeline, base_url=sim.base_url, access_token=sim.token,
                       requests_per_minute=0, since=since, force_since=True)
     print(format_summary(result))
+    print(rebuild_models(pipeline))
     print()
     print_report(pipeline)
     print(f"\nDuckDB file: {Path(DEMO_DB).resolve()}")

@@ -1,28 +1,40 @@
-"""A short text report of the warehouse for the terminal: the zaps failing most."""
+"""A short text report for the terminal, read from the marts: what needs attention now."""
 
 from __future__ import annotations
 
 import dlt
 
 
-def print_report(pipeline: dlt.Pipeline, days: int = 7, top: int = 8) -> None:
-    """Zaps by error rate over the last `days` days (failed / finished runs)."""
+def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
+    """Headline numbers, then the zaps that need attention (streaks, spikes, 7-day error rate)."""
     with pipeline.sql_client() as client:
-        runs = client.make_qualified_table_name("zap_runs")
+        def q(name: str) -> str:
+            return client.make_qualified_table_name(name)
+
+        runs, finished, failed = client.execute_sql(
+            f"select coalesce(sum(count_runs), 0), coalesce(sum(count_finished), 0), "
+            f"coalesce(sum(count_failed), 0) from {q('zap_error_rates_daily')} "
+            f"where day >= current_date - 7")[0]
         rows = client.execute_sql(f"""
-            select coalesce(zap_title, '(untitled)') as title, zap_id,
-                   count(*) as count_runs,
-                   sum(case when status = 'error' then 1 else 0 end) as count_failed,
-                   sum(case when status in ('success', 'error', 'error_handled', 'halted')
-                       then 1 else 0 end) as count_finished
-            from {runs}
-            where start_time >= current_timestamp - interval '{int(days)} days'
-            group by 1, 2
-            order by count_failed * 1.0 / nullif(count_finished, 0) desc nulls last, 3 desc
+            select coalesce(zap_title, '(untitled)'), zap_id, current_failure_streak,
+                   error_rate_24h, error_rate_7d, is_spiking
+            from {q('zap_health')}
+            order by is_spiking desc, current_failure_streak desc,
+                     error_rate_7d desc nulls last, zap_id
             limit {int(top)}""")
-        total = client.execute_sql(f"select count(*) from {runs}")[0][0]
-    print(f"Zaps failing most over the last {days} days ({total:,} runs in the warehouse):")
-    print(f"  {'error rate':>10}  {'failed':>6}  {'runs':>6}  zap")
-    for title, zap_id, count_runs, failed, finished in rows:
-        rate = f"{failed / finished:.1%}" if finished else "n/a"
-        print(f"  {rate:>10}  {failed:>6}  {count_runs:>6}  {title[:60]} ({zap_id})")
+        failing_now = client.execute_sql(
+            f"select count(*) from {q('zap_health')} where current_failure_streak > 0")[0][0]
+    rate = f"{failed / finished:.1%}" if finished else "n/a"
+    print(f"Last 7 days: {runs:,} runs, error rate {rate} ({failed:,} failed of {finished:,} "
+          f"finished); {failing_now} zaps failing now")
+    if not rows:
+        print("No runs in the warehouse yet.")
+        return
+    print(f"  {'streak':>6}  {'24h':>6}  {'7d':>6}  zap")
+    for title, zap_id, streak, rate_24h, rate_7d, spiking in rows:
+        flag = "  SPIKE" if spiking else ""
+        print(f"  {streak:>6}  {_pct(rate_24h):>6}  {_pct(rate_7d):>6}  {title[:60]} ({zap_id}){flag}")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"

@@ -1,0 +1,108 @@
+"""SQL models: the status lookup, staging views and mart tables built from sql/ on the destination."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlt
+import sqlglot
+from sqlglot.optimizer.qualify_tables import qualify_tables
+
+from .errors import ConfigError, ZapRunsError
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SOURCE_DIALECT = "postgres"  # models are written in PostgreSQL's SQL, which DuckDB also reads
+DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
+            "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
+LAYERS = ("staging", "marts")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL file: its relation name, layer (staging: view, marts: table) and SELECT."""
+
+    name: str
+    layer: str
+    sql: str
+
+    @property
+    def kind(self) -> str:
+        return "view" if self.layer == "staging" else "table"
+
+
+def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+    """Staging before marts; within a layer in name order (marts read only staging)."""
+    models = []
+    for layer in LAYERS:
+        for path in sorted((sql_dir / layer).glob("*.sql")):
+            models.append(Model(path.stem, layer, path.read_text()))
+    return models
+
+
+def load_seed(name: str = "status_categories", sql_dir: Path = SQL_DIR) -> list[tuple]:
+    with open(sql_dir / "seeds" / f"{name}.csv", newline="") as handle:
+        return [(r["status"], r["category"], r["is_finished"] == "true") for r in csv.DictReader(handle)]
+
+
+def compile_model(model: Model, dialect: str, dataset: str | None) -> str:
+    """The model's SELECT for `dialect`, its tables qualified with `dataset` (CTEs left alone)."""
+    expression = sqlglot.parse_one(model.sql, read=SOURCE_DIALECT)
+    if dataset:
+        expression = qualify_tables(expression, db=dataset, dialect=dialect)
+    return expression.sql(dialect=dialect)
+
+
+def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
+    """Rebuild the lookup, the views and the marts in one transaction; seconds per model."""
+    name = pipeline.destination.destination_name
+    dialect = DIALECTS.get(name)
+    if dialect is None:
+        raise ConfigError(f"SQL models need a SQL destination; {name!r} is not one "
+                          f"(supported: {', '.join(sorted(DIALECTS))}).")
+    dataset = pipeline.dataset_name
+    timings: dict[str, float] = {}
+    with pipeline.sql_client() as client:
+        def q(relation: str) -> str:
+            return client.make_qualified_table_name(relation)
+
+        if not client.has_dataset():
+            raise ZapRunsError(f"dataset {dataset!r} does not exist yet: run a sync first.")
+        if dialect == "duckdb":
+            client.execute_sql("set TimeZone = 'UTC'")
+        elif dialect == "postgres":
+            client.execute_sql("set time zone 'UTC'")
+        with client.begin_transaction():
+            started = time.perf_counter()
+            client.execute_sql(f"drop table if exists {q('status_categories')}")
+            client.execute_sql(f"create table {q('status_categories')} "
+                               "(status varchar, category varchar, is_finished boolean)")
+            for row in load_seed():
+                client.execute_sql(f"insert into {q('status_categories')} values (%s, %s, %s)", *row)
+            timings["status_categories"] = time.perf_counter() - started
+            for model in load_models():
+                started = time.perf_counter()
+                select = compile_model(model, dialect, dataset)
+                client.execute_sql(f"drop {model.kind} if exists {q(model.name)}")
+                client.execute_sql(f"create {model.kind} {q(model.name)} as {select}")
+                timings[model.name] = time.perf_counter() - started
+    log.info("built %d models in %.2f s", len(timings), sum(timings.values()))
+    return timings
+
+
+def build_models_command(args: argparse.Namespace) -> int:
+    """`python -m pipelines.zap_runs models`: rebuild on the configured destination."""
+    from .cli import dataset_name
+    from .pipeline import make_pipeline
+
+    pipeline = make_pipeline(args.destination, dataset_name(args))
+    timings = build_models(pipeline)
+    print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
+          f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
+    return 0

@@ -1,0 +1,120 @@
+-- grain: one row per zap (zap_id). Health as of the build time (as_of): last run and last
+-- success, the current streak of consecutive failed runs (finished runs since the last finished
+-- run that did not fail), error rates over the last 24 h, 7 d and 30 d, the change against the
+-- period before, and is_spiking when the last 24 h look much worse than the week before.
+with runs as (
+    select * from stg_zap_runs
+),
+
+as_of as (
+    select current_timestamp as as_of
+),
+
+titled as (
+    select
+        zap_id,
+        zap_title,
+        row_number() over (
+            partition by zap_id order by started_at desc nulls last, run_id
+        ) as recency
+    from runs
+),
+
+titles as (
+    select zap_id, zap_title from titled where recency = 1
+),
+
+last_times as (
+    select
+        zap_id,
+        max(started_at) as last_run_at,
+        max(case when status_category = 'succeeded' then started_at end) as last_success_at,
+        max(case when is_finished and status_category <> 'failed' then started_at end)
+            as last_not_failed_at
+    from runs
+    group by zap_id
+),
+
+streaks as (
+    select
+        runs.zap_id,
+        sum(case when runs.status_category = 'failed'
+                  and (last_times.last_not_failed_at is null
+                       or runs.started_at > last_times.last_not_failed_at)
+            then 1 else 0 end) as current_failure_streak
+    from runs
+    inner join last_times on last_times.zap_id = runs.zap_id
+    where runs.started_at is not null
+    group by runs.zap_id
+),
+
+windows as (
+    select
+        runs.zap_id,
+        sum(case when is_finished and started_at >= as_of - interval '1 day'
+            then 1 else 0 end) as count_finished_24h,
+        sum(case when status_category = 'failed' and started_at >= as_of - interval '1 day'
+            then 1 else 0 end) as count_failed_24h,
+        sum(case when is_finished and started_at >= as_of - interval '2 days'
+                  and started_at < as_of - interval '1 day' then 1 else 0 end) as count_finished_prev_24h,
+        sum(case when status_category = 'failed' and started_at >= as_of - interval '2 days'
+                  and started_at < as_of - interval '1 day' then 1 else 0 end) as count_failed_prev_24h,
+        sum(case when is_finished and started_at >= as_of - interval '7 days'
+            then 1 else 0 end) as count_finished_7d,
+        sum(case when status_category = 'failed' and started_at >= as_of - interval '7 days'
+            then 1 else 0 end) as count_failed_7d,
+        sum(case when is_finished and started_at >= as_of - interval '14 days'
+                  and started_at < as_of - interval '7 days' then 1 else 0 end) as count_finished_prev_7d,
+        sum(case when status_category = 'failed' and started_at >= as_of - interval '14 days'
+                  and started_at < as_of - interval '7 days' then 1 else 0 end) as count_failed_prev_7d,
+        sum(case when is_finished and started_at >= as_of - interval '30 days'
+            then 1 else 0 end) as count_finished_30d,
+        sum(case when status_category = 'failed' and started_at >= as_of - interval '30 days'
+            then 1 else 0 end) as count_failed_30d
+    from runs
+    cross join as_of
+    group by runs.zap_id
+),
+
+rates as (
+    select
+        zap_id,
+        count_failed_24h,
+        cast(count_failed_24h as double precision) / nullif(count_finished_24h, 0) as error_rate_24h,
+        cast(count_failed_prev_24h as double precision)
+            / nullif(count_finished_prev_24h, 0) as error_rate_prev_24h,
+        cast(count_failed_7d as double precision) / nullif(count_finished_7d, 0) as error_rate_7d,
+        cast(count_failed_prev_7d as double precision)
+            / nullif(count_finished_prev_7d, 0) as error_rate_prev_7d,
+        cast(count_failed_30d as double precision) / nullif(count_finished_30d, 0) as error_rate_30d
+    from windows
+),
+
+final as (
+    select
+        last_times.zap_id,
+        titles.zap_title,
+        last_times.last_run_at,
+        last_times.last_success_at,
+        coalesce(streaks.current_failure_streak, 0) as current_failure_streak,
+        rates.count_failed_24h,
+        rates.error_rate_24h,
+        rates.error_rate_7d,
+        rates.error_rate_30d,
+        rates.error_rate_24h - rates.error_rate_prev_24h as error_rate_24h_change,
+        rates.error_rate_7d - rates.error_rate_prev_7d as error_rate_7d_change,
+        coalesce(
+            rates.count_failed_24h >= 3
+            and rates.error_rate_24h >= 0.2
+            and rates.error_rate_24h >= 2 * coalesce(rates.error_rate_7d, 0),
+            false
+        ) as is_spiking,
+        as_of.as_of
+    from last_times
+    inner join titles on titles.zap_id = last_times.zap_id
+    inner join rates on rates.zap_id = last_times.zap_id
+    left join streaks on streaks.zap_id = last_times.zap_id
+    cross join as_of
+)
+
+select * from final

@@ -1,0 +1,42 @@
+-- grain: one row per zap and step number (zap_id, step_number). A run reaches a step when the
+-- step has a status; it fails at the step when the run failed (category failed) and the step
+-- says error. failure_share = the step's share of the zap's failures located at a step.
+with runs as (
+    select run_id, zap_id, status_category from stg_zap_runs
+),
+
+steps as (
+    select * from stg_zap_run_steps
+),
+
+per_step as (
+    select
+        runs.zap_id,
+        steps.step_number,
+        sum(case when steps.status is not null then 1 else 0 end) as count_runs_reaching,
+        sum(case when steps.status = 'error' and runs.status_category = 'failed'
+            then 1 else 0 end) as count_runs_failing
+    from steps
+    inner join runs on runs.run_id = steps.run_id
+    group by runs.zap_id, steps.step_number
+),
+
+zap_failures as (
+    select zap_id, sum(count_runs_failing) as count_zap_failures
+    from per_step
+    group by zap_id
+),
+
+final as (
+    select
+        per_step.zap_id,
+        per_step.step_number,
+        per_step.count_runs_reaching,
+        per_step.count_runs_failing,
+        cast(per_step.count_runs_failing as double precision)
+            / nullif(zap_failures.count_zap_failures, 0) as failure_share
+    from per_step
+    inner join zap_failures on zap_failures.zap_id = per_step.zap_id
+)
+
+select * from final
