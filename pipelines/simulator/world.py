@@ -110,6 +110,19 @@ class World:
                 self._seq += 1
                 heapq.heappush(self._changes, (change.at.timestamp(), self._seq, run.id, change))
 
+    def add(self, run: Run, changes: list[Change] = ()) -> None:
+        """Put a hand-made run (and its later changes) into the world: tests build edge cases."""
+        with self.lock:
+            position = bisect.bisect_right(self._keys, run.occurred_at.timestamp())
+            self.runs.insert(position, run)
+            self._keys.insert(position, run.occurred_at.timestamp())
+            self._by_id[run.id] = run
+            for change in changes:
+                self._seq += 1
+                heapq.heappush(self._changes, (change.at.timestamp(), self._seq, run.id, change))
+            self.version += 1
+            self._cache.clear()
+
     # --- reading ---------------------------------------------------------------------------
     def page(self, query: Query, offset: int, limit: int) -> tuple[int, list[Run]]:
         """(count, runs) for one page; unfiltered time-ordered pages are sliced, not copied."""

@@ -93,6 +93,8 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     re-checking open runs deliberately re-reads rows older than the cursor, which incremental
     would filter out. State is committed with the load, so a failed sync moves nothing.
     """
+    # Create the tables even when nothing is loaded, so SQL models build on an empty account.
+    yield dlt.mark.materialize_table_schema()
     state = dlt.current.resource_state()
     to_date = datetime.now(UTC)
     cursor = None if full_refresh else parse_time(state.get("cursor"))

@@ -78,7 +78,20 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             client.execute_sql("set TimeZone = 'UTC'")
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
+        if not _exists(client, q("zap_runs")):
+            raise ZapRunsError(f"dataset {dataset!r} has no zap_runs table yet: run a sync first.")
+        if not _exists(client, q("zap_runs__steps")):
+            # No run had steps yet, so dlt has not created the nested table: stand in for it.
+            client.execute_sql(sqlglot.transpile(
+                f"create table {q('zap_runs__steps')} (status varchar, start_time timestamptz, "
+                "_dlt_root_id varchar not null, _dlt_parent_id varchar not null, "
+                "_dlt_list_idx bigint not null, _dlt_id varchar not null)",
+                read="postgres", write=dialect)[0])
+        models = load_models()
         with client.begin_transaction():
+            # Dependents first: views and marts read the lookup and each other's layers.
+            for model in reversed(models):
+                client.execute_sql(f"drop {model.kind} if exists {q(model.name)}")
             started = time.perf_counter()
             client.execute_sql(f"drop table if exists {q('status_categories')}")
             client.execute_sql(f"create table {q('status_categories')} "
@@ -86,14 +99,21 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             for row in load_seed():
                 client.execute_sql(f"insert into {q('status_categories')} values (%s, %s, %s)", *row)
             timings["status_categories"] = time.perf_counter() - started
-            for model in load_models():
+            for model in models:
                 started = time.perf_counter()
                 select = compile_model(model, dialect, dataset)
-                client.execute_sql(f"drop {model.kind} if exists {q(model.name)}")
                 client.execute_sql(f"create {model.kind} {q(model.name)} as {select}")
                 timings[model.name] = time.perf_counter() - started
     log.info("built %d models in %.2f s", len(timings), sum(timings.values()))
     return timings
+
+
+def _exists(client, qualified: str) -> bool:
+    try:
+        client.execute_sql(f"select 1 from {qualified} where 1 = 0")
+    except Exception:  # noqa: BLE001 - the destination's "undefined relation", whatever its type
+        return False
+    return True
 
 
 def build_models_command(args: argparse.Namespace) -> int:
