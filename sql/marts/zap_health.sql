@@ -10,47 +10,14 @@ as_of as (
     select current_timestamp as as_of
 ),
 
-titled as (
+per_zap as (
     select
-        zap_id,
-        zap_title,
-        row_number() over (
-            partition by zap_id order by started_at desc nulls last, run_id
-        ) as recency
-    from runs
-),
-
-titles as (
-    select zap_id, zap_title from titled where recency = 1
-),
-
-last_times as (
-    select
-        zap_id,
+        runs.zap_id,
+        max(runs.zap_title) as any_title,
         max(started_at) as last_run_at,
         max(case when status_category = 'succeeded' then started_at end) as last_success_at,
         max(case when is_finished and status_category <> 'failed' then started_at end)
-            as last_not_failed_at
-    from runs
-    group by zap_id
-),
-
-streaks as (
-    select
-        runs.zap_id,
-        sum(case when runs.status_category = 'failed'
-                  and (last_times.last_not_failed_at is null
-                       or runs.started_at > last_times.last_not_failed_at)
-            then 1 else 0 end) as current_failure_streak
-    from runs
-    inner join last_times on last_times.zap_id = runs.zap_id
-    where runs.started_at is not null
-    group by runs.zap_id
-),
-
-windows as (
-    select
-        runs.zap_id,
+            as last_not_failed_at,
         sum(case when is_finished and started_at >= as_of - interval '1 day'
             then 1 else 0 end) as count_finished_24h,
         sum(case when status_category = 'failed' and started_at >= as_of - interval '1 day'
@@ -76,6 +43,27 @@ windows as (
     group by runs.zap_id
 ),
 
+titles as (
+    select runs.zap_id, max(runs.zap_title) as zap_title
+    from runs
+    inner join per_zap
+        on per_zap.zap_id = runs.zap_id and runs.started_at = per_zap.last_run_at
+    group by runs.zap_id
+),
+
+streaks as (
+    select
+        runs.zap_id,
+        sum(case when runs.status_category = 'failed'
+                  and (per_zap.last_not_failed_at is null
+                       or runs.started_at > per_zap.last_not_failed_at)
+            then 1 else 0 end) as current_failure_streak
+    from runs
+    inner join per_zap on per_zap.zap_id = runs.zap_id
+    where runs.started_at is not null
+    group by runs.zap_id
+),
+
 rates as (
     select
         zap_id,
@@ -87,15 +75,15 @@ rates as (
         cast(count_failed_prev_7d as double precision)
             / nullif(count_finished_prev_7d, 0) as error_rate_prev_7d,
         cast(count_failed_30d as double precision) / nullif(count_finished_30d, 0) as error_rate_30d
-    from windows
+    from per_zap
 ),
 
 final as (
     select
-        last_times.zap_id,
-        titles.zap_title,
-        last_times.last_run_at,
-        last_times.last_success_at,
+        per_zap.zap_id,
+        coalesce(titles.zap_title, per_zap.any_title) as zap_title,
+        per_zap.last_run_at,
+        per_zap.last_success_at,
         coalesce(streaks.current_failure_streak, 0) as current_failure_streak,
         rates.count_failed_24h,
         rates.error_rate_24h,
@@ -110,10 +98,10 @@ final as (
             false
         ) as is_spiking,
         as_of.as_of
-    from last_times
-    inner join titles on titles.zap_id = last_times.zap_id
-    inner join rates on rates.zap_id = last_times.zap_id
-    left join streaks on streaks.zap_id = last_times.zap_id
+    from per_zap
+    inner join rates on rates.zap_id = per_zap.zap_id
+    left join titles on titles.zap_id = per_zap.zap_id
+    left join streaks on streaks.zap_id = per_zap.zap_id
     cross join as_of
 )
 

@@ -1,24 +1,24 @@
 -- grain: one row per zap and step number (zap_id, step_number). A run reaches a step when the
 -- step has a status; it fails at the step when the run failed (category failed) and the step
 -- says error. failure_share = the step's share of the zap's failures located at a step.
-with runs as (
-    select run_id, zap_id, status_category from stg_zap_runs
+with steps as (
+    select * from stg_zap_run_steps
 ),
 
-steps as (
-    select * from stg_zap_run_steps
+categories as (
+    select * from status_categories
 ),
 
 per_step as (
     select
-        runs.zap_id,
+        steps.zap_id,
         steps.step_number,
         sum(case when steps.status is not null then 1 else 0 end) as count_runs_reaching,
-        sum(case when steps.status = 'error' and runs.status_category = 'failed'
+        sum(case when steps.status = 'error' and categories.category = 'failed'
             then 1 else 0 end) as count_runs_failing
     from steps
-    inner join runs on runs.run_id = steps.run_id
-    group by runs.zap_id, steps.step_number
+    left join categories on categories.status = steps.run_status
+    group by steps.zap_id, steps.step_number
 ),
 
 zap_failures as (
