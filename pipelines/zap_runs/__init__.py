@@ -132,22 +132,35 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
 
     span = max(1.0, (to_date - main.window[0]).total_seconds())
     rates = {zap_id: n / span for zap_id, n in seen_per_zap.items()}
-    for plan in plan_rechecks(open_runs, from_date, default_from, rates, page_limit):
-        progress.rechecks += 1
-        window = {"zap_id": str(plan.zap_id), "from_date": iso(plan.from_date),
-                  "to_date": iso(plan.to_date)}
-        found: set[str] = set()
-        recheck = Anchors((plan.from_date, plan.to_date))
-        for runs, request in fetch_window(client, window, page_limit):
-            found.update(run["id"] for run in runs)
-            yield take(runs, request, recheck)
-        recheck.resolve(open_runs)
-        for run_id in plan.run_ids:
-            if run_id not in found and run_id in open_runs and open_runs[run_id].missed():
-                log.warning("open run %s was not found in %d re-checks; it was probably "
-                            "purged by Zapier and is no longer tracked", run_id,
-                            settings.RECHECK_MISSES_BEFORE_DROP)
-                del open_runs[run_id]
+    # Re-check open runs outside the window; runs a narrow re-check missed get their whole
+    # window in a second round, in this same sync.
+    plans = plan_rechecks(open_runs, from_date, default_from, rates, page_limit)
+    for round_ in (1, 2):
+        missed: dict[str, object] = {}
+        for plan in plans:
+            progress.rechecks += 1
+            window = {"zap_id": str(plan.zap_id), "from_date": iso(plan.from_date),
+                      "to_date": iso(plan.to_date)}
+            found: set[str] = set()
+            recheck = Anchors((plan.from_date, plan.to_date))
+            for runs, request in fetch_window(client, window, page_limit):
+                found.update(run["id"] for run in runs)
+                yield take(runs, request, recheck)
+            recheck.resolve(open_runs)
+            for run_id in plan.run_ids:
+                if run_id in found or run_id not in open_runs:
+                    continue
+                widened = open_runs[run_id].is_narrow()
+                if open_runs[run_id].missed():
+                    log.warning("open run %s was not found in %d re-checks; it was probably "
+                                "purged by Zapier and is no longer tracked", run_id,
+                                settings.RECHECK_MISSES_BEFORE_DROP)
+                    del open_runs[run_id]
+                elif widened and round_ == 1:
+                    missed[run_id] = open_runs[run_id]
+        if not missed:
+            break
+        plans = plan_rechecks(missed, None, to_date, rates, page_limit)
 
     if newest is not None:
         state["cursor"] = iso(newest)

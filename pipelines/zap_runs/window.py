@@ -39,9 +39,12 @@ class OpenRun:
     def load(cls, raw: list) -> OpenRun:
         return cls(int(raw[0]), *(parse_time(v) for v in raw[1:5]), int(raw[5]))
 
+    def is_narrow(self) -> bool:
+        return (self.anchor_from, self.anchor_to) != (self.wide_from, self.wide_to)
+
     def missed(self) -> bool:
         """Record a re-check that did not find the run; True once it should be forgotten."""
-        if (self.anchor_from, self.anchor_to) != (self.wide_from, self.wide_to):
+        if self.is_narrow():
             self.anchor_from, self.anchor_to = self.wide_from, self.wide_to
             return False
         self.misses += 1
@@ -92,8 +95,8 @@ class Anchors:
         for run_id, zap_id, pos in self._waiting:
             before = [s for s in starts[max(0, pos - self.REACH):pos] if s][-self.NEIGHBOURS:]
             after = [s for s in starts[pos + 1:pos + 1 + self.REACH] if s][:self.NEIGHBOURS]
-            if before and after:
-                near = before + after
+            near = before + after
+            if before and after and (near == sorted(near) or near == sorted(near, reverse=True)):
                 anchor = (min(near), max(near) + _TICK)
             else:
                 anchor = self.window
