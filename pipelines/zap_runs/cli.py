@@ -27,8 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "destination, incrementally. Configuration: .dlt/config.toml and "
                     ".dlt/secrets.toml under [sources.zap_runs], or SOURCES__ZAP_RUNS__* env vars.",
         epilog="Exit codes: 0 synced, 1 the sync failed, 2 bad configuration or arguments.")
-    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models"],
-                        help="sync (default): load new and changed runs; models: rebuild the SQL models")
+    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models", "report"],
+                        help="sync (default): load new and changed runs; models: rebuild the SQL "
+                             "models; report: write the HTML dashboard from the models")
+    parser.add_argument("--output", default="zap_runs_report.html",
+                        help="where `report` and --demo write the dashboard (default %(default)s)")
     parser.add_argument("--demo", action="store_true",
                         help="start the local Partner API simulator, sync it into zap_runs_demo.duckdb "
                              "and print a report (no Zapier account needed)")
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .models import build_models_command
 
             return build_models_command(args)
+        if args.command == "report":
+            return report_command(args)
         return run_sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)
@@ -125,6 +130,27 @@ def run_sync_command(args: argparse.Namespace) -> int:
         raise unwrap(exc, args.destination) from None
     print(format_summary(result))
     print(rebuild_models(pipeline))
+    return EXIT_OK
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """`report`: the dashboard from the marts of the configured destination."""
+    from .dashboard import write_report
+    from .models import DIALECTS
+    from .pipeline import make_pipeline
+
+    pipeline = make_pipeline(args.destination, dataset_name(args))
+    if pipeline.destination.destination_name not in DIALECTS:
+        raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
+    try:
+        path = write_report(pipeline, args.output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror}; pick another --output.") from None
+    except Exception as exc:  # noqa: BLE001 - most likely the models were never built
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ZapRunsError(f"cannot read the SQL models ({first}); run a sync first, or "
+                           "`python -m pipelines.zap_runs models`.") from None
+    print(f"report written to {path}")
     return EXIT_OK
 
 

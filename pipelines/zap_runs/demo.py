@@ -12,6 +12,7 @@ from pipelines.simulator import Simulator, World, WorldConfig
 
 from . import settings
 from .cli import rebuild_models
+from .dashboard import write_report
 from .pipeline import make_pipeline, sync
 from .report import print_report
 from .summary import format_summary
@@ -44,5 +45,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(rebuild_models(pipeline))
     print()
     print_report(pipeline)
+    report = write_report(pipeline, args.output)
     print(f"\nDuckDB file: {Path(DEMO_DB).resolve()}")
+    print(f"Dashboard:   {report}")
     return 0

@@ -11,6 +11,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from . import SyncProgress, settings, zap_runs_source
+from .locking import wait_for_duckdb
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("pipelines.zap_runs.progress")
@@ -87,6 +88,7 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
     started = time.monotonic()
     progress = SyncProgress()
     source = zap_runs_source(progress=progress, **source_args)
+    wait_for_duckdb(pipeline)
     pipeline.sync_destination()
     finish_pending(pipeline)
     before = count_runs(pipeline)
