@@ -120,10 +120,13 @@ def charts(data: Data) -> list[tuple[str, str]]:
     # Delay steps make some runs last days: a log axis keeps the ordinary ones readable.
     durations_fig.update_yaxes(title="p95 duration (s)", type="log")
 
-    return [("Error rate per day: all zaps and the zaps failing most", _figure_html(rate_fig, "chart-rate")),
-            ("Status mix per day", _figure_html(mix_fig, "chart-mix")),
-            ("Where runs fail: steps with the most failures", _figure_html(steps_fig, "chart-steps")),
-            ("Run durations: p95 per day of the busiest zaps", _figure_html(durations_fig, "chart-durations"))]
+    return [
+        ("Error rate per day: all zaps and the zaps failing most", _figure_html(rate_fig, "chart-rate")),
+        ("Status mix per day", _figure_html(mix_fig, "chart-mix")),
+        ("Where runs fail: steps with the most failures", _figure_html(steps_fig, "chart-steps")),
+        ("Run durations: p95 per day of the busiest zaps",
+         _figure_html(durations_fig, "chart-durations")),
+    ]
 
 
 def _pct(value: float | None) -> str:

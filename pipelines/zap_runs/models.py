@@ -76,6 +76,7 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             raise ZapRunsError(f"dataset {dataset!r} does not exist yet: run a sync first.")
         if dialect == "duckdb":
             client.execute_sql("set TimeZone = 'UTC'")
+            client.execute_sql("reset memory_limit")  # the load's cap would slow big rebuilds
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
         if not _exists(client, q("zap_runs")):

@@ -18,6 +18,7 @@ progress_log = logging.getLogger("pipelines.zap_runs.progress")
 # Normalization in worker processes: the parent's memory stays flat and two files normalize at
 # once on two cores. Extracted files rotate every FILE_MAX_ITEMS rows so there is work to share.
 NORMALIZE_WORKERS = 2
+DUCKDB_MEMORY_LIMIT = "192MB"
 FILE_MAX_ITEMS = 25_000
 
 
@@ -50,6 +51,11 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     if credentials is not None:
         dest = dlt.destinations.duckdb(credentials) if destination == "duckdb" else destination
     dlt.config["extract.data_writer.file_max_items"] = FILE_MAX_ITEMS
+    if destination == "duckdb" and dlt.secrets.get("destination.duckdb.credentials.global_config") is None:
+        # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
+        # to disk past this limit instead. The SQL models lift it again (models.py).
+        limit = dlt.config.get("sources.zap_runs.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT
+        dlt.secrets["destination.duckdb.credentials.global_config"] = {"memory_limit": limit}
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                         pipelines_dir=pipelines_dir,
                         progress=dlt.progress.log(log_period=10, logger=progress_log,
