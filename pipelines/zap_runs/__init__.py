@@ -14,7 +14,15 @@ from .client import ZapierClient
 from .errors import ConfigError
 from .paging import fetch_window
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time, to_row
-from .window import Anchors, iso, load_open_runs, plan_rechecks, plan_window
+from .window import (
+    Anchors,
+    gap_warnings,
+    iso,
+    load_open_runs,
+    plan_rechecks,
+    plan_window,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +36,7 @@ class SyncProgress:
     run_ids: set[str] = field(default_factory=set)
     rechecks: int = 0
     open_runs: int = 0
+    warnings: list[str] = field(default_factory=list)
     client: ZapierClient | None = None
 
 
@@ -42,6 +51,8 @@ def zap_runs_source(
     request_timeout: float = settings.DEFAULT_TIMEOUT,
     max_retries: int = settings.DEFAULT_MAX_RETRIES,
     backoff_base: float = settings.DEFAULT_BACKOFF_BASE,
+    gap_warning_hours: float = settings.DEFAULT_GAP_WARNING_HOURS,
+    retention_days: float = settings.DEFAULT_RETENTION_DAYS,
     force_since: bool = False,
     full_refresh: bool = False,
     progress: SyncProgress | None = None,
@@ -72,8 +83,9 @@ def zap_runs_source(
         raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
     progress = progress if progress is not None else SyncProgress()
     progress.client = client
+    gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
     return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
-                    full_refresh, progress)
+                    full_refresh, progress, gaps)
 
 
 @dlt.resource(
@@ -86,7 +98,8 @@ def zap_runs_source(
 )
 def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
              lookback: timedelta, page_limit: int, full_refresh: bool,
-             progress: SyncProgress) -> Iterator[list[dict]]:
+             progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None
+             ) -> Iterator[list[dict]]:
     """Runs in [cursor - lookback, now) plus re-checks of runs still open from earlier syncs.
 
     The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
@@ -96,11 +109,15 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     # Create the tables even when nothing is loaded, so SQL models build on an empty account.
     yield dlt.mark.materialize_table_schema()
     state = dlt.current.resource_state()
-    to_date = datetime.now(UTC)
+    to_date = utcnow()
     cursor = None if full_refresh else parse_time(state.get("cursor"))
     open_runs = {} if full_refresh else load_open_runs(state.get("open_runs", {}))
     from_date = plan_window(cursor, since, force_since, lookback, to_date)
     progress.window_from, progress.window_to = from_date, to_date
+    if gaps is not None and not full_refresh:
+        progress.warnings.extend(gap_warnings(state, from_date, to_date, *gaps))
+        for warning in progress.warnings:
+            log.warning("%s", warning)
     default_from = to_date - timedelta(days=30)
     newest = cursor
 

@@ -12,12 +12,12 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
-from .errors import ConfigError, ZapRunsError
+from .errors import ConfigError, ZapRunsError, missing_config, unwrap
 from .summary import format_summary
 
 log = logging.getLogger("pipelines.zap_runs")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2  # and 3: another sync still held the lock
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,10 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync Zapier zap runs (Partner API GET /v2/zap-runs) into DuckDB or any dlt "
                     "destination, incrementally. Configuration: .dlt/config.toml and "
                     ".dlt/secrets.toml under [sources.zap_runs], or SOURCES__ZAP_RUNS__* env vars.",
-        epilog="Exit codes: 0 synced, 1 the sync failed, 2 bad configuration or arguments.")
-    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models", "report"],
+        epilog="Exit codes: 0 synced, 1 the sync failed (status: the data is stale), 2 bad "
+               "configuration or arguments, 3 another sync of the pipeline was still running.")
+    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models", "report", "status"],
                         help="sync (default): load new and changed runs; models: rebuild the SQL "
-                             "models; report: write the HTML dashboard from the models")
+                             "models; report: write the HTML dashboard from the models; status: "
+                             "when the last sync ran and succeeded (exit 1 when stale)")
+    parser.add_argument("--max-age", type=float, default=None, metavar="HOURS",
+                        help="status: exit 1 when the last successful sync is older than this "
+                             "(default: stale_after_hours, 6)")
     parser.add_argument("--output", default="zap_runs_report.html",
                         help="where `report` and --demo write the dashboard (default %(default)s)")
     parser.add_argument("--demo", action="store_true",
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return build_models_command(args)
         if args.command == "report":
             return report_command(args)
+        if args.command == "status":
+            from .status import status_command
+
+            return status_command(args)
         return run_sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)
@@ -114,7 +123,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def run_sync_command(args: argparse.Namespace) -> int:
-    from .pipeline import make_pipeline, sync
+    from .pipeline import logged_sync, make_pipeline
 
     try:
         pipeline = make_pipeline(args.destination, dataset_name(args))
@@ -123,7 +132,7 @@ def run_sync_command(args: argparse.Namespace) -> int:
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
                           ) from None
     try:
-        result = sync(pipeline, **source_overrides(args))
+        result = logged_sync(pipeline, **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
@@ -171,32 +180,3 @@ def rebuild_models(pipeline) -> str:
     return f"  models     {len(timings)} rebuilt in {sum(timings.values()):.2f} s"
 
 
-def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:
-    fields = ", ".join(exc.fields)
-    if "access_token" in exc.fields:
-        return ConfigError(
-            "missing configuration: access_token. Set it under [sources.zap_runs] in "
-            ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration).")
-    if "credentials" in exc.fields:
-        name = destination or "the destination"
-        env = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else \
-            "DESTINATION__<NAME>__CREDENTIALS"
-        return ConfigError(f"missing credentials for {name}: set {env} or [destination."
-                           f"{destination or '<name>'}] credentials in .dlt/secrets.toml.")
-    return ConfigError(f"missing configuration: {fields} (see README, Configuration).")
-
-
-def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
-    """The project's own error behind dlt's wrappers, or a one-line description of dlt's."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, ZapRunsError):
-            return seen
-        if isinstance(seen, ConfigFieldMissingException):
-            return missing_config(seen, destination)
-        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
-    step = getattr(exc, "step", "run")
-    inner = getattr(exc, "exception", exc)
-    first = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
-    return ZapRunsError(f"the {step} step failed: {first[:300]}. Nothing of this sync was "
-                        "committed; fix the cause and run again (it resumes from its cursor).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+
 
 class ZapRunsError(Exception):
     """Base of every error the sync reports to its user; `exit_code` is what the CLI returns."""
@@ -46,3 +48,34 @@ class RetriesExhausted(ApiError):
 
 class UnreachableError(ApiError):
     """No HTTP answer at all: DNS, refused connection, TLS."""
+
+
+def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:
+    fields = ", ".join(exc.fields)
+    if "access_token" in exc.fields:
+        return ConfigError(
+            "missing configuration: access_token. Set it under [sources.zap_runs] in "
+            ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration).")
+    if "credentials" in exc.fields:
+        name = destination or "the destination"
+        env = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else \
+            "DESTINATION__<NAME>__CREDENTIALS"
+        return ConfigError(f"missing credentials for {name}: set {env} or [destination."
+                           f"{destination or '<name>'}] credentials in .dlt/secrets.toml.")
+    return ConfigError(f"missing configuration: {fields} (see README, Configuration).")
+
+
+def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
+    """The project's own error behind dlt's wrappers, or a one-line description of dlt's."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ZapRunsError):
+            return seen
+        if isinstance(seen, ConfigFieldMissingException):
+            return missing_config(seen, destination)
+        seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
+    step = getattr(exc, "step", "run")
+    inner = getattr(exc, "exception", exc)
+    first = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
+    return ZapRunsError(f"the {step} step failed: {first[:300]}. Nothing of this sync was "
+                        "committed; fix the cause and run again (it resumes from its cursor).")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 
-from . import SyncProgress, settings, zap_runs_source
+from . import SyncProgress, settings, synclog, zap_runs_source
+from .errors import unwrap
 from .locking import wait_for_duckdb
+from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
+from .synclog import Outcome
 
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("pipelines.zap_runs.progress")
@@ -40,6 +45,7 @@ class SyncResult:
     retries: int
     rate_limited: int
     elapsed: float
+    warnings: list[str] = field(default_factory=list)
     load_info: LoadInfo | None = None
 
 
@@ -128,5 +134,30 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
         retries=stats.retries if stats else 0,
         rate_limited=stats.rate_limited if stats else 0,
         elapsed=time.monotonic() - started,
+        warnings=list(progress.warnings),
         load_info=info,
     )
+
+
+def logged_sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
+    """`sync` under the pipeline's run lock, its outcome appended to zap_runs_sync_log."""
+    wait = float(dlt.config.get("sources.zap_runs.overlap_wait_seconds")
+                 or DEFAULT_OVERLAP_WAIT_SECONDS)
+    with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock", wait):
+        outcome = Outcome(str(uuid.uuid4()), synclog.now(), synclog.now(), "failed")
+        try:
+            result = sync(pipeline, **source_args)
+        except BaseException as exc:
+            outcome.ended_at = synclog.now()
+            error = unwrap(exc, pipeline.destination.destination_name) \
+                if isinstance(exc, Exception) else exc
+            outcome.error = (str(error).strip().splitlines() or [type(exc).__name__])[0][:500]
+            synclog.record(pipeline, outcome)
+            raise
+        outcome.ended_at, outcome.result = synclog.now(), "success"
+        outcome.warning = "; ".join(result.warnings) or None
+        for name in ("window_from", "window_to", "runs_fetched", "runs_new", "runs_updated",
+                     "steps_loaded", "open_runs", "requests", "retries", "rate_limited"):
+            setattr(outcome, name, getattr(result, name))
+        synclog.record(pipeline, outcome)
+        return result

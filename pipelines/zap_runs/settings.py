@@ -33,3 +33,10 @@ KNOWN_STATUSES = frozenset(OPEN_STATUSES | {"error", "error_handled", "halted", 
 RECHECK_CLUSTER_SECONDS = 600.0
 # An open run not seen again in this many re-checks is dropped from the list (purged upstream).
 RECHECK_MISSES_BEFORE_DROP = 3
+
+# A sync whose predecessor succeeded longer ago than this says so loudly.
+DEFAULT_GAP_WARNING_HOURS = 24.0
+# Zapier keeps run history 29 to 69 days (some plans 7 to 30): assume the shortest common one.
+DEFAULT_RETENTION_DAYS = 29.0
+# `status` exits non-zero when the last successful sync is older than this.
+DEFAULT_STALE_AFTER_HOURS = 6.0

@@ -24,4 +24,5 @@ def format_summary(result) -> str:
         f"{result.rate_limited:,} rate limited)",
         f"  elapsed    {result.elapsed:.1f} s",
     ]
+    lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]
     return "\n".join(lines)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from . import settings
 from .rows import parse_time
 
 log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    """The sync's clock (tests of long gaps move it)."""
+    return datetime.now(UTC)
 
 
 def iso(when: datetime) -> str:
@@ -125,6 +130,31 @@ def plan_window(cursor: datetime | None, since: datetime | None, force_since: bo
     if cursor is not None:
         return min(cursor - lookback, to_date)
     return None
+
+
+def gap_warnings(state: dict, from_date: datetime | None, to_date: datetime,
+                 warn_after: timedelta, retention: timedelta) -> list[str]:
+    """Loud words when the last successful sync is old, and which runs may be gone for good."""
+    last = state.get("last_window") or [None, None]
+    last_to = parse_time(last[1]) if last[1] else None
+    if last_to is None:
+        return []
+    out = []
+    gap = to_date - last_to
+    if gap > warn_after:
+        out.append(f"the last successful sync ended {_ago(gap)} ago ({iso(last_to)}), more than "
+                   f"gap_warning_hours ({warn_after.total_seconds() / 3600:g} h)")
+    purged_before = to_date - retention
+    if from_date is not None and purged_before > from_date:
+        out.append(f"Zapier keeps run history about {retention.days} days: runs that started between "
+                   f"{iso(from_date)} and {iso(purged_before)} may have been purged before this "
+                   "sync could read them; that data may be lost for good")
+    return out
+
+
+def _ago(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
 
 def plan_rechecks(open_runs: dict[str, OpenRun], window_from: datetime | None,

@@ -1,0 +1,76 @@
+"""One sync at a time per pipeline on a machine: an OS file lock, released even by a killed sync."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from .errors import ZapRunsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OVERLAP_WAIT_SECONDS = 300.0
+
+
+class SyncAlreadyRunning(ZapRunsError):
+    """Another sync of the same pipeline kept the lock for the whole wait (exit 3)."""
+
+    exit_code = 3
+
+
+class SyncLock:
+    """`with SyncLock(path, wait):` waits up to `wait` seconds for the previous sync to finish.
+
+    flock is tied to the open file: when a sync dies, even by SIGKILL, the kernel releases it,
+    so a crash never leaves a stale lock behind.
+    """
+
+    def __init__(self, path: Path, wait_seconds: float = DEFAULT_OVERLAP_WAIT_SECONDS) -> None:
+        self.path = path
+        self.wait_seconds = wait_seconds
+        self._handle = None
+
+    def __enter__(self) -> SyncLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for the whole sync
+        deadline = time.monotonic() + self.wait_seconds
+        warned = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self._holder()
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise SyncAlreadyRunning(
+                        f"another sync of this pipeline is still running ({holder}); waited "
+                        f"{self.wait_seconds:g} s for it. Schedule syncs further apart or raise "
+                        "overlap_wait_seconds under [sources.zap_runs].") from None
+                if not warned:
+                    log.warning("another sync is running (%s); waiting up to %g s", holder,
+                                self.wait_seconds)
+                    warned = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def _holder(self) -> str:
+        try:
+            pid, started = self.path.read_text().split()[:2]
+            return f"PID {pid}, started {started}"
+        except (OSError, ValueError):
+            return "holder unknown"
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

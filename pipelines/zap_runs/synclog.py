@@ -1,0 +1,86 @@
+"""Each sync's outcome, kept in the warehouse (table zap_runs_sync_log) for people and monitors."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dlt
+import sqlglot
+
+log = logging.getLogger(__name__)
+
+TABLE = "zap_runs_sync_log"
+DDL = (
+    "create table if not exists {table} ("
+    "sync_id varchar, started_at timestamptz, ended_at timestamptz, result varchar, "
+    "error varchar, warning varchar, window_from timestamptz, window_to timestamptz, "
+    "runs_fetched bigint, runs_new bigint, runs_updated bigint, steps_loaded bigint, "
+    "open_runs bigint, requests bigint, retries bigint, rate_limited bigint)"
+)
+COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
+           "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
+           "requests", "retries", "rate_limited")
+DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
+            "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
+
+
+@dataclass
+class Outcome:
+    """One row of the sync log."""
+
+    sync_id: str
+    started_at: datetime
+    ended_at: datetime
+    result: str
+    error: str | None = None
+    warning: str | None = None
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    runs_fetched: int | None = None
+    runs_new: int | None = None
+    runs_updated: int | None = None
+    steps_loaded: int | None = None
+    open_runs: int | None = None
+    requests: int | None = None
+    retries: int | None = None
+    rate_limited: int | None = None
+
+
+def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
+    """Append the outcome; a destination that cannot take it only costs a log line."""
+    dialect = DIALECTS.get(pipeline.destination.destination_name)
+    if dialect is None:
+        return
+    try:
+        with pipeline.sql_client() as client:
+            if not client.has_dataset():
+                client.create_dataset()
+            table = client.make_qualified_table_name(TABLE)
+            client.execute_sql(sqlglot.transpile(DDL.format(table=table), read="postgres",
+                                                 write=dialect)[0])
+            marks = ", ".join(["%s"] * len(COLUMNS))
+            client.execute_sql(f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})",
+                               *[getattr(outcome, c) for c in COLUMNS])
+    except Exception as exc:  # noqa: BLE001 - the sync's own result matters more than its log
+        log.warning("could not record the sync outcome in %s: %s", TABLE,
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+
+def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:
+    """(the last sync, the last successful sync) from the log, None where there is none."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(TABLE)
+        rows = []
+        for where in ("", " where result = 'success'"):
+            with client.execute_query(
+                    f"select * from {table}{where} order by started_at desc limit 1") as cursor:
+                names = [d[0] for d in cursor.description]
+                row = cursor.fetchone()
+                rows.append(dict(zip(names, row, strict=True)) if row else None)
+    return rows[0], rows[1]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
