@@ -1,0 +1,50 @@
+"""A real sync process that SIGKILLs itself at a chosen point (used by test_crash_safety).
+
+Usage: python -m tests.crash_sync STAGE [cli args]; STAGE is extract, normalize, load or
+complete. Everything else is the real command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from dlt.destinations.job_client_impl import SqlJobClientBase
+from dlt.load.load import Load
+from dlt.pipeline.pipeline import Pipeline
+
+from pipelines.zap_runs import client as http
+from pipelines.zap_runs.cli import main
+
+
+def die(*_args, **_kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def after(count):
+    """Kill on the call after `count` calls of the patched method."""
+    calls = {"n": 0}
+
+    def wrap(original):
+        def patched(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] > count:
+                die()
+            return original(*args, **kwargs)
+        return patched
+    return wrap
+
+
+stage = sys.argv[1]
+if stage == "extract":  # mid-extract, after three pages
+    http.ZapierClient.get_runs = after(3)(http.ZapierClient.get_runs)
+elif stage == "normalize":  # the package is extracted, normalization starts
+    Pipeline.normalize = after(0)(Pipeline.normalize)
+elif stage == "load":  # some load jobs have run, the rest have not
+    Load.complete_jobs = after(1)(Load.complete_jobs)
+elif stage == "complete":  # every job ran; the load is not yet marked complete
+    SqlJobClientBase.complete_load = after(0)(SqlJobClientBase.complete_load)
+else:
+    sys.exit(f"unknown stage {stage}")
+sys.exit(main(sys.argv[2:]))
