@@ -21,6 +21,8 @@ class Faults:
     slow_seconds: float = 0.0  # added to every response
     short_page_rate: float = 0.0  # share of pages that return fewer items than asked
     drop_next_rate: float = 0.0  # share of pages whose links.next is null though more remain
+    corrupt_rate: float = 0.0  # share of pages with a broken run (see `corruption`)
+    corruption: str = "missing_id"  # "missing_id", "bad_zap_id", "bad_time" or "not_a_list"
     overlap_rate: float = 0.0  # share of pages that start a few runs early (duplicates)
     inflate_count: int = 0  # meta.count claims this many more runs than exist
     retry_after_format: str = "seconds"  # "seconds", "http-date" or "none"

@@ -95,6 +95,20 @@ class Simulator:
         return [r for r in self.requests if r["path"] == "/v2/zap-runs"]
 
 
+def _corrupt(run: dict, how: str) -> bytes:
+    """A run that breaks the contract in one way."""
+    run = dict(run)
+    if how == "missing_id":
+        del run["id"]
+    elif how == "bad_zap_id":
+        run["zap_id"] = "not-a-number"
+    elif how == "bad_time":
+        run["start_time"] = "yesterday at noon"
+    elif how == "not_a_list":
+        run["steps"] = "success"
+    return json.dumps(run).encode()
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body leave in one segment: without these, Nagle's algorithm and delayed
@@ -243,6 +257,8 @@ class _Handler(BaseHTTPRequestHandler):
         if more and sim.chance(faults.drop_next_rate):
             links["next"] = None
         items = [run.encoded() for run in page]
+        if items and sim.chance(faults.corrupt_rate):
+            items[0] = _corrupt(page[0].payload(), faults.corruption)
         body = b"".join([b'{"links":', json.dumps(links).encode(), b',"meta":',
                          json.dumps({"count": count, "limit": limit, "offset": offset}).encode(),
                          b',"data":[', b",".join(items), b"]}"])

@@ -124,10 +124,13 @@ class ZapierClient:
                         f"Cannot reach the Zapier API at {self.base_url}: {problem} after "
                         f"{self.max_retries} retries. Check base_url and the network.",
                         url=self.base_url)
+                advice = ("the API keeps sending data that breaks its contract: report it to "
+                          "Zapier" if "malformed" in problem else
+                          "the API may be down: run the sync again later")
                 raise RetriesExhausted(
-                    f"{shown} {problem}; gave up after {self.max_retries} retries. The API may be "
-                    "down: run the sync again later (nothing is lost, it resumes from its cursor).",
-                    url=shown)
+                    f"{shown} {problem}; gave up after {self.max_retries} retries; {advice}. "
+                    "Nothing of this sync was committed and its cursor did not move, so the next "
+                    "sync reads the same runs again.", url=shown)
             self.stats.retries += 1
             if wait is None:
                 wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))

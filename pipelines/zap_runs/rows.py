@@ -60,7 +60,8 @@ def to_row(run: dict, fetched_at: datetime, request: str) -> dict:
         if not isinstance(status, str):
             raise ValueError("status is missing")
         zap_id = run.get("zap_id")
-        if isinstance(zap_id, bool) or not isinstance(zap_id, int | str):
+        if isinstance(zap_id, bool) or not (isinstance(zap_id, int) or (
+                isinstance(zap_id, str) and zap_id.strip().lstrip("-").isdigit())):
             raise ValueError("zap_id is not an integer")
         return {
             "id": run["id"],
@@ -77,4 +78,5 @@ def to_row(run: dict, fetched_at: datetime, request: str) -> dict:
         }
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ApiError(f"{request} returned a malformed run {str(run.get('id'))[:40]!r}: {exc}. "
-                       "Report it; nothing after the last good page was loaded.") from None
+                       "Nothing of this sync was committed and its cursor did not move; report "
+                       "the run to Zapier.") from None
