@@ -12,6 +12,7 @@ import dlt
 from . import settings
 from .client import ZapierClient
 from .errors import ConfigError
+from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, RefreshingToken, StaticToken
 from .paging import fetch_window
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time, to_row
 from .window import (
@@ -42,8 +43,13 @@ class SyncProgress:
 
 @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
 def zap_runs_source(
-    access_token: str = dlt.secrets.value,
+    access_token: str | None = dlt.secrets.value,
     base_url: str = settings.DEFAULT_BASE_URL,
+    refresh_token: str | None = dlt.secrets.value,
+    client_id: str | None = dlt.secrets.value,
+    client_secret: str | None = dlt.secrets.value,
+    token_url: str = DEFAULT_TOKEN_URL,
+    token_store_path: str = DEFAULT_STORE,
     since: str | None = None,
     lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
     page_limit: int = settings.DEFAULT_PAGE_LIMIT,
@@ -57,14 +63,13 @@ def zap_runs_source(
     full_refresh: bool = False,
     progress: SyncProgress | None = None,
 ):
-    """Zap runs of the account behind `access_token`.
+    """Zap runs of the account behind `access_token`, or behind `refresh_token` (OAuth).
 
-    Every argument comes from `[sources.zap_runs]` in .dlt/config.toml (access_token from
+    Every argument comes from `[sources.zap_runs]` in .dlt/config.toml (the secrets from
     .dlt/secrets.toml) or from SOURCES__ZAP_RUNS__<NAME> environment variables.
     """
-    if not access_token or not access_token.strip():
-        raise ConfigError("access_token is empty: set it under [sources.zap_runs] in "
-                          ".dlt/secrets.toml or in SOURCES__ZAP_RUNS__ACCESS_TOKEN.")
+    tokens = token_source(access_token, refresh_token, client_id, client_secret, token_url,
+                          token_store_path, request_timeout)
     for name, value in (("page_limit", page_limit), ("lookback_hours", lookback_hours + 1),
                         ("request_timeout", request_timeout), ("max_retries", max_retries + 1)):
         if value <= 0:
@@ -75,7 +80,7 @@ def zap_runs_source(
         raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is not a date: "
                           "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
     try:
-        client = ZapierClient(base_url, access_token.strip(), timeout=request_timeout,
+        client = ZapierClient(base_url, tokens, timeout=request_timeout,
                               max_retries=max_retries,
                               requests_per_minute=requests_per_minute or None,
                               backoff_base=backoff_base)
@@ -86,6 +91,23 @@ def zap_runs_source(
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
     return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
                     full_refresh, progress, gaps)
+
+
+def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
+                 client_secret: str | None, token_url: str, store: str, timeout: float
+                 ) -> StaticToken | RefreshingToken:
+    """OAuth refresh when a refresh_token is configured, else the plain access_token."""
+    if refresh_token and refresh_token.strip():
+        if not (client_id and client_secret):
+            raise ConfigError("refresh_token needs client_id and client_secret too: set all three "
+                              "under [sources.zap_runs] in .dlt/secrets.toml.")
+        return RefreshingToken(refresh_token.strip(), client_id.strip(), client_secret.strip(),
+                               token_url, store, access_token or None, timeout)
+    if not access_token or not access_token.strip():
+        raise ConfigError("missing configuration: access_token. Set it under [sources.zap_runs] in "
+                          ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (or configure "
+                          "refresh_token, client_id and client_secret for OAuth refresh).")
+    return StaticToken(access_token.strip())
 
 
 @dlt.resource(

@@ -21,6 +21,7 @@ from .errors import (
     ScopeError,
     UnreachableError,
 )
+from .oauth import RefreshingToken, StaticToken
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Page:
 class ZapierClient:
     """Talks to the Partner API; never logs or raises anything that contains the token."""
 
-    def __init__(self, base_url: str, access_token: str, *,
+    def __init__(self, base_url: str, access_token: str | StaticToken | RefreshingToken, *,
                  timeout: float = settings.DEFAULT_TIMEOUT,
                  max_retries: int = settings.DEFAULT_MAX_RETRIES,
                  requests_per_minute: float | None = settings.DEFAULT_REQUESTS_PER_MINUTE,
@@ -60,7 +61,7 @@ class ZapierClient:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self._token = access_token
+        self.tokens = StaticToken(access_token) if isinstance(access_token, str) else access_token
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -86,12 +87,14 @@ class ZapierClient:
         url = self.base_url + settings.ENDPOINT
         shown = f"GET {settings.ENDPOINT}?" + "&".join(f"{k}={v}" for k, v in params.items())
         attempt = 0
+        refreshed = False
         while True:
+            token = self.tokens.current()
             self.pacer.wait()
             self.stats.requests += 1
             try:
                 response = self._http.get(url, params=params,
-                                          headers={"Authorization": f"Bearer {self._token}"})
+                                          headers={"Authorization": f"Bearer {token}"})
             except httpx.TimeoutException:
                 problem, wait = "timed out", None
             except httpx.TransportError as exc:
@@ -115,6 +118,11 @@ class ZapierClient:
                     problem = "was unavailable (503)"
                 elif status >= 500:
                     problem, wait = f"failed with {status}", None
+                elif status == 401 and not refreshed and self.tokens.on_unauthorized(token) not in (
+                        None, token):
+                    refreshed = True  # the access token expired early: once with a fresh one
+                    self.stats.retries += 1
+                    continue
                 else:
                     raise client_error(response, shown, self.base_url)
             attempt += 1

@@ -1,0 +1,167 @@
+"""Access tokens: a fixed one, or refreshed with Zapier's rotating refresh tokens, kept on disk."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from .errors import AuthError, ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN_URL = "https://zapier.com/oauth/token/"
+DEFAULT_STORE = ".dlt/zapier_tokens.json"
+REFRESH_EARLY = timedelta(seconds=60)  # refresh this long before the access token expires
+
+
+class StaticToken:
+    """A plain access token from the configuration; nothing to refresh."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def current(self) -> str:
+        return self._token
+
+    def on_unauthorized(self, rejected: str) -> str | None:
+        return None
+
+
+class RefreshingToken:
+    """Gets access tokens with the refresh_token grant and stores each rotated refresh token.
+
+    Zapier may invalidate a refresh token once used, so the new one is written to `store` the
+    moment it arrives: to a temporary file (owner-only, fsynced), then renamed over the old
+    store. A crash before the rename leaves the complete temporary file, which the next start
+    adopts; a crash before it was complete leaves the old store untouched. The only window left
+    is the network's: a response lost in flight.
+    """
+
+    def __init__(self, refresh_token: str, client_id: str, client_secret: str,
+                 token_url: str = DEFAULT_TOKEN_URL, store: str | Path = DEFAULT_STORE,
+                 access_token: str | None = None, timeout: float = 30.0,
+                 clock=lambda: datetime.now(UTC)) -> None:
+        self._clock = clock
+        self.token_url = token_url
+        self.store = Path(store)
+        self._client_id, self._client_secret = client_id, client_secret
+        self._configured_refresh = refresh_token
+        self._refresh = refresh_token
+        self._access = access_token
+        self._expires_at: datetime | None = None
+        self._early = REFRESH_EARLY
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=timeout)
+        self._load()
+
+    # --- the store --------------------------------------------------------------------------
+    def _tmp(self) -> Path:
+        return self.store.with_name(self.store.name + ".tmp")
+
+    def _load(self) -> None:
+        tmp = self._tmp()
+        if tmp.exists():
+            try:
+                json.loads(tmp.read_text())
+                os.replace(tmp, self.store)  # a complete write whose rename a crash cut off
+            except (ValueError, OSError):
+                tmp.unlink(missing_ok=True)
+        if not self.store.exists():
+            return
+        try:
+            saved = json.loads(self.store.read_text())
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"the token store {self.store} is unreadable ({type(exc).__name__}); "
+                              "delete it to start again from the configured refresh_token.") from None
+        self._refresh = saved.get("refresh_token") or self._refresh
+        self._access = saved.get("access_token")
+        expires = saved.get("expires_at")
+        self._expires_at = datetime.fromisoformat(expires) if expires else None
+
+    def _save(self) -> None:
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp()
+        tmp.unlink(missing_ok=True)
+        body = json.dumps({"refresh_token": self._refresh, "access_token": self._access,
+                           "expires_at": self._expires_at.isoformat() if self._expires_at else None,
+                           "saved_at": self._clock().isoformat()})
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(body)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.store)
+        dir_fd = os.open(self.store.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # --- tokens -----------------------------------------------------------------------------
+    def current(self) -> str:
+        with self._lock:
+            fresh = self._access and (self._expires_at is None or
+                                      self._clock() < self._expires_at - self._early)
+            if not fresh:
+                self._refresh_now()
+            return self._access
+
+    def on_unauthorized(self, rejected: str) -> str | None:
+        """A 401: refresh once (unless another request already did) and hand out the new token."""
+        with self._lock:
+            if self._access == rejected:
+                self._refresh_now()
+            return self._access
+
+    def _refresh_now(self) -> None:
+        tried = [self._refresh]
+        if self._configured_refresh not in tried:
+            tried.append(self._configured_refresh)  # the user may have put in a new one
+        for refresh in tried:
+            try:
+                response = self._http.post(self.token_url, data={
+                    "grant_type": "refresh_token", "refresh_token": refresh,
+                    "client_id": self._client_id, "client_secret": self._client_secret})
+            except httpx.HTTPError as exc:
+                raise AuthError(f"cannot reach the token endpoint {self.token_url} "
+                                f"({type(exc).__name__}); check token_url and the network.") from None
+            if response.status_code == 200:
+                self._accept(response)
+                return
+            error = _oauth_error(response)
+            if error != "invalid_grant":
+                break
+        raise AuthError(f"the token endpoint refused to refresh the access token ({response.status_code}"
+                        f" {error}). Check client_id and client_secret, or authorise again and put the "
+                        "new refresh_token under [sources.zap_runs] in .dlt/secrets.toml.",
+                        response.status_code, self.token_url)
+
+    def _accept(self, response: httpx.Response) -> None:
+        try:
+            body = response.json()
+            access = body["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise AuthError(f"the token endpoint {self.token_url} answered without an "
+                            "access_token.") from None
+        self._access = access
+        self._refresh = body.get("refresh_token") or self._refresh
+        expires_in = body.get("expires_in")
+        self._expires_at = (self._clock() + timedelta(seconds=float(expires_in))
+                            if expires_in else None)
+        if expires_in:  # short-lived tokens: refresh in the last tenth of their life
+            self._early = min(REFRESH_EARLY, timedelta(seconds=float(expires_in) / 10))
+        self._save()  # first thing: the old refresh token may already be dead
+        log.info("refreshed the access token; the rotated refresh token is saved in %s", self.store)
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error") or "")[:60]
+    except (ValueError, AttributeError):
+        return ""
