@@ -9,6 +9,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import resource
@@ -30,7 +31,8 @@ def start_simulator(runs: int, days: int, rate: int) -> tuple[subprocess.Popen, 
 
 def run_sync(env: dict, cwd: str, since: str) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--since", since,
+    since_args = ["--since", since] if since else []
+    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", *since_args,
                            "--log-level", "WARNING"], env=env, cwd=cwd, capture_output=True,
                           text=True)
     elapsed = time.perf_counter() - started
@@ -66,11 +68,19 @@ def main() -> None:
         print(f"backfill: {runs:,} runs in {elapsed:.1f} s = {runs / elapsed:,.0f} runs/s end to end; "
               f"peak RSS of the sync process {peak_mb:.0f} MB")
         if args.rate:
-            ideal = requests / (args.rate / 60)
+            ideal = (requests - 1) / (args.rate / 60)  # the first request goes out at once
             limited = re.search(r"(\d+) rate limited", summary).group(1)
-            print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; "
-                  f"took {elapsed:.1f} s ({(elapsed / ideal - 1) * 100:+.1f}%, including process "
-                  f"start and load), {limited} responses were 429")
+            sync_s = float(re.search(r"elapsed\s+([\d.]+) s", summary).group(1))
+            print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; the "
+                  f"sync took {sync_s:.1f} s ({(sync_s / ideal - 1) * 100:+.1f}%; the process "
+                  f"{elapsed:.1f} s with start-up), {limited} responses were 429")
+        past = datetime.now(UTC)
+        elapsed2, summary2 = run_sync({**env, "SOURCES__ZAP_RUNS__LOOKBACK_HOURS": "0"}, work, "")
+        fetched2, requests2 = figure(summary2, "runs"), figure(summary2, "requests")
+        rechecks = re.search(r"([\d,]+) re-check windows", summary2).group(1)
+        print(f"incremental right after ({past:%H:%M:%S}): {fetched2} runs fetched in {requests2} "
+              f"requests (ceil({fetched2}/100) = {math.ceil(max(fetched2, 1) / 100)} for the window, "
+              f"plus {rechecks} re-check windows), {elapsed2:.1f} s")
 
 
     finally:

@@ -190,6 +190,6 @@ def test_models_command(make_simulator, monkeypatch, capsys):
     monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
     monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
     assert main([]) == 0
-    assert "models     8 rebuilt" in capsys.readouterr().out
+    assert "models     9 rebuilt" in capsys.readouterr().out
     assert main(["models"]) == 0
-    assert "built 8 models" in capsys.readouterr().out
+    assert "built 9 models" in capsys.readouterr().out

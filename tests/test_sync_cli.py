@@ -126,7 +126,7 @@ def test_demo_runs_end_to_end(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--demo"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "OK" in done.stdout and "models     8 rebuilt" in done.stdout
+    assert "OK" in done.stdout and "models     9 rebuilt" in done.stdout
     assert "Last 7 days:" in done.stdout and "Dashboard:" in done.stdout
     assert (tmp_path / "zap_runs_demo.duckdb").exists()
     assert (tmp_path / "zap_runs_report.html").stat().st_size > 1_000_000

@@ -173,7 +173,10 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     rates = {zap_id: n / span for zap_id, n in seen_per_zap.items()}
     # Re-check open runs outside the window; runs a narrow re-check missed get their whole
     # window in a second round, in this same sync.
-    plans = plan_rechecks(open_runs, from_date, default_from, rates, page_limit)
+    # Whatever the main window did not return is re-checked, wherever its anchor points: the
+    # anchor of a run not started yet is a guess from its neighbours and may lie inside it.
+    plans = plan_rechecks({k: v for k, v in open_runs.items() if k not in progress.run_ids},
+                          rates, page_limit)
     for round_ in (1, 2):
         missed: dict[str, object] = {}
         for plan in plans:
@@ -199,7 +202,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
                     missed[run_id] = open_runs[run_id]
         if not missed:
             break
-        plans = plan_rechecks(missed, None, to_date, rates, page_limit)
+        plans = plan_rechecks(missed, rates, page_limit)
 
     if newest is not None:
         state["cursor"] = iso(newest)

@@ -21,12 +21,13 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 SOURCE_DIALECT = "postgres"  # models are written in PostgreSQL's SQL, which DuckDB also reads
 DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
             "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
-LAYERS = ("staging", "marts")
+LAYERS = ("staging", "intermediate", "marts")
 
 
 @dataclass(frozen=True)
 class Model:
-    """One SQL file: its relation name, layer (staging: view, marts: table) and SELECT."""
+    """One SQL file: its relation name, layer (staging: views; intermediate and marts: tables,
+    so what several marts read is computed once) and SELECT."""
 
     name: str
     layer: str
@@ -38,7 +39,7 @@ class Model:
 
 
 def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
-    """Staging before marts; within a layer in name order (marts read only staging)."""
+    """Staging, intermediate, then marts; within a layer in name order."""
     models = []
     for layer in LAYERS:
         for path in sorted((sql_dir / layer).glob("*.sql")):

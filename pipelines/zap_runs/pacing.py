@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 # Spacing is a hair wider than 60/rate: server clocks and network jitter can bunch requests.
-SAFETY = 1.02
+SAFETY = 1.01
 
 
 class Pacer:

@@ -157,20 +157,17 @@ def _ago(delta: timedelta) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
 
 
-def plan_rechecks(open_runs: dict[str, OpenRun], window_from: datetime | None,
-                  default_from: datetime, runs_per_second: dict[int, float],
+def plan_rechecks(open_runs: dict[str, OpenRun], runs_per_second: dict[int, float],
                   page_limit: int) -> list[Recheck]:
-    """Group open runs outside the main window into few requests.
+    """Group the open runs to re-check into few requests.
 
     Per zap, open runs merge into one window while the zap's observed run rate says the window
     still fits in about half a page, so the cost stays at most one request per open run and
     usually far less. Close neighbours always merge.
     """
-    start = window_from or default_from
     by_zap: dict[int, list[tuple[str, OpenRun]]] = {}
     for run_id, run in open_runs.items():
-        if run.anchor_from < start:
-            by_zap.setdefault(run.zap_id, []).append((run_id, run))
+        by_zap.setdefault(run.zap_id, []).append((run_id, run))
     close = timedelta(seconds=settings.RECHECK_CLUSTER_SECONDS)
     plans: list[Recheck] = []
     for zap_id, runs in sorted(by_zap.items()):

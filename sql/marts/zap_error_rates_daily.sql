@@ -1,26 +1,25 @@
 -- grain: one row per zap per UTC day of start_time (zap_id, day). Runs not started yet have no
 -- day and are left out. error_rate = failed / finished, NULL where nothing finished.
-with runs as (
-    select * from stg_zap_runs
-    where started_at is not null
+with hourly as (
+    select * from int_zap_run_counts_hourly
 ),
 
 daily as (
     select
         zap_id,
-        cast(started_at as date) as day,
-        count(*) as count_runs,
-        sum(case when is_finished then 1 else 0 end) as count_finished,
-        sum(case when status_category = 'succeeded' then 1 else 0 end) as count_succeeded,
-        sum(case when status_category = 'failed' then 1 else 0 end) as count_failed,
-        sum(case when status_category = 'handled' then 1 else 0 end) as count_handled,
-        sum(case when status_category = 'halted' then 1 else 0 end) as count_halted,
-        sum(case when status_category = 'filtered' then 1 else 0 end) as count_filtered,
-        sum(case when status_category = 'in_progress' then 1 else 0 end) as count_in_progress,
-        sum(case when status_category = 'blocked' then 1 else 0 end) as count_blocked,
-        sum(case when status_category = 'unknown' then 1 else 0 end) as count_unknown
-    from runs
-    group by zap_id, cast(started_at as date)
+        cast(hour as date) as day,
+        sum(count_runs) as count_runs,
+        sum(count_finished) as count_finished,
+        sum(count_succeeded) as count_succeeded,
+        sum(count_failed) as count_failed,
+        sum(count_handled) as count_handled,
+        sum(count_halted) as count_halted,
+        sum(count_filtered) as count_filtered,
+        sum(count_in_progress) as count_in_progress,
+        sum(count_blocked) as count_blocked,
+        sum(count_unknown) as count_unknown
+    from hourly
+    group by zap_id, cast(hour as date)
 ),
 
 rates as (

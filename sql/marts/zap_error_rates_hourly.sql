@@ -1,26 +1,8 @@
 -- grain: one row per zap per UTC hour of start_time (zap_id, hour), for the last 14 days.
 -- error_rate = failed / finished, NULL where nothing finished.
-with runs as (
-    select * from stg_zap_runs
-    where started_at >= current_timestamp - interval '14 days'
-),
-
-hourly as (
-    select
-        zap_id,
-        date_trunc('hour', started_at) as hour,
-        count(*) as count_runs,
-        sum(case when is_finished then 1 else 0 end) as count_finished,
-        sum(case when status_category = 'succeeded' then 1 else 0 end) as count_succeeded,
-        sum(case when status_category = 'failed' then 1 else 0 end) as count_failed,
-        sum(case when status_category = 'handled' then 1 else 0 end) as count_handled,
-        sum(case when status_category = 'halted' then 1 else 0 end) as count_halted,
-        sum(case when status_category = 'filtered' then 1 else 0 end) as count_filtered,
-        sum(case when status_category = 'in_progress' then 1 else 0 end) as count_in_progress,
-        sum(case when status_category = 'blocked' then 1 else 0 end) as count_blocked,
-        sum(case when status_category = 'unknown' then 1 else 0 end) as count_unknown
-    from runs
-    group by zap_id, date_trunc('hour', started_at)
+with hourly as (
+    select * from int_zap_run_counts_hourly
+    where hour >= date_trunc('hour', current_timestamp - interval '14 days')
 ),
 
 rates as (
