@@ -90,10 +90,16 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
                 "_dlt_list_idx bigint not null, _dlt_id varchar not null)",
                 read="postgres", write=dialect)[0])
         models = load_models()
+        existing = {name: kind for name, kind in client.execute_sql(
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = %s", client.dataset_name)}
         with client.begin_transaction():
-            # Dependents first: views and marts read the lookup and each other's layers.
+            # Dependents first: views and marts read the lookup and each other's layers. Drop
+            # what is there as what it is (a model may have changed from view to table).
             for model in reversed(models):
-                client.execute_sql(f"drop {model.kind} if exists {q(model.name)}")
+                if model.name in existing:
+                    kind = "view" if "VIEW" in existing[model.name].upper() else "table"
+                    client.execute_sql(f"drop {kind} if exists {q(model.name)}")
             started = time.perf_counter()
             client.execute_sql(f"drop table if exists {q('status_categories')}")
             client.execute_sql(f"create table {q('status_categories')} "
