@@ -76,8 +76,10 @@ class Anchors:
     back to the whole window once.
     """
 
-    NEIGHBOURS = 2  # known start times taken on each side
+    NEIGHBOURS = 3  # known start times taken on each side
     REACH = 25  # how far along the listing to look for them
+    CLOSE = timedelta(minutes=30)  # neighbours this far from their median count
+    MARGIN = timedelta(minutes=5)
 
     def __init__(self, window: tuple[datetime, datetime]) -> None:
         self.window = window
@@ -95,16 +97,24 @@ class Anchors:
         self._starts.append(start)
 
     def resolve(self, open_runs: dict[str, OpenRun]) -> None:
-        """Anchor the runs not started yet, now that their neighbours are known."""
+        """Anchor the runs not started yet, now that their neighbours are known.
+
+        The neighbours' start times close to their median bound the run (runs that started
+        long after they were triggered, or a listing that is not by time, make outliers, which
+        are left out); too few agreeing neighbours, and the whole window is the anchor.
+        """
         starts = self._starts
         for run_id, zap_id, pos in self._waiting:
             before = [s for s in starts[max(0, pos - self.REACH):pos] if s][-self.NEIGHBOURS:]
             after = [s for s in starts[pos + 1:pos + 1 + self.REACH] if s][:self.NEIGHBOURS]
-            near = before + after
-            if before and after and (near == sorted(near) or near == sorted(near, reverse=True)):
-                anchor = (min(near), max(near) + _TICK)
-            else:
-                anchor = self.window
+            near = sorted(before + after)
+            anchor = self.window
+            if before and after and len(near) >= 3:
+                median = near[len(near) // 2]
+                agreeing = [s for s in near if abs(s - median) <= self.CLOSE]
+                if len(agreeing) >= 3:
+                    anchor = (max(self.window[0], agreeing[0] - self.MARGIN),
+                              min(self.window[1], agreeing[-1] + self.MARGIN))
             open_runs[run_id] = OpenRun(zap_id, *anchor, *self.window)
         self._waiting.clear()
 
