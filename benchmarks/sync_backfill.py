@@ -74,15 +74,15 @@ def main() -> None:
             print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; the "
                   f"sync took {sync_s:.1f} s ({(sync_s / ideal - 1) * 100:+.1f}%; the process "
                   f"{elapsed:.1f} s with start-up), {limited} responses were 429")
-        past = datetime.now(UTC)
-        elapsed2, summary2 = run_sync({**env, "SOURCES__ZAP_RUNS__LOOKBACK_HOURS": "0"}, work, "")
-        fetched2, requests2 = figure(summary2, "runs"), figure(summary2, "requests")
-        rechecks = re.search(r"([\d,]+) re-check windows", summary2).group(1)
-        print(f"incremental right after ({past:%H:%M:%S}): {fetched2} runs fetched in {requests2} "
-              f"requests (ceil({fetched2}/100) = {math.ceil(max(fetched2, 1) / 100)} for the window, "
-              f"plus {rechecks} re-check windows), {elapsed2:.1f} s")
-
-
+        for lookback in ("0", "24"):
+            elapsed2, summary2 = run_sync({**env, "SOURCES__ZAP_RUNS__LOOKBACK_HOURS": lookback},
+                                          work, "")
+            fetched2, requests2 = figure(summary2, "runs"), figure(summary2, "requests")
+            rechecks = re.search(r"([\d,]+) re-check windows", summary2).group(1)
+            window_runs = fetched2
+            print(f"incremental, lookback {lookback} h: {requests2} requests for {fetched2} runs "
+                  f"(window pages ceil(runs/100) <= {math.ceil(max(window_runs, 1) / 100)}, plus "
+                  f"{rechecks} re-check windows of open runs), {elapsed2:.1f} s")
     finally:
         sim.terminate()
         sim.wait()

@@ -170,7 +170,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     main.resolve(open_runs)
 
     span = max(1.0, (to_date - main.window[0]).total_seconds())
-    rates = {zap_id: n / span for zap_id, n in seen_per_zap.items()}
+    rates = {zap_id: n / span for zap_id, n in seen_per_zap.items() if n >= 10}
     # Re-check open runs outside the window; runs a narrow re-check missed get their whole
     # window in a second round, in this same sync.
     # Whatever the main window did not return is re-checked, wherever its anchor points: the

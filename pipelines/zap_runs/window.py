@@ -181,8 +181,10 @@ def plan_rechecks(open_runs: dict[str, OpenRun], runs_per_second: dict[int, floa
     close = timedelta(seconds=settings.RECHECK_CLUSTER_SECONDS)
     plans: list[Recheck] = []
     for zap_id, runs in sorted(by_zap.items()):
-        rate = runs_per_second.get(zap_id, 0.0) or 1 / 86400
-        budget = timedelta(seconds=page_limit / 2 / rate)
+        rate = runs_per_second.get(zap_id)
+        # Merge beyond close neighbours only where this sync saw enough of the zap to know its
+        # rate; a guess would risk paging through its whole history.
+        budget = timedelta(seconds=page_limit / 2 / rate) if rate else timedelta(0)
         runs.sort(key=lambda item: item[1].anchor_from)
         current: Recheck | None = None
         for run_id, run in runs:
