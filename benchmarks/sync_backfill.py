@@ -71,9 +71,11 @@ def main() -> None:
             ideal = (requests - 1) / (args.rate / 60)  # the first request goes out at once
             limited = re.search(r"(\d+) rate limited", summary).group(1)
             sync_s = float(re.search(r"elapsed\s+([\d.]+) s", summary).group(1))
-            print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; the "
-                  f"sync took {sync_s:.1f} s ({(sync_s / ideal - 1) * 100:+.1f}%; the process "
-                  f"{elapsed:.1f} s with start-up), {limited} responses were 429")
+            fetch_s = float(re.search(r"\(([\d.]+) s fetching\)", summary).group(1))
+            print(f"rate-limited: {requests} requests at {args.rate}/min need {ideal:.1f} s; "
+                  f"fetching took {fetch_s:.1f} s ({(fetch_s / ideal - 1) * 100:+.1f}%), the whole "
+                  f"sync {sync_s:.1f} s ({(sync_s / ideal - 1) * 100:+.1f}%, with normalize, load "
+                  f"and models), the process {elapsed:.1f} s; {limited} responses were 429")
         for lookback in ("0", "24"):
             elapsed2, summary2 = run_sync({**env, "SOURCES__ZAP_RUNS__LOOKBACK_HOURS": lookback},
                                           work, "")

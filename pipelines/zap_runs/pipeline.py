@@ -45,6 +45,7 @@ class SyncResult:
     retries: int
     rate_limited: int
     elapsed: float
+    fetching: float = 0.0
     warnings: list[str] = field(default_factory=list)
     load_info: LoadInfo | None = None
 
@@ -105,9 +106,11 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
     finish_pending(pipeline)
     before = count_runs(pipeline)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
+    extract_started = time.monotonic()
     try:
         pipeline.extract(source, loader_file_format=fmt)
     finally:
+        fetching = time.monotonic() - extract_started
         if progress.client is not None:
             progress.client.close()
     # Worker processes pay off for big loads only: starting them costs about a second.
@@ -134,6 +137,7 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
         retries=stats.retries if stats else 0,
         rate_limited=stats.rate_limited if stats else 0,
         elapsed=time.monotonic() - started,
+        fetching=fetching,
         warnings=list(progress.warnings),
         load_info=info,
     )

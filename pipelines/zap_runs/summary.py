@@ -22,7 +22,7 @@ def format_summary(result) -> str:
         f"  open runs  {result.open_runs:,} still open, {result.rechecks:,} re-check windows",
         f"  requests   {result.requests:,} ({result.retries:,} retries, "
         f"{result.rate_limited:,} rate limited)",
-        f"  elapsed    {result.elapsed:.1f} s",
+        f"  elapsed    {result.elapsed:.1f} s ({result.fetching:.1f} s fetching)",
     ]
     lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]
     return "\n".join(lines)
