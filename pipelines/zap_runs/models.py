@@ -14,13 +14,13 @@ import sqlglot
 from sqlglot.optimizer.qualify_tables import qualify_tables
 
 from .errors import ConfigError, ZapRunsError
+from .settings import SQL_DIALECTS
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 SOURCE_DIALECT = "postgres"  # models are written in PostgreSQL's SQL, which DuckDB also reads
-DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
-            "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
+DIALECTS = SQL_DIALECTS
 LAYERS = ("staging", "intermediate", "marts")
 
 

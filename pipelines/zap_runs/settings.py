@@ -40,3 +40,8 @@ DEFAULT_GAP_WARNING_HOURS = 24.0
 DEFAULT_RETENTION_DAYS = 29.0
 # `status` exits non-zero when the last successful sync is older than this.
 DEFAULT_STALE_AFTER_HOURS = 6.0
+
+# dlt destination name -> sqlglot dialect, for the destinations the SQL models and the sync log
+# support.
+SQL_DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
+                "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import dlt
 import sqlglot
 
+from .settings import SQL_DIALECTS
+
 log = logging.getLogger(__name__)
 
 TABLE = "zap_runs_sync_log"
@@ -22,8 +24,7 @@ DDL = (
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
            "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
            "requests", "retries", "rate_limited")
-DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
-            "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
+DIALECTS = SQL_DIALECTS
 
 
 @dataclass
