@@ -27,8 +27,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 
 
 def small_world(seed: int = 3, days: float = 6.0, clock: ManualClock | None = None,
-                **overrides: object) -> World:
-    config = WorldConfig(seed=seed, zaps=8, runs_per_day=300, history_days=days, **overrides)
+                runs_per_day: float = 300, **overrides: object) -> World:
+    config = WorldConfig(seed=seed, zaps=8, runs_per_day=runs_per_day, history_days=days,
+                         **overrides)
     return World(config, clock)
 
 

@@ -106,7 +106,7 @@ def test_changed_run_has_its_steps_replaced_not_duplicated(make_simulator, past_
 
 
 def test_runs_without_start_time_are_kept_then_updated(make_simulator, past_clock, tmp_path):
-    world = small_world(seed=52, clock=past_clock)
+    world = small_world(seed=52, days=3, clock=past_clock, runs_per_day=1500)
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "n.duckdb")
     run_sync(sim, pipeline)

@@ -57,12 +57,13 @@ def test_since_backfills_beyond_30_days_on_first_sync(make_simulator, past_clock
 
 
 def test_lookback_catches_manual_replays(make_simulator, past_clock, tmp_path):
-    world = small_world(seed=41, clock=past_clock, replay_max_hours=10)
+    world = small_world(seed=41, days=2, clock=past_clock, runs_per_day=2000, replay_max_hours=10)
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "r.duckdb")
     run_sync(sim, pipeline)
-    errors = {i for i, r in warehouse_runs(pipeline).items() if r["status"] == "error"}
-    for _ in range(6):
+    errors: set[str] = set()
+    for _ in range(6):  # a day of syncs every four hours, noting every run loaded as failed
+        errors |= {i for i, r in warehouse_runs(pipeline).items() if r["status"] == "error"}
         past_clock.advance(timedelta(hours=4))
         run_sync(sim, pipeline)
     truth = world.truth()
