@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -34,7 +34,6 @@ class Stats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,7 +100,6 @@ class ZapierClient:
                 problem, wait = f"could not connect ({type(exc).__name__})", None
             else:
                 status = response.status_code
-                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
                 if status == 200:
                     try:
                         return parse_page(response.content)

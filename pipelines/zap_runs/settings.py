@@ -26,9 +26,6 @@ DEFAULT_LOOKBACK_HOURS = 24.0
 
 # Statuses a run can leave later: runs loaded in one of these are re-checked until they settle.
 OPEN_STATUSES = frozenset({"delayed", "scheduled", "pending", "held", "throttled"})
-# Statuses the contract documents; any other value is kept as it comes.
-KNOWN_STATUSES = frozenset(OPEN_STATUSES | {"error", "error_handled", "halted", "filtered",
-                                            "skipped", "success"})
 # Open runs of one zap whose start times lie this close are re-checked with one request.
 RECHECK_CLUSTER_SECONDS = 600.0
 # An open run not seen again in this many re-checks is dropped from the list (purged upstream).
