@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import json
 import math
 import random
 import threading
@@ -184,8 +185,6 @@ class World:
 
 
 def _matches(run: Run, search: str) -> bool:
-    import json
-
     text = " ".join([run.zap_title or "", json.dumps(run.data_in, ensure_ascii=False),
                      json.dumps(run.data_out, ensure_ascii=False)]).casefold()
     return all(word in text for word in search.casefold().split())

@@ -12,7 +12,7 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
-from .errors import ConfigError, ZapRunsError, missing_config, unwrap
+from .errors import ConfigError, ZapRunsError, first_line, missing_config, unwrap
 from .summary import format_summary
 
 log = logging.getLogger("pipelines.zap_runs")
@@ -90,8 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - a bug: one line for people, the trace in the log
         log.debug("unexpected failure", exc_info=True)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        print(f"error: unexpected {type(exc).__name__}: {first}. Run again with --log-level DEBUG "
+        print(f"error: unexpected {type(exc).__name__}: {first_line(exc)}. Run again with --log-level DEBUG "
               "for the traceback and report it.", file=sys.stderr)
         return EXIT_FAILED
 
@@ -156,8 +155,7 @@ def report_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {args.output}: {exc.strerror}; pick another --output.") from None
     except Exception as exc:  # noqa: BLE001 - most likely the models were never built
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ZapRunsError(f"cannot read the SQL models ({first}); run a sync first, or "
+        raise ZapRunsError(f"cannot read the SQL models ({first_line(exc, 200)}); run a sync first, or "
                            "`python -m pipelines.zap_runs models`.") from None
     print(f"report written to {path}")
     return EXIT_OK
@@ -174,9 +172,9 @@ def rebuild_models(pipeline) -> str:
     except ZapRunsError:
         raise
     except Exception as exc:  # noqa: BLE001 - the data is loaded; say what failed, in one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ZapRunsError(f"the sync loaded its data, but rebuilding the SQL models failed: "
-                           f"{first}. Fix it and run `python -m pipelines.zap_runs models`.") from None
+                           f"{first_line(exc)}. Fix it and run "
+                           "`python -m pipelines.zap_runs models`.") from None
     return f"  models     {len(timings)} rebuilt in {sum(timings.values()):.2f} s"
 
 

@@ -50,6 +50,12 @@ class UnreachableError(ApiError):
     """No HTTP answer at all: DNS, refused connection, TLS."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line, for one-line messages (its type when it says nothing)."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:
     fields = ", ".join(exc.fields)
     if "access_token" in exc.fields:
@@ -76,6 +82,5 @@ def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
         seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
-    first = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
-    return ZapRunsError(f"the {step} step failed: {first[:300]}. Nothing of this sync was "
+    return ZapRunsError(f"the {step} step failed: {first_line(inner)}. Nothing of this sync was "
                         "committed; fix the cause and run again (it resumes from its cursor).")

@@ -13,7 +13,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 
 from . import SyncProgress, settings, synclog, zap_runs_source
-from .errors import unwrap
+from .errors import first_line, unwrap
 from .locking import wait_for_duckdb
 from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
 from .synclog import Outcome
@@ -155,7 +155,7 @@ def logged_sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
             outcome.ended_at = synclog.now()
             error = unwrap(exc, pipeline.destination.destination_name) \
                 if isinstance(exc, Exception) else exc
-            outcome.error = (str(error).strip().splitlines() or [type(exc).__name__])[0][:500]
+            outcome.error = first_line(error, 500)
             synclog.record(pipeline, outcome)
             raise
         outcome.ended_at, outcome.result = synclog.now(), "success"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dlt
 
 from . import settings
-from .errors import ZapRunsError
+from .errors import ZapRunsError, first_line
 from .synclog import last_outcomes
 
 
@@ -37,7 +37,7 @@ def status_command(args: argparse.Namespace) -> int:
                 f"select max(start_time) from {client.make_qualified_table_name('zap_runs')}")[0][0]
     except Exception as exc:  # noqa: BLE001 - no log table or no data yet
         raise ZapRunsError(f"no sync has been recorded in {args.destination} dataset "
-                           f"{pipeline.dataset_name!r} yet ({str(exc).splitlines()[0][:120]}); "
+                           f"{pipeline.dataset_name!r} yet ({first_line(exc, 120)}); "
                            "run a sync first.") from None
     now = datetime.now(UTC)
     print(f"zap-runs status ({args.destination} dataset {pipeline.dataset_name!r})")

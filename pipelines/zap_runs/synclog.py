@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import dlt
 import sqlglot
 
+from .errors import first_line
 from .settings import SQL_DIALECTS
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,7 @@ def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
             client.execute_sql(f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})",
                                *[getattr(outcome, c) for c in COLUMNS])
     except Exception as exc:  # noqa: BLE001 - the sync's own result matters more than its log
-        log.warning("could not record the sync outcome in %s: %s", TABLE,
-                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        log.warning("could not record the sync outcome in %s: %s", TABLE, first_line(exc, 200))
 
 
 def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:
