@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import dlt
 
-from . import settings
+from . import dlt_compat, settings
 from .client import ZapierClient
 from .errors import ConfigError
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, RefreshingToken, StaticToken
 from .paging import fetch_window
-from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time, to_row
+from .prefetch import prefetched
+from .rows import RUN_COLUMNS, STEP_COLUMNS, RowBatch, RunKey, parse_time
 from .window import (
     Anchors,
     gap_warnings,
@@ -26,6 +27,7 @@ from .window import (
 )
 
 log = logging.getLogger(__name__)
+dlt_compat.install()
 
 
 @dataclass
@@ -110,14 +112,26 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
     return StaticToken(access_token.strip())
 
 
-@dlt.resource(
-    name="zap_runs",
-    primary_key="id",
-    # delete-insert replaces a changed run's step rows exactly and dedupes within a load.
-    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-    columns=RUN_COLUMNS,
-    nested_hints={"steps": dlt.mark.make_nested_hints(columns=STEP_COLUMNS)},
-)
+# Both tables are table variants of one resource, each fed Arrow tables built in rows.py:
+# `zap_runs__steps` is declared nested under `zap_runs`, so dlt links, merges and replaces its
+# rows exactly as it does for the nested tables its own normalizer makes. delete-insert
+# replaces a changed run's step rows exactly and dedupes within a load.
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+RUNS_TABLE = dlt.mark.make_hints(table_name="zap_runs", primary_key="id", write_disposition=MERGE,
+                                 columns=RUN_COLUMNS)
+STEPS_TABLE = dlt.mark.make_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
+                                  write_disposition=MERGE, columns=STEP_COLUMNS)
+# Runs handed to dlt at once: big enough that per-table overhead vanishes, small for memory.
+BATCH_RUNS = 10_000
+
+
+def as_tables(batch: RowBatch) -> Iterator[object]:
+    runs, steps = batch.take(dlt.current.load_package_state()["load_id"])
+    yield dlt.mark.with_hints(runs, RUNS_TABLE, create_table_variant=True)
+    yield dlt.mark.with_hints(steps, STEPS_TABLE, create_table_variant=True)
+
+
+@dlt.resource(name="zap_runs")
 def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
              lookback: timedelta, page_limit: int, full_refresh: bool,
              progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None
@@ -129,7 +143,9 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     would filter out. State is committed with the load, so a failed sync moves nothing.
     """
     # Create the tables even when nothing is loaded, so SQL models build on an empty account.
-    yield dlt.mark.materialize_table_schema()
+    for table in (RUNS_TABLE, STEPS_TABLE):
+        yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), table,
+                                  create_table_variant=True)
     state = dlt.current.resource_state()
     to_date = utcnow()
     cursor = None if full_refresh else parse_time(state.get("cursor"))
@@ -143,30 +159,33 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     default_from = to_date - timedelta(days=30)
     newest = cursor
 
-    def take(runs: list[dict], request: str, anchors: Anchors) -> list[dict]:
+    batch = RowBatch()
+
+    def take(runs: list[dict], request: str, anchors: Anchors) -> list[RunKey]:
         fetched_at = datetime.now(UTC)
-        rows = [to_row(run, fetched_at, request) for run in runs]
-        for row in rows:
-            progress.run_ids.add(row["id"])
-            anchors.add(row, open_runs)
-        return rows
+        keys = batch.add_page(runs, fetched_at, request)
+        for key in keys:
+            progress.run_ids.add(key.id)
+            anchors.add(key, open_runs)
+        return keys
 
     filters = {"to_date": iso(to_date)}
     if from_date is not None:
         filters["from_date"] = iso(from_date)
     main = Anchors((from_date or default_from, to_date))
     seen_per_zap: dict[int, int] = {}
-    for runs, request in fetch_window(client, filters, page_limit):
-        rows = take(runs, request, main)
-        for row in rows:
-            seen_per_zap[row["zap_id"]] = seen_per_zap.get(row["zap_id"], 0) + 1
+    for runs, request in prefetched(fetch_window(client, filters, page_limit)):
+        keys = take(runs, request, main)
+        for key in keys:
+            seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
         if client.stats.requests % 25 == 0:
             log.info("fetched %d runs in %d requests so far", len(progress.run_ids),
                      client.stats.requests)
-        starts = [row["start_time"] for row in rows if row["start_time"] is not None]
+        starts = [key.start_time for key in keys if key.start_time is not None]
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)
-        yield rows
+        if len(batch) >= BATCH_RUNS:
+            yield from as_tables(batch)
     main.resolve(open_runs)
 
     span = max(1.0, (to_date - main.window[0]).total_seconds())
@@ -187,7 +206,9 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             recheck = Anchors((plan.from_date, plan.to_date))
             for runs, request in fetch_window(client, window, page_limit):
                 found.update(run["id"] for run in runs)
-                yield take(runs, request, recheck)
+                take(runs, request, recheck)
+                if len(batch) >= BATCH_RUNS:
+                    yield from as_tables(batch)
             recheck.resolve(open_runs)
             for run_id in plan.run_ids:
                 if run_id in found or run_id not in open_runs:
@@ -204,6 +225,8 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             break
         plans = plan_rechecks(missed, rates, page_limit)
 
+    if len(batch):
+        yield from as_tables(batch)
     if newest is not None:
         state["cursor"] = iso(newest)
     state["open_runs"] = {k: v.dump() for k, v in open_runs.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import time
@@ -21,6 +20,7 @@ from .errors import (
     ScopeError,
     UnreachableError,
 )
+from .jsonvalues import json_loads
 from .oauth import RefreshingToken, StaticToken
 from .pacing import Pacer
 
@@ -166,7 +166,7 @@ def retry_after(value: str | None, default: float) -> float:
 def parse_page(body: bytes) -> Page:
     """A page from the contract's array-wrapped shape or the plain object clients see."""
     try:
-        payload = json.loads(body)
+        payload = json_loads(body)
     except ValueError as exc:
         raise ValueError(f"not JSON: {str(exc)[:80]}") from None
     parts = payload if isinstance(payload, list) else [payload]

@@ -1,13 +1,26 @@
-"""API run objects into warehouse rows: parsed datetimes, JSON kept exactly as JSON text."""
+"""API run objects into warehouse rows, built column by column as Arrow tables.
+
+Runs become rows of `zap_runs`; their steps become rows of dlt's nested table
+`zap_runs__steps`, linked the way dlt's own normalizer links them (`_dlt_parent_id` and
+`_dlt_root_id` are the run row's `_dlt_id`, `_dlt_list_idx` the step's position). Building the
+columns here, rather than handing dicts to dlt's Python normalizer, is what lets a backfill
+run at tens of thousands of runs a second.
+"""
 
 from __future__ import annotations
 
-import json
+import base64
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 import pendulum
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import ApiError
+from .jsonvalues import json_column
 
 # data_in/data_out hold any JSON value. dlt's json type diverts scalars into variant columns
 # and re-parses strings, so each is stored as its exact JSON text; SQL reads it with ::json.
@@ -23,11 +36,24 @@ RUN_COLUMNS: dict[str, dict] = {
     # When the sync read this version of the run; the newest read wins a duplicate within a load.
     "fetched_at": {"data_type": "timestamp", "timezone": True, "nullable": False,
                    "dedup_sort": "desc"},
+    # The columns dlt's relational normalizer would add, with the same hints.
+    "_dlt_load_id": {"data_type": "text", "nullable": False},
+    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
 }
 STEP_COLUMNS: dict[str, dict] = {
     "status": {"data_type": "text", "nullable": True},
     "start_time": {"data_type": "timestamp", "timezone": True, "nullable": True},
+    "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
+    "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
+    "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
+    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
 }
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+_ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "timestamp": TIMESTAMP}
+RUN_SCHEMA = pa.schema([pa.field(n, _ARROW_TYPES[c["data_type"]], nullable=c["nullable"])
+                        for n, c in RUN_COLUMNS.items()])
+STEP_SCHEMA = pa.schema([pa.field(n, _ARROW_TYPES[c["data_type"]], nullable=c["nullable"])
+                         for n, c in STEP_COLUMNS.items()])
 
 
 def parse_time(value: object) -> datetime | None:
@@ -43,40 +69,164 @@ def parse_time(value: object) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def json_text(run: dict, key: str) -> str | None:
-    """The exact JSON text of a value; SQL NULL only when the key is absent."""
-    if key not in run:
-        return None
-    return json.dumps(run[key], ensure_ascii=False, separators=(",", ":"))
+def row_ids(count: int) -> list[str]:
+    """Random row keys for `_dlt_id` (96 bits each), made in one go rather than one by one."""
+    text = base64.b64encode(os.urandom(12 * count)).decode()
+    return [text[i:i + 16] for i in range(0, 16 * count, 16)]
 
 
-def to_row(run: dict, fetched_at: datetime, request: str) -> dict:
-    """One warehouse row (with its steps) from one API run; a malformed run names the request."""
-    try:
-        steps = run.get("steps") or []
-        if not isinstance(steps, list):
-            raise ValueError("steps is not a list")
-        status = run.get("status")
-        if not isinstance(status, str):
-            raise ValueError("status is missing")
-        zap_id = run.get("zap_id")
-        if isinstance(zap_id, bool) or not (isinstance(zap_id, int) or (
-                isinstance(zap_id, str) and zap_id.strip().lstrip("-").isdigit())):
-            raise ValueError("zap_id is not an integer")
-        return {
-            "id": run["id"],
-            "zap_id": int(zap_id),
-            "zap_title": run.get("zap_title"),
-            "status": status,
-            "start_time": parse_time(run.get("start_time")),
-            "end_time": parse_time(run.get("end_time")),
-            "steps": [{"status": s.get("status"), "start_time": parse_time(s.get("start_time"))}
-                      for s in steps],
-            "data_in": json_text(run, "data_in"),
-            "data_out": json_text(run, "data_out"),
-            "fetched_at": fetched_at,
+@dataclass(slots=True)
+class RunKey:
+    """What the sync's bookkeeping needs of a run: its open-run anchors and the cursor."""
+
+    id: str
+    zap_id: int
+    status: str
+    start_time: datetime | None
+
+
+class RowBatch:
+    """Runs gathered page by page and handed to dlt as two Arrow tables, column by column.
+
+    Each column is built in bulk; only when a bulk step meets something the contract does not
+    allow are the runs checked one by one, so the error names the run and its request.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[dict] = []
+        self.fetched_at: list[datetime] = []
+        self.requests: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def add_page(self, runs: list[dict], fetched_at: datetime, request: str) -> list[RunKey]:
+        """Take one page of API runs; what the sync's bookkeeping needs of each comes back."""
+        try:
+            keys = [RunKey(*fields) for fields in zip(
+                [run["id"] for run in runs], _zap_ids([run.get("zap_id") for run in runs]),
+                _texts([run.get("status") for run in runs], nullable=False),
+                [_time(run.get("start_time")) for run in runs], strict=True)]
+        except (ValueError, TypeError, KeyError):
+            raise _first_malformed(runs, [request] * len(runs)) from None
+        self.runs += runs
+        self.fetched_at += [fetched_at] * len(runs)
+        self.requests += [request] * len(runs)
+        return keys
+
+    def take(self, load_id: str) -> tuple[pa.Table, pa.Table]:
+        """The gathered runs and their steps as Arrow tables; the batch is empty again."""
+        runs, count = self.runs, len(self.runs)
+        try:
+            run_table, steps = self._run_table(runs, load_id)
+            step_lists = [run.get("steps") or [] for run in runs]
+            if not all(type(steps) is list for steps in step_lists):
+                raise ValueError("steps is not a list")
+            counts = list(map(len, step_lists))
+            flat = list(chain.from_iterable(step_lists))
+            status = pa.array(_texts([step.get("status") for step in flat]), pa.string())
+            start = _times([step.get("start_time") for step in flat])
+        except (ValueError, TypeError, AttributeError, pa.ArrowException):
+            raise _first_malformed(runs, self.requests) from None
+        positions = pa.array([i for i in range(count) for _ in range(counts[i])], pa.int64())
+        indexes = pa.array([j for n in counts for j in range(n)], pa.int64())
+        parents = steps.take(positions)
+        step_table = pa.Table.from_arrays([
+            status, start, parents, parents, indexes,
+            pc.binary_join_element_wise(parents, indexes.cast(pa.string()), "."),
+        ], schema=STEP_SCHEMA)
+        self.__init__()
+        return run_table, step_table
+
+    def _run_table(self, runs: list[dict], load_id: str) -> tuple[pa.Table, pa.Array]:
+        keys = pa.array(row_ids(len(runs)), pa.string())
+        columns = {
+            "id": pa.array([run["id"] for run in runs], pa.string()),
+            "zap_id": pa.array(_zap_ids([run.get("zap_id") for run in runs]), pa.int64()),
+            "zap_title": pa.array(_texts([run.get("zap_title") for run in runs]), pa.string()),
+            "status": pa.array([run["status"] for run in runs], pa.string()),
+            "start_time": _times([run.get("start_time") for run in runs]),
+            "end_time": _times([run.get("end_time") for run in runs]),
+            "data_in": json_column(runs, "data_in"),
+            "data_out": json_column(runs, "data_out"),
+            "fetched_at": pa.array(self.fetched_at, TIMESTAMP),
+            "_dlt_load_id": pa.array([load_id] * len(runs), pa.string()),
+            "_dlt_id": keys,
         }
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise ApiError(f"{request} returned a malformed run {str(run.get('id'))[:40]!r}: {exc}. "
-                       "Nothing of this sync was committed and its cursor did not move; report "
-                       "the run to Zapier.") from None
+        return pa.Table.from_arrays(list(columns.values()), schema=RUN_SCHEMA), keys
+
+
+def _zap_ids(values: list) -> list[int]:
+    if all(type(value) is int for value in values):
+        return values
+    out = []
+    for value in values:  # numeric strings are accepted, as the old API sent them
+        if isinstance(value, bool) or not (isinstance(value, int) or (
+                isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+            raise ValueError("zap_id is not an integer")
+        out.append(int(value))
+    return out
+
+
+def _texts(values: list, nullable: bool = True) -> list:
+    allowed = (str, type(None)) if nullable else (str,)
+    if not all(type(value) in allowed for value in values):
+        raise ValueError("a text field is not a string")
+    return values
+
+
+def _time(value: object) -> datetime | None:
+    """parse_time, with the common case (UTC with a Z or +00:00) first."""
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is UTC:
+                return parsed
+        except ValueError:
+            pass
+    return parse_time(value)
+
+
+def _times(values: list) -> pa.Array:
+    """Timestamps cast by Arrow in one go; forms Arrow does not read go through parse_time."""
+    try:
+        return pa.array(_texts(values), pa.string()).cast(TIMESTAMP)
+    except pa.ArrowInvalid:
+        return pa.array([parse_time(value) for value in values], TIMESTAMP)
+
+
+def check_run(run: dict) -> None:
+    """Raise ValueError naming what in one API run breaks the contract."""
+    if not isinstance(run.get("steps") or [], list):
+        raise ValueError("steps is not a list")
+    _texts([run.get("status")], nullable=False)
+    _zap_ids([run.get("zap_id")])
+    _texts([run.get("zap_title")])
+    for name in ("start_time", "end_time"):
+        try:
+            parse_time(run.get(name))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    for step in run.get("steps") or []:
+        if not isinstance(step, dict):
+            raise ValueError("a step is not an object")
+        _texts([step.get("status")])
+        try:
+            parse_time(step.get("start_time"))
+        except ValueError as exc:
+            raise ValueError(f"a step's start_time: {exc}") from None
+
+
+def _first_malformed(runs: list[dict], requests: list[str]) -> ApiError:
+    for run, request in zip(runs, requests, strict=True):
+        try:
+            check_run(run)
+        except (ValueError, TypeError, AttributeError) as exc:
+            return malformed(request, run, exc)
+    return malformed(requests[0] if requests else "GET /v2/zap-runs", {}, "unreadable fields")
+
+
+def malformed(request: str, run: dict, problem: object) -> ApiError:
+    return ApiError(f"{request} returned a malformed run {str(run.get('id'))[:40]!r}: {problem}. "
+                    "Nothing of this sync was committed and its cursor did not move; report "
+                    "the run to Zapier.")

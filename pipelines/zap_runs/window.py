@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from . import settings
-from .rows import parse_time
+from .rows import RunKey, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ class Anchors:
         self._starts: list[datetime | None] = []
         self._waiting: list[tuple[str, int, int]] = []
 
-    def add(self, row: dict, open_runs: dict[str, OpenRun]) -> None:
-        start = row["start_time"]
+    def add(self, run: RunKey, open_runs: dict[str, OpenRun]) -> None:
+        start = run.start_time
         if start is None:
-            self._waiting.append((row["id"], row["zap_id"], len(self._starts)))
-        elif row["status"] in settings.OPEN_STATUSES:
-            open_runs[row["id"]] = OpenRun(row["zap_id"], start, start + _TICK, *self.window)
+            self._waiting.append((run.id, run.zap_id, len(self._starts)))
+        elif run.status in settings.OPEN_STATUSES:
+            open_runs[run.id] = OpenRun(run.zap_id, start, start + _TICK, *self.window)
         else:
-            open_runs.pop(row["id"], None)
+            open_runs.pop(run.id, None)
         self._starts.append(start)
 
     def resolve(self, open_runs: dict[str, OpenRun]) -> None:
