@@ -122,7 +122,7 @@ RUNS_TABLE = dlt.mark.make_hints(table_name="zap_runs", primary_key="id", write_
 STEPS_TABLE = dlt.mark.make_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
                                   write_disposition=MERGE, columns=STEP_COLUMNS)
 # Runs handed to dlt at once: big enough that per-table overhead vanishes, small for memory.
-BATCH_RUNS = 10_000
+BATCH_RUNS = 2500
 
 
 def as_tables(batch: RowBatch) -> Iterator[object]:
@@ -143,9 +143,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     would filter out. State is committed with the load, so a failed sync moves nothing.
     """
     # Create the tables even when nothing is loaded, so SQL models build on an empty account.
-    for table in (RUNS_TABLE, STEPS_TABLE):
-        yield dlt.mark.with_hints(dlt.mark.materialize_table_schema(), table,
-                                  create_table_variant=True)
+    yield from as_tables(RowBatch())
     state = dlt.current.resource_state()
     to_date = utcnow()
     cursor = None if full_refresh else parse_time(state.get("cursor"))
