@@ -17,8 +17,8 @@ def cursor_of(pipeline):
     return pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"].get("cursor")
 
 
-def test_transient_garbage_is_retried(make_simulator, tmp_path):
-    world = small_world(seed=101)
+def test_transient_garbage_is_retried(make_simulator, past_clock, tmp_path):
+    world = small_world(seed=101, clock=past_clock)
     sim = make_simulator(world, faults=Faults(truncate_rate=0.2, html_error_rate=0.2,
                                               corrupt_rate=0.1, fault_retry_after=0))
     pipeline = duckdb_pipeline(tmp_path / "t.duckdb")
