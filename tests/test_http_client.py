@@ -140,9 +140,14 @@ def test_400_names_the_request(make_simulator):
 
 
 def test_both_body_shapes_parse_the_same():
-    obj = b'{"links":{"next":null},"meta":{"count":1,"limit":10},"data":[{"id":"a"}]}'
+    run = b'{"id":"a","zap_id":1,"status":"success","data_in":{"x": [1, 2]}}'
+    obj = b'{"links":{"next":null},"meta":{"count":1,"limit":10},"data":[' + run + b']}'
     arr = b"[" + obj + b"]"
     assert parse_page(obj) == parse_page(arr)
+    page = parse_page(obj)
+    assert (page.count, page.limit, page.data[0].id) == (1, 10, "a")
+    assert bytes(page.data[0].data_in) == b'{"x": [1, 2]}'  # the text as sent
+    assert len(page.data[0].data_out) == 0  # absent, not JSON null
     for bad in (b"<html>", b'{"data": 5}', b'[{"data":[{"no_id":1}]}]', b'{"links":'):
         with pytest.raises(ValueError):
             parse_page(bad)

@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 
 from pipelines.simulator import Faults
+from pipelines.zap_runs.client import ZapierClient
+from pipelines.zap_runs.paging import fetch_window
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync
@@ -46,8 +48,9 @@ def test_inflated_count_ends_without_looping(make_simulator, past_clock, tmp_pat
     result = run_sync(sim, pipeline)
     assert_matches_truth(pipeline, world.truth())
     pages = math.ceil(len(world.truth()) / 100)
-    # Each pass ends on the first empty page; the window is tried at most three times.
-    assert result.requests <= 3 * (pages + 1)
+    # Each pass ends on the first empty page; the window is tried at most three times. An
+    # unpaced sync also guesses one page past the last (its look-ahead), never more.
+    assert result.requests <= 3 * (pages + 2)
 
 
 def test_count_changing_mid_sync(make_simulator, past_clock, tmp_path):
@@ -83,3 +86,28 @@ def _after_first_request(world, truth, sim):
     to_date = parse_time(parse_qs(pinned)["to_date"][0])
     return {i for i in truth if world.run(i).occurred_at >= to_date or world.run(i).start_time is None
             or world.run(i).start_time >= to_date}
+
+
+@pytest.mark.parametrize("rate", [None, 60_000], ids=["unpaced", "paced"])
+def test_look_ahead_changes_timing_never_results(make_simulator, past_clock, rate):
+    """Unpaced paging guesses the page after next; a wrong guess (a short page) is dropped and
+    the runs come out exactly as sequential paging gives them. A paced client never guesses."""
+    world = small_world(seed=35, clock=past_clock)
+    sim = make_simulator(world, faults=Faults(order="asc", short_page_rate=0.3))
+    results = {}
+    for lookahead in (False, None):
+        client = ZapierClient(sim.base_url, sim.token, requests_per_minute=rate, backoff_base=0)
+        pages = [[run.id for run in runs] for runs, _ in
+                 fetch_window(client, {}, page_limit=50, lookahead=lookahead)]
+        results[lookahead] = (pages, client.stats.requests)
+        client.close()
+    (sequential, plain), (default, spent) = results[False], results[None]
+    # Short pages fall at random, so page boundaries differ; the runs, in order, may not.
+    in_order = [run_id for page in sequential for run_id in page]
+    assert [run_id for page in default for run_id in page] == in_order
+    assert sorted(in_order) == sorted(world.truth())
+    assert plain == len(sequential)  # sequential paging: one request per page served
+    if rate is None:
+        assert spent > len(default)  # some guesses fell on short pages: dropped, re-requested
+    else:
+        assert spent == len(default)

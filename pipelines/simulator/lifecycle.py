@@ -14,6 +14,9 @@ OPEN_STATUSES = ("delayed", "scheduled", "pending", "held", "throttled")
 UNLISTED_STATUSES = ("partial", "stopped")  # seen in the wild, absent from the contract
 
 
+_UTC_Z = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+
+
 def iso(when: datetime | None) -> str | None:
     """The API's timestamp format; whole seconds drop the fraction, as some servers do."""
     if when is None:
@@ -46,15 +49,17 @@ class Run:
     def encoded(self) -> bytes:
         """The run's JSON, cached until the run changes."""
         if self.cached is None:
-            self.cached = orjson.dumps(self.payload())
+            # orjson writes the datetimes itself, in iso()'s exact format, many times faster.
+            self.cached = orjson.dumps(self.payload(times=lambda when: when), option=_UTC_Z)
         return self.cached
 
-    def payload(self) -> dict:
+    def payload(self, times=None) -> dict:
+        times = times or iso
         return {
             "id": self.id,
             "zap_id": self.zap_id,
-            "start_time": iso(self.start_time),
-            "end_time": iso(self.end_time),
+            "start_time": times(self.start_time),
+            "end_time": times(self.end_time),
             "status": self.status,
             "zap_title": self.zap_title,
             "steps": self.steps,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dlt
 
 from . import dlt_compat, settings
+from .apirun import ApiRun
 from .client import ZapierClient
 from .errors import ConfigError
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, RefreshingToken, StaticToken
@@ -159,7 +160,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
 
     batch = RowBatch()
 
-    def take(runs: list[dict], request: str, anchors: Anchors) -> list[RunKey]:
+    def take(runs: list[ApiRun], request: str, anchors: Anchors) -> list[RunKey]:
         fetched_at = datetime.now(UTC)
         keys = batch.add_page(runs, fetched_at, request)
         for key in keys:
@@ -203,7 +204,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             found: set[str] = set()
             recheck = Anchors((plan.from_date, plan.to_date))
             for runs, request in fetch_window(client, window, page_limit):
-                found.update(run["id"] for run in runs)
+                found.update(run.id for run in runs)
                 take(runs, request, recheck)
                 if len(batch) >= BATCH_RUNS:
                     yield from as_tables(batch)

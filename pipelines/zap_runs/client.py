@@ -5,13 +5,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+import msgspec
 
 from . import settings
+from .apirun import PAGE_DECODER, ApiRun, MalformedRun, run_from_dict
 from .errors import (
     ApiError,
     AuthError,
@@ -19,6 +22,7 @@ from .errors import (
     RetriesExhausted,
     ScopeError,
     UnreachableError,
+    malformed_run,
 )
 from .jsonvalues import json_loads
 from .oauth import RefreshingToken, StaticToken
@@ -40,7 +44,7 @@ class Stats:
 class Page:
     """One page of runs, whatever body shape the server chose."""
 
-    data: list[dict]
+    data: list[ApiRun]
     count: int | None
     limit: int | None
     next_url: str | None
@@ -68,9 +72,23 @@ class ZapierClient:
         self.pacer = Pacer(requests_per_minute, sleep=sleep)
         self._sleep = sleep
         self.stats = Stats()
+        # get_runs may run in two threads at once (paging.fetch_window's look-ahead).
+        self._lock = threading.Lock()
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
                                   headers={"Accept": "application/json",
                                            "User-Agent": "zap-runs-sync/0.1"})
+
+    @property
+    def paced(self) -> bool:
+        return self.pacer.interval > 0
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def _refresh(self, refused: str) -> bool:
+        with self._lock:
+            return self.tokens.on_unauthorized(refused) not in (None, refused)
 
     def close(self) -> None:
         self._http.close()
@@ -88,9 +106,10 @@ class ZapierClient:
         attempt = 0
         refreshed = False
         while True:
-            token = self.tokens.current()
+            with self._lock:  # one refresh at a time: a refresh token may rotate
+                token = self.tokens.current()
             self.pacer.wait()
-            self.stats.requests += 1
+            self._count("requests")
             try:
                 response = self._http.get(url, params=params,
                                           headers={"Authorization": f"Bearer {token}"})
@@ -103,10 +122,12 @@ class ZapierClient:
                 if status == 200:
                     try:
                         return parse_page(response.content)
+                    except MalformedRun as exc:
+                        raise malformed_run(shown, exc.run_id, exc.problem) from None
                     except ValueError as exc:
                         problem, wait = f"returned a malformed body ({exc})", None
                 elif status == 429:
-                    self.stats.rate_limited += 1
+                    self._count("rate_limited")
                     wait = retry_after(response.headers.get("Retry-After"), self.default_retry_after)
                     self.pacer.hold(wait)
                     problem = "was rate limited (429)"
@@ -116,10 +137,9 @@ class ZapierClient:
                     problem = "was unavailable (503)"
                 elif status >= 500:
                     problem, wait = f"failed with {status}", None
-                elif status == 401 and not refreshed and self.tokens.on_unauthorized(token) not in (
-                        None, token):
+                elif status == 401 and not refreshed and self._refresh(token):
                     refreshed = True  # the access token expired early: once with a fresh one
-                    self.stats.retries += 1
+                    self._count("retries")
                     continue
                 else:
                     raise client_error(response, shown, self.base_url)
@@ -137,7 +157,7 @@ class ZapierClient:
                     f"{shown} {problem}; gave up after {self.max_retries} retries; {advice}. "
                     "Nothing of this sync was committed and its cursor did not move, so the next "
                     "sync reads the same runs again.", url=shown)
-            self.stats.retries += 1
+            self._count("retries")
             if wait is None:
                 wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                 wait = random.uniform(wait / 2, wait)  # jitter: retries of many clients spread out
@@ -164,21 +184,44 @@ def retry_after(value: str | None, default: float) -> float:
 
 
 def parse_page(body: bytes) -> Page:
-    """A page from the contract's array-wrapped shape or the plain object clients see."""
+    """A page from the contract's array-wrapped shape or the plain object clients see.
+
+    Runs come back as ApiRun; a run with fields of the wrong type raises MalformedRun, a body
+    that is not a page of runs at all raises ValueError (that may be a transient fault).
+    """
+    try:
+        decoded = PAGE_DECODER.decode(body)
+    except msgspec.DecodeError:
+        return _parse_page_generic(body)
+    parts = decoded if isinstance(decoded, list) else [decoded]
+    data: list[ApiRun] = []
+    count = limit = next_url = None
+    for part in parts:
+        data += part.data
+        if part.meta is not None:
+            count = part.meta.count if part.meta.count is not None else count
+            limit = part.meta.limit if part.meta.limit is not None else limit
+        if part.links is not None and part.links.next is not None:
+            next_url = part.links.next
+    return Page(data, count, limit, next_url)
+
+
+def _parse_page_generic(body: bytes) -> Page:
     try:
         payload = json_loads(body)
     except ValueError as exc:
         raise ValueError(f"not JSON: {str(exc)[:80]}") from None
     parts = payload if isinstance(payload, list) else [payload]
-    data: list[dict] = []
+    data: list[ApiRun] = []
     count = limit = next_url = None
     for part in parts:
         if not isinstance(part, dict) or not isinstance(part.get("data", []), list):
             raise ValueError("expected an object with a 'data' list")
-        for run in part.get("data") or []:
+        runs = part.get("data") or []
+        for run in runs:
             if not isinstance(run, dict) or not isinstance(run.get("id"), str):
                 raise ValueError("a run without a string 'id'")
-            data.append(run)
+        data += [run_from_dict(run) for run in runs]
         meta = part.get("meta") or {}
         links = part.get("links") or {}
         if isinstance(meta.get("count"), int):

@@ -26,6 +26,13 @@ class ApiError(ZapRunsError):
         self.url = url
 
 
+def malformed_run(request: str, run_id: object, problem: object) -> ApiError:
+    """A run that breaks the contract: the sync stops before committing anything."""
+    return ApiError(f"{request} returned a malformed run {str(run_id)[:40]!r}: {problem}. "
+                    "Nothing of this sync was committed and its cursor did not move; report "
+                    "the run to Zapier.", url=request)
+
+
 class AuthError(ApiError):
     """401: the token is missing, wrong or expired (a configuration problem: exit 2)."""
 

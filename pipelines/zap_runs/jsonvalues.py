@@ -6,7 +6,6 @@ import json
 
 import msgspec
 import orjson
-import pyarrow as pa
 
 
 def json_loads(body: bytes) -> object:
@@ -19,20 +18,15 @@ def json_loads(body: bytes) -> object:
         return json.loads(body)
 
 
+def json_bytes(value: object) -> bytes:
+    """A value as JSON text (UTF-8): orjson, or the standard writer for what orjson refuses
+    (integers beyond 64 bits; lone surrogates, which only an ASCII escape can carry)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode()
+
+
 def json_text(run: dict, key: str) -> str | None:
     """The exact JSON text of a value; SQL NULL only when the key is absent."""
-    if key not in run:
-        return None
-    try:
-        return orjson.dumps(run[key]).decode()
-    except TypeError:  # integers beyond 64 bits, lone surrogates
-        return json.dumps(run[key], ensure_ascii=False, separators=(",", ":"))
-
-
-def json_column(runs: list[dict], key: str) -> pa.Array:
-    """`json_text` of one key over many runs, as an Arrow string column."""
-    try:
-        texts = [orjson.dumps(run[key]) if key in run else None for run in runs]
-    except TypeError:
-        texts = [None if (text := json_text(run, key)) is None else text.encode() for run in runs]
-    return pa.array(texts, pa.binary()).cast(pa.string())
+    return json_bytes(run[key]).decode() if key in run else None

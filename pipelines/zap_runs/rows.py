@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 
+import msgspec
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ApiError
-from .jsonvalues import json_column
+from .apirun import ApiRun
+from .errors import ApiError, malformed_run
 
 # data_in/data_out hold any JSON value. dlt's json type diverts scalars into variant columns
 # and re-parses strings, so each is stored as its exact JSON text; SQL reads it with ::json.
@@ -88,26 +89,26 @@ class RunKey:
 class RowBatch:
     """Runs gathered page by page and handed to dlt as two Arrow tables, column by column.
 
-    Each column is built in bulk; only when a bulk step meets something the contract does not
-    allow are the runs checked one by one, so the error names the run and its request.
+    Each column is built in bulk; only when a bulk step meets a value it cannot read are the
+    runs checked one by one, so that the error names the run and the request it came from.
     """
 
     def __init__(self) -> None:
-        self.runs: list[dict] = []
+        self.runs: list[ApiRun] = []
         self.fetched_at: list[datetime] = []
         self.requests: list[str] = []
 
     def __len__(self) -> int:
         return len(self.runs)
 
-    def add_page(self, runs: list[dict], fetched_at: datetime, request: str) -> list[RunKey]:
-        """Take one page of API runs; what the sync's bookkeeping needs of each comes back."""
+    def add_page(self, runs: list[ApiRun], fetched_at: datetime, request: str) -> list[RunKey]:
+        """Take one page of runs; what the sync's bookkeeping needs of each comes back."""
         try:
             keys = [RunKey(*fields) for fields in zip(
-                [run["id"] for run in runs], _zap_ids([run.get("zap_id") for run in runs]),
-                _texts([run.get("status") for run in runs], nullable=False),
-                [_time(run.get("start_time")) for run in runs], strict=True)]
-        except (ValueError, TypeError, KeyError):
+                [run.id for run in runs], _zap_ids([run.zap_id for run in runs]),
+                [run.status for run in runs], [_time(run.start_time) for run in runs],
+                strict=True)]
+        except ValueError:
             raise _first_malformed(runs, [request] * len(runs)) from None
         self.runs += runs
         self.fetched_at += [fetched_at] * len(runs)
@@ -117,43 +118,37 @@ class RowBatch:
     def take(self, load_id: str) -> tuple[pa.Table, pa.Table]:
         """The gathered runs and their steps as Arrow tables; the batch is empty again."""
         runs, count = self.runs, len(self.runs)
+        keys = pa.array(row_ids(count), pa.string())
+        step_lists = [run.steps or () for run in runs]
+        counts = list(map(len, step_lists))
+        flat = list(chain.from_iterable(step_lists))
         try:
-            run_table, steps = self._run_table(runs, load_id)
-            step_lists = [run.get("steps") or [] for run in runs]
-            if not all(type(steps) is list for steps in step_lists):
-                raise ValueError("steps is not a list")
-            counts = list(map(len, step_lists))
-            flat = list(chain.from_iterable(step_lists))
-            status = pa.array(_texts([step.get("status") for step in flat]), pa.string())
-            start = _times([step.get("start_time") for step in flat])
-        except (ValueError, TypeError, AttributeError, pa.ArrowException):
+            run_table = pa.Table.from_arrays([
+                pa.array([run.id for run in runs], pa.string()),
+                pa.array(_zap_ids([run.zap_id for run in runs]), pa.int64()),
+                pa.array([run.zap_title for run in runs], pa.string()),
+                pa.array([run.status for run in runs], pa.string()),
+                _times([run.start_time for run in runs]),
+                _times([run.end_time for run in runs]),
+                _raw_json([run.data_in for run in runs]),
+                _raw_json([run.data_out for run in runs]),
+                pa.array(self.fetched_at, TIMESTAMP),
+                pa.array([load_id] * count, pa.string()),
+                keys,
+            ], schema=RUN_SCHEMA)
+            status = pa.array([step.status for step in flat], pa.string())
+            start = _times([step.start_time for step in flat])
+        except (ValueError, pa.ArrowException):
             raise _first_malformed(runs, self.requests) from None
         positions = pa.array([i for i in range(count) for _ in range(counts[i])], pa.int64())
         indexes = pa.array([j for n in counts for j in range(n)], pa.int64())
-        parents = steps.take(positions)
+        parents = keys.take(positions)
         step_table = pa.Table.from_arrays([
             status, start, parents, parents, indexes,
             pc.binary_join_element_wise(parents, indexes.cast(pa.string()), "."),
         ], schema=STEP_SCHEMA)
         self.__init__()
         return run_table, step_table
-
-    def _run_table(self, runs: list[dict], load_id: str) -> tuple[pa.Table, pa.Array]:
-        keys = pa.array(row_ids(len(runs)), pa.string())
-        columns = {
-            "id": pa.array([run["id"] for run in runs], pa.string()),
-            "zap_id": pa.array(_zap_ids([run.get("zap_id") for run in runs]), pa.int64()),
-            "zap_title": pa.array(_texts([run.get("zap_title") for run in runs]), pa.string()),
-            "status": pa.array([run["status"] for run in runs], pa.string()),
-            "start_time": _times([run.get("start_time") for run in runs]),
-            "end_time": _times([run.get("end_time") for run in runs]),
-            "data_in": json_column(runs, "data_in"),
-            "data_out": json_column(runs, "data_out"),
-            "fetched_at": pa.array(self.fetched_at, TIMESTAMP),
-            "_dlt_load_id": pa.array([load_id] * len(runs), pa.string()),
-            "_dlt_id": keys,
-        }
-        return pa.Table.from_arrays(list(columns.values()), schema=RUN_SCHEMA), keys
 
 
 def _zap_ids(values: list) -> list[int]:
@@ -168,16 +163,15 @@ def _zap_ids(values: list) -> list[int]:
     return out
 
 
-def _texts(values: list, nullable: bool = True) -> list:
-    allowed = (str, type(None)) if nullable else (str,)
-    if not all(type(value) in allowed for value in values):
-        raise ValueError("a text field is not a string")
-    return values
+def _raw_json(values: list[msgspec.Raw]) -> pa.Array:
+    """data_in/data_out as the exact JSON text the API sent; absent is NULL, JSON null "null"."""
+    return pa.array([bytes(value) if len(value) else None for value in values],
+                    pa.binary()).cast(pa.string())
 
 
-def _time(value: object) -> datetime | None:
+def _time(value: str | None) -> datetime | None:
     """parse_time, with the common case (UTC with a Z or +00:00) first."""
-    if type(value) is str:
+    if value is not None:
         try:
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is UTC:
@@ -187,46 +181,30 @@ def _time(value: object) -> datetime | None:
     return parse_time(value)
 
 
-def _times(values: list) -> pa.Array:
+def _times(values: list[str | None]) -> pa.Array:
     """Timestamps cast by Arrow in one go; forms Arrow does not read go through parse_time."""
     try:
-        return pa.array(_texts(values), pa.string()).cast(TIMESTAMP)
+        return pa.array(values, pa.string()).cast(TIMESTAMP)
     except pa.ArrowInvalid:
         return pa.array([parse_time(value) for value in values], TIMESTAMP)
 
 
-def check_run(run: dict) -> None:
-    """Raise ValueError naming what in one API run breaks the contract."""
-    if not isinstance(run.get("steps") or [], list):
-        raise ValueError("steps is not a list")
-    _texts([run.get("status")], nullable=False)
-    _zap_ids([run.get("zap_id")])
-    _texts([run.get("zap_title")])
-    for name in ("start_time", "end_time"):
+def check_run(run: ApiRun) -> None:
+    """Raise ValueError naming what in one run the bulk steps could not read."""
+    _zap_ids([run.zap_id])
+    times = [("start_time", run.start_time), ("end_time", run.end_time)]
+    times += [("a step's start_time", step.start_time) for step in run.steps or ()]
+    for name, value in times:
         try:
-            parse_time(run.get(name))
+            parse_time(value)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    for step in run.get("steps") or []:
-        if not isinstance(step, dict):
-            raise ValueError("a step is not an object")
-        _texts([step.get("status")])
-        try:
-            parse_time(step.get("start_time"))
-        except ValueError as exc:
-            raise ValueError(f"a step's start_time: {exc}") from None
 
 
-def _first_malformed(runs: list[dict], requests: list[str]) -> ApiError:
+def _first_malformed(runs: list[ApiRun], requests: list[str]) -> ApiError:
     for run, request in zip(runs, requests, strict=True):
         try:
             check_run(run)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return malformed(request, run, exc)
-    return malformed(requests[0] if requests else "GET /v2/zap-runs", {}, "unreadable fields")
-
-
-def malformed(request: str, run: dict, problem: object) -> ApiError:
-    return ApiError(f"{request} returned a malformed run {str(run.get('id'))[:40]!r}: {problem}. "
-                    "Nothing of this sync was committed and its cursor did not move; report "
-                    "the run to Zapier.")
+        except ValueError as exc:
+            return malformed_run(request, run.id, exc)
+    return malformed_run(requests[0] if requests else "GET /v2/zap-runs", None, "unreadable fields")
