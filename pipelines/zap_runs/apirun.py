@@ -13,14 +13,16 @@ import msgspec
 from .jsonvalues import json_bytes
 
 ABSENT = msgspec.Raw()  # an absent data_in/data_out (SQL NULL), unlike JSON null (b"null")
+# Runs and steps hold only strings, numbers and raw JSON, never cycles: with gc=False the
+# garbage collector does not walk the hundreds of thousands of them a backfill makes.
 
 
-class ApiStep(msgspec.Struct):
+class ApiStep(msgspec.Struct, gc=False):
     status: str | None = None
     start_time: str | None = None
 
 
-class ApiRun(msgspec.Struct):
+class ApiRun(msgspec.Struct, gc=False):
     id: str
     zap_id: int | str
     status: str
