@@ -136,7 +136,7 @@ def as_tables(batch: RowBatch) -> Iterator[object]:
 def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
              lookback: timedelta, page_limit: int, full_refresh: bool,
              progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None
-             ) -> Iterator[list[dict]]:
+             ) -> Iterator[object]:
     """Runs in [cursor - lookback, now) plus re-checks of runs still open from earlier syncs.
 
     The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
