@@ -92,8 +92,15 @@ def zap_runs_source(
     progress = progress if progress is not None else SyncProgress()
     progress.client = client
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
-    return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
-                    full_refresh, progress, gaps)
+    resource = zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours),
+                        page_limit, full_refresh, progress, gaps)
+    # Declared once here; items then only name their table (hints given with every item
+    # would be validated again with every item).
+    resource.apply_hints(table_name="zap_runs", primary_key="id", write_disposition=MERGE,
+                         columns=RUN_COLUMNS, create_table_variant=True)
+    resource.apply_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
+                         write_disposition=MERGE, columns=STEP_COLUMNS, create_table_variant=True)
+    return resource
 
 
 def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
@@ -118,18 +125,14 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
 # rows exactly as it does for the nested tables its own normalizer makes. delete-insert
 # replaces a changed run's step rows exactly and dedupes within a load.
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-RUNS_TABLE = dlt.mark.make_hints(table_name="zap_runs", primary_key="id", write_disposition=MERGE,
-                                 columns=RUN_COLUMNS)
-STEPS_TABLE = dlt.mark.make_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
-                                  write_disposition=MERGE, columns=STEP_COLUMNS)
 # Runs handed to dlt at once: big enough that per-table overhead vanishes, small for memory.
-BATCH_RUNS = 2500
+BATCH_RUNS = 10_000
 
 
 def as_tables(batch: RowBatch) -> Iterator[object]:
     runs, steps = batch.take(dlt.current.load_package_state()["load_id"])
-    yield dlt.mark.with_hints(runs, RUNS_TABLE, create_table_variant=True)
-    yield dlt.mark.with_hints(steps, STEPS_TABLE, create_table_variant=True)
+    yield dlt.mark.with_table_name(runs, "zap_runs")
+    yield dlt.mark.with_table_name(steps, "zap_runs__steps")
 
 
 @dlt.resource(name="zap_runs")

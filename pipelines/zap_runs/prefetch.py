@@ -16,7 +16,7 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(pages: Iterator[T], depth: int = 4) -> Iterator[T]:
+def prefetched(pages: Iterator[T], depth: int = 8) -> Iterator[T]:
     """`pages`, produced up to `depth` items ahead in a thread; its errors are raised here.
 
     When the consumer stops early, the thread ends after the request it is in (it is a daemon
