@@ -42,6 +42,30 @@ def test_tables_have_declared_types_and_no_variant_columns(make_simulator, tmp_p
     assert not {t for t in tables if t.startswith("zap_runs__") and t != "zap_runs__steps"}
 
 
+def test_steps_are_dlts_nested_table_linked_to_their_run(make_simulator, tmp_path):
+    """Built as Arrow, the steps table is still dlt's nested table of zap_runs: dlt knows the
+    link (which its merge uses to replace a changed run's steps) and every step row points at
+    exactly one run row, in list order from 0."""
+    sim = make_simulator()
+    pipeline = duckdb_pipeline(tmp_path / "n.duckdb")
+    run_sync(sim, pipeline)
+    table = pipeline.default_schema.tables["zap_runs__steps"]
+    assert table["parent"] == "zap_runs" and "resource" not in table
+    hints = {name: {k for k in ("root_key", "parent_key", "row_key") if col.get(k)}
+             for name, col in table["columns"].items()}
+    assert hints["_dlt_root_id"] == {"root_key"} and hints["_dlt_parent_id"] == {"parent_key"}
+    assert hints["_dlt_id"] == {"row_key"}
+    with pipeline.sql_client() as client:
+        runs = client.make_qualified_table_name("zap_runs")
+        steps = client.make_qualified_table_name("zap_runs__steps")
+        orphans, bad_order, total = client.execute_sql(
+            f"select count(*) filter (where r._dlt_id is null or s._dlt_root_id <> s._dlt_parent_id),"
+            f" (select count(*) from (select _dlt_parent_id, max(_dlt_list_idx) + 1 as n, count(*) as c"
+            f"   from {steps} group by 1) where n <> c), count(*)"
+            f" from {steps} s left join {runs} r on r._dlt_id = s._dlt_parent_id")[0]
+    assert total > 0 and orphans == 0 and bad_order == 0
+
+
 JSON_VALUES = [{"a": [1, {"b": None}]}, [1, "two", 3.5, True, None], "", "null", "{\"x\": 1}",
                "2024-10-16T06:29:10.360000Z", 0, -7, 3.25, 12345678901234567890, True, False,
                None, {}, [], "Zoë 🚀 日本", {"blob": "y" * 50_000}]
