@@ -118,9 +118,13 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
     before = count_runs(pipeline)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
     extract_started = time.monotonic()
+    # What exists now lives for the whole sync: the garbage collector need not walk it again
+    # for every few thousand objects extraction makes.
+    gc.freeze()
     try:
         pipeline.extract(source, loader_file_format=fmt)
     finally:
+        gc.unfreeze()
         fetching = time.monotonic() - extract_started
         if progress.client is not None:
             progress.client.close()

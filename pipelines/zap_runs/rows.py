@@ -13,7 +13,7 @@ import base64
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import accumulate, chain
 
 import msgspec
 import pendulum
@@ -140,8 +140,7 @@ class RowBatch:
             start = _times([step.start_time for step in flat])
         except (ValueError, pa.ArrowException):
             raise _first_malformed(runs, self.requests) from None
-        positions = pa.array([i for i in range(count) for _ in range(counts[i])], pa.int64())
-        indexes = pa.array([j for n in counts for j in range(n)], pa.int64())
+        positions, indexes = _list_positions(counts)
         parents = keys.take(positions)
         step_table = pa.Table.from_arrays([
             status, start, parents, parents, indexes,
@@ -149,6 +148,16 @@ class RowBatch:
         ], schema=STEP_SCHEMA)
         self.__init__()
         return run_table, step_table
+
+
+def _list_positions(counts: list[int]) -> tuple[pa.Array, pa.Array]:
+    """For lists of these lengths laid end to end: each item's list, and its place in it."""
+    starts = pa.array([0, *accumulate(counts)], pa.int32())
+    total = starts[-1].as_py()
+    positions = pc.list_parent_indices(pa.ListArray.from_arrays(starts, pa.nulls(total)))
+    ones = pc.fill_null(pa.nulls(total, pa.int64()), 1)
+    indexes = pc.subtract(pc.subtract(pc.cumulative_sum(ones), 1), starts.take(positions))
+    return positions, indexes
 
 
 def _zap_ids(values: list) -> list[int]:
@@ -164,9 +173,21 @@ def _zap_ids(values: list) -> list[int]:
 
 
 def _raw_json(values: list[msgspec.Raw]) -> pa.Array:
-    """data_in/data_out as the exact JSON text the API sent; absent is NULL, JSON null "null"."""
-    return pa.array([bytes(value) if len(value) else None for value in values],
-                    pa.binary()).cast(pa.string())
+    """data_in/data_out as the exact JSON text the API sent; absent is NULL, JSON null "null".
+
+    The texts are joined into one buffer and wrapped as an Arrow column as they are (checked
+    to be UTF-8), rather than copied one Python object at a time.
+    """
+    lengths = [len(value) for value in values]
+    offsets = [0, *accumulate(lengths)]
+    if offsets[-1] >= 2**31:  # beyond a string column's 32-bit offsets: let Arrow chunk it
+        return pa.array([bytes(value) if len(value) else None for value in values],
+                        pa.binary()).cast(pa.string())
+    texts = pa.StringArray.from_buffers(len(values), pa.array(offsets, pa.int32()).buffers()[1],
+                                        pa.py_buffer(b"".join(values)))
+    texts.validate(full=True)
+    return pc.if_else(pa.array([n == 0 for n in lengths], pa.bool_()),
+                      pa.scalar(None, pa.string()), texts)
 
 
 def _time(value: str | None) -> datetime | None:
