@@ -103,7 +103,7 @@ class ZapierClient:
     def get_runs(self, params: dict[str, str]) -> Page:
         """One page of GET /v2/zap-runs, retried through transient failures."""
         url = self.base_url + settings.ENDPOINT
-        shown = f"GET {settings.ENDPOINT}?" + "&".join(f"{k}={v}" for k, v in params.items())
+        shown = describe(params)
         query = urlencode(params)
         attempt = 0
         refreshed = False
@@ -166,6 +166,11 @@ class ZapierClient:
                 wait = random.uniform(wait / 2, wait)  # jitter: retries of many clients spread out
                 self._sleep(wait)
             log.warning("%s %s; retry %d/%d in %.1fs", shown, problem, attempt, self.max_retries, wait)
+
+
+def describe(params: dict[str, str]) -> str:
+    """A request as errors and logs show it (never with the token)."""
+    return f"GET {settings.ENDPOINT}?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
 def retry_after(value: str | None, default: float) -> float:

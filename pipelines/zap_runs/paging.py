@@ -7,16 +7,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from .apirun import ApiRun
-from .client import ZapierClient
+from .client import ZapierClient, describe
 
 log = logging.getLogger(__name__)
 
 # A window whose pages did not add up to the server's count is paged again, this many times.
 MAX_PASSES = 3
-
-
-def describe(params: dict[str, str]) -> str:
-    return "GET /v2/zap-runs?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
 def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int,

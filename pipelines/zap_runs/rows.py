@@ -95,6 +95,7 @@ class RowBatch:
 
     def __init__(self) -> None:
         self.runs: list[ApiRun] = []
+        self.keys: list[RunKey] = []
         self.fetched_at: list[datetime] = []
         self.requests: list[str] = []
 
@@ -111,6 +112,7 @@ class RowBatch:
         except ValueError:
             raise _first_malformed(runs, [request] * len(runs)) from None
         self.runs += runs
+        self.keys += keys
         self.fetched_at += [fetched_at] * len(runs)
         self.requests += [request] * len(runs)
         return keys
@@ -124,10 +126,11 @@ class RowBatch:
         flat = list(chain.from_iterable(step_lists))
         try:
             run_table = pa.Table.from_arrays([
-                pa.array([run.id for run in runs], pa.string()),
-                pa.array(_zap_ids([run.zap_id for run in runs]), pa.int64()),
+                # id, zap_id (as an integer) and status were read and checked by add_page.
+                pa.array([key.id for key in self.keys], pa.string()),
+                pa.array([key.zap_id for key in self.keys], pa.int64()),
                 pa.array([run.zap_title for run in runs], pa.string()),
-                pa.array([run.status for run in runs], pa.string()),
+                pa.array([key.status for key in self.keys], pa.string()),
                 _times([run.start_time for run in runs]),
                 _times([run.end_time for run in runs]),
                 _raw_json([run.data_in for run in runs]),
