@@ -4,6 +4,10 @@ Prints runs/s end to end, the sync process's peak memory, and the request counts
 Usage:
   python benchmarks/sync_backfill.py --runs 200000                      # unthrottled
   python benchmarks/sync_backfill.py --runs 6000 --rate 120             # rate-limited (req/min)
+  python benchmarks/sync_backfill.py --runs 200000 --again              # + the backfill again, merged
+
+The first backfill into an empty table appends; `--again` also times the same backfill a second
+time, when every run is already loaded and has to be merged (the path of a re-backfill).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200_000, help="runs in the simulated history")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--rate", type=int, default=0, help="requests/minute, server and client (0: off)")
+    parser.add_argument("--again", action="store_true", help="then the same backfill again (merged)")
     args = parser.parse_args()
 
     sim, base_url, token, banner = start_simulator(args.runs, args.days, args.rate)
@@ -76,6 +81,15 @@ def main() -> None:
                   f"fetching took {fetch_s:.1f} s ({(fetch_s / ideal - 1) * 100:+.1f}%), the whole "
                   f"sync {sync_s:.1f} s ({(sync_s / ideal - 1) * 100:+.1f}%, with normalize, load "
                   f"and models), the process {elapsed:.1f} s; {limited} responses were 429")
+        if args.again:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            elapsed, summary = run_sync(env, work, since)
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            runs = figure(summary, "runs")
+            peak = f"{peak_mb:.0f} MB" if peak_mb > before else f"at most {before:.0f} MB"
+            print(summary)
+            print(f"backfill again (merged): {runs:,} runs in {elapsed:.1f} s = {runs / elapsed:,.0f} "
+                  f"runs/s end to end; peak RSS of the sync process {peak}")
         for lookback in ("0", "24"):
             elapsed2, summary2 = run_sync({**env, "SOURCES__ZAP_RUNS__LOOKBACK_HOURS": lookback},
                                           work, "")

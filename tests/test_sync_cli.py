@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -131,3 +132,32 @@ def test_demo_runs_end_to_end(tmp_path):
     assert (tmp_path / "zap_runs_demo.duckdb").exists()
     assert (tmp_path / "zap_runs_report.html").stat().st_size > 1_000_000
     assert count(tmp_path / "zap_runs_demo.duckdb") > 10_000
+
+
+def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path):
+    """DuckDB's defaults (80 % of RAM, a thread per core) are capped for the load: each inserting
+    thread holds its own row groups, so a cap that fits 2 cores would run out on 16."""
+    from pipelines.zap_runs.pipeline import make_pipeline
+
+    pipeline = make_pipeline("duckdb", "zapier", credentials=str(tmp_path / "t.duckdb"))
+    with pipeline.sql_client() as client:
+        settings = client.execute_sql(
+            "select current_setting('threads'), current_setting('memory_limit'), "
+            "current_setting('preserve_insertion_order')")[0]
+    assert settings == (2, "91.5 MiB", False)  # 96MB
+
+
+def test_duckdb_out_of_memory_names_the_knob_and_the_next_sync_finishes_the_load(sim_env, tmp_path):
+    cmd = [sys.executable, "-m", "pipelines.zap_runs", "--log-level", "ERROR"]
+    starved = subprocess.run(cmd, env={**os.environ, "SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT": "2MB"},
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert starved.returncode == 1, starved.stderr
+    assert starved.stderr.count("\n") == 1 and "Traceback" not in starved.stderr, starved.stderr
+    assert starved.stderr.startswith("error: the load step failed: ")
+    assert "Out of Memory Error" in starved.stderr
+    assert "raise duckdb_memory_limit under [sources.zap_runs]" in starved.stderr
+    done = subprocess.run(cmd, env=os.environ, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    truth = sim_env.world.truth(sim_env.world.clock.now() - timedelta(days=30))
+    assert count(tmp_path / "zap_runs.duckdb") == len(truth)

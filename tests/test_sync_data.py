@@ -10,7 +10,13 @@ import pytest
 from pipelines.zap_runs.jsonvalues import json_loads, json_text
 
 from .conftest import small_world
-from .warehouse import duckdb_pipeline, postgres_pipeline, run_sync, warehouse_runs
+from .warehouse import (
+    assert_matches_truth,
+    duckdb_pipeline,
+    postgres_pipeline,
+    run_sync,
+    warehouse_runs,
+)
 
 RUN_TYPES = {"id": "VARCHAR", "zap_id": "BIGINT", "zap_title": "VARCHAR", "status": "VARCHAR",
              "start_time": "TIMESTAMP WITH TIME ZONE", "end_time": "TIMESTAMP WITH TIME ZONE",
@@ -147,3 +153,28 @@ def test_runs_without_start_time_are_kept_then_updated(make_simulator, past_cloc
     for run_id in started:
         assert stored[run_id]["start_time"] is not None
         assert stored[run_id]["status"] == truth[run_id]["status"]
+
+
+def test_batches_are_bounded_by_payload_size_too(make_simulator, past_clock, tmp_path, monkeypatch):
+    """Runs with large data_in/data_out are handed to dlt in smaller batches (memory stays
+    bounded), and the warehouse still equals the truth."""
+    import pipelines.zap_runs as source_module
+    from pipelines.zap_runs.rows import RowBatch
+
+    handed: list[tuple[int, int]] = []
+    take = RowBatch.take
+
+    def counting_take(self, load_id):
+        handed.append((len(self), self.json_bytes))
+        return take(self, load_id)
+
+    monkeypatch.setattr(RowBatch, "take", counting_take)
+    monkeypatch.setattr(source_module, "BATCH_BYTES", 30_000)
+    world = small_world(seed=46, days=2, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "b.duckdb")
+    run_sync(sim, pipeline)
+    batches = [entry for entry in handed if entry[0]]
+    assert len(batches) > 3
+    assert all(runs < source_module.BATCH_RUNS and size >= 30_000 for runs, size in batches[:-1])
+    assert_matches_truth(pipeline, world.truth())

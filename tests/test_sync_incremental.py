@@ -109,3 +109,72 @@ def test_full_refresh_rereads_the_window_and_keeps_history(make_simulator, past_
     result = run_sync(sim, pipeline, full_refresh=True)
     assert result.runs_fetched == len(world.truth())
     assert_matches_truth(pipeline, world.truth())
+
+
+def dispositions(pipeline) -> set[str]:
+    tables = pipeline.default_schema.tables
+    return {tables[name]["write_disposition"] for name in ("zap_runs", "zap_runs__steps")}
+
+
+def has_staging(pipeline) -> bool:
+    with pipeline.sql_client() as client:
+        return bool(client.execute_sql(
+            "select 1 from information_schema.schemata where schema_name = %s",
+            f"{pipeline.dataset_name}_staging"))
+
+
+def test_first_sync_into_an_empty_table_appends_and_later_syncs_merge(make_simulator, past_clock,
+                                                                        tmp_path):
+    """Nothing to merge into: the first sync loads straight into the tables, with no staging
+    tables; later syncs merge; and the warehouse equals the truth after each."""
+    world = small_world(seed=44, days=3, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "a.duckdb")
+    run_sync(sim, pipeline)
+    assert dispositions(pipeline) == {"append"} and not has_staging(pipeline)
+    assert_matches_truth(pipeline, world.truth())
+    past_clock.advance(timedelta(hours=3))
+    run_sync(sim, pipeline, lookback_hours=24)
+    assert dispositions(pipeline) == {"merge"} and has_staging(pipeline)
+    assert_matches_truth(pipeline, world.truth())
+
+
+def test_an_emptied_table_with_open_runs_to_recheck_is_merged_not_appended(make_simulator,
+                                                                           past_clock, tmp_path):
+    """Rows deleted by hand while the state still tracks open runs: the re-checks may read a run
+    the window read too, so the sync merges (appending would keep both copies)."""
+    world = small_world(seed=45, days=3, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "e.duckdb")
+    run_sync(sim, pipeline)
+    with pipeline.sql_client() as client:
+        for table in ("zap_runs__steps", "zap_runs"):
+            client.execute_sql(f"delete from {client.make_qualified_table_name(table)}")
+    past_clock.advance(timedelta(hours=1))
+    result = run_sync(sim, pipeline, lookback_hours=1)
+    assert result.open_runs and dispositions(pipeline) == {"merge"}
+    assert warehouse_runs(pipeline), "the window was read again (warehouse_runs fails on duplicates)"
+    past_clock.advance(timedelta(hours=1))
+    run_sync(sim, pipeline, lookback_hours=1, full_refresh=True)  # the state is set aside
+    assert dispositions(pipeline) == {"merge"}, "the table is not empty any more"
+
+
+def test_append_needs_a_table_known_to_be_empty():
+    from pipelines.zap_runs import zap_runs_source
+    from pipelines.zap_runs.pipeline import reads_each_run_once
+
+    class Unqueryable:
+        state = {}
+
+        def sql_client(self):
+            raise RuntimeError("no SQL here")
+
+    source = zap_runs_source(access_token="t", base_url="http://127.0.0.1:9")
+    from pipelines.zap_runs.pipeline import count_runs
+    assert count_runs(Unqueryable()) is None
+    assert not reads_each_run_once(Unqueryable(), source, None, full_refresh=True)
+    assert reads_each_run_once(Unqueryable(), source, 0, full_refresh=False)
+    tracked = Unqueryable()
+    tracked.state = {"sources": {"zap_runs": {"resources": {"zap_runs": {"open_runs": {"r1": {}}}}}}}
+    assert not reads_each_run_once(tracked, source, 0, full_refresh=False)
+    assert reads_each_run_once(tracked, source, 0, full_refresh=True)

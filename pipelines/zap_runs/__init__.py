@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dlt
+from dlt.extract.resource import DltResource
 
 from . import dlt_compat, settings
 from .apirun import ApiRun
@@ -94,13 +95,24 @@ def zap_runs_source(
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
     resource = zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours),
                         page_limit, full_refresh, progress, gaps)
-    # Declared once here; items then only name their table (hints given with every item
-    # would be validated again with every item).
-    resource.apply_hints(table_name="zap_runs", primary_key="id", write_disposition=MERGE,
-                         columns=RUN_COLUMNS, create_table_variant=True)
-    resource.apply_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
-                         write_disposition=MERGE, columns=STEP_COLUMNS, create_table_variant=True)
+    declare_tables(resource, MERGE)
     return resource
+
+
+def declare_tables(resource: DltResource, write_disposition: dict | str) -> None:
+    """Both tables as variants of the one resource, merged on id or (see `APPEND`) appended.
+
+    Declared once; items then only name their table (hints given with every item would be
+    validated again with every item).
+    """
+    run_columns = RUN_COLUMNS
+    if write_disposition == APPEND:  # the newest-read-wins hint means something only to a merge
+        run_columns = {**RUN_COLUMNS, "fetched_at": {**RUN_COLUMNS["fetched_at"], "dedup_sort": None}}
+    resource.apply_hints(table_name="zap_runs", primary_key="id", write_disposition=write_disposition,
+                         columns=run_columns, create_table_variant=True)
+    resource.apply_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
+                         write_disposition=write_disposition, columns=STEP_COLUMNS,
+                         create_table_variant=True)
 
 
 def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
@@ -125,8 +137,15 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
 # rows exactly as it does for the nested tables its own normalizer makes. delete-insert
 # replaces a changed run's step rows exactly and dedupes within a load.
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+# A sync into an empty table with no open runs to re-check reads every run exactly once (the
+# window's paging drops repeats), so nothing needs merging: its rows go straight into the
+# tables, without staging tables or the merge's delete and dedup. Later syncs merge again.
+APPEND = "append"
 # Runs handed to dlt at once: big enough that per-table overhead vanishes, small for memory.
 BATCH_RUNS = 10_000
+# ... or fewer, once their data_in/data_out texts reach this size: an account whose runs carry
+# large payloads keeps the same bounded memory (each batch is also one row group to load).
+BATCH_BYTES = 32 * 2**20
 
 
 def as_tables(batch: RowBatch) -> Iterator[object]:
@@ -186,7 +205,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
         starts = [key.start_time for key in keys if key.start_time is not None]
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)
-        if len(batch) >= BATCH_RUNS:
+        if batch.full(BATCH_RUNS, BATCH_BYTES):
             yield from as_tables(batch)
     main.resolve(open_runs)
 
@@ -209,7 +228,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             for runs, request in fetch_window(client, window, page_limit):
                 found.update(run.id for run in runs)
                 take(runs, request, recheck)
-                if len(batch) >= BATCH_RUNS:
+                if batch.full(BATCH_RUNS, BATCH_BYTES):
                     yield from as_tables(batch)
             recheck.resolve(open_runs)
             for run_id in plan.run_ids:

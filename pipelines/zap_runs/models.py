@@ -77,7 +77,9 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             raise ZapRunsError(f"dataset {dataset!r} does not exist yet: run a sync first.")
         if dialect == "duckdb":
             client.execute_sql("set TimeZone = 'UTC'")
-            client.execute_sql("reset memory_limit")  # the load's cap would slow big rebuilds
+            # The load's caps (pipeline.py) would slow big rebuilds.
+            client.execute_sql("reset memory_limit")
+            client.execute_sql("reset threads")
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
         if not _exists(client, q("zap_runs")):

@@ -15,8 +15,10 @@ from pathlib import Path
 import dlt
 import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.extract.source import DltSource
 
-from . import SyncProgress, settings, synclog, zap_runs_source
+from . import APPEND, SyncProgress, declare_tables, settings, synclog, zap_runs_source
 from .errors import first_line, unwrap
 from .locking import wait_for_duckdb
 from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
@@ -25,7 +27,10 @@ from .synclog import Outcome
 log = logging.getLogger(__name__)
 progress_log = logging.getLogger("pipelines.zap_runs.progress")
 # DuckDB's cap while loading: with it, a 200,000-run backfill stays under 400 MB in all.
-DUCKDB_MEMORY_LIMIT = "128MB"
+DUCKDB_MEMORY_LIMIT = "96MB"
+# DuckDB's threads while loading. Each thread inserting rows holds its own row groups, so with
+# DuckDB's default (one per core) a load that fits the cap on 2 cores runs out of memory on 16.
+DUCKDB_LOAD_THREADS = 2
 
 
 @dataclass
@@ -65,7 +70,8 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         # Rows need no particular order on disk (queries sort): without it DuckDB's inserts take
         # less memory and time.
         dlt.secrets["destination.duckdb.credentials.global_config"] = {
-            "memory_limit": limit, "preserve_insertion_order": False}
+            "memory_limit": limit, "preserve_insertion_order": False,
+            "threads": DUCKDB_LOAD_THREADS}
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                         pipelines_dir=pipelines_dir,
                         progress=dlt.progress.log(log_period=10, logger=progress_log,
@@ -92,14 +98,27 @@ def release_memory() -> None:
 
 
 def count_runs(pipeline: dlt.Pipeline) -> int | None:
-    """Rows in zap_runs now, or None where the destination cannot be queried (or is empty)."""
+    """Rows in zap_runs now (0 before its first load), or None where the destination cannot
+    be queried."""
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("zap_runs")
             with client.execute_query(f"select count(*) from {table}") as cursor:
                 return int(cursor.fetchone()[0])
-    except Exception:  # noqa: BLE001 - no table yet, or a destination without SQL
+    except DatabaseUndefinedRelation:  # the dataset or the table does not exist yet
+        return 0
+    except Exception:  # noqa: BLE001 - a destination without SQL, or one that failed to answer
         return None
+
+
+def reads_each_run_once(pipeline: dlt.Pipeline, source: DltSource, runs_before: int | None,
+                        full_refresh: bool) -> bool:
+    """Whether this sync can append: zap_runs is known to be empty and no open run from the
+    state will be re-checked, so every run it reads is new and read once."""
+    if runs_before != 0:
+        return False
+    resources = pipeline.state.get("sources", {}).get(source.name, {}).get("resources", {})
+    return full_refresh or not resources.get("zap_runs", {}).get("open_runs")
 
 
 def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
@@ -116,6 +135,8 @@ def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
     pipeline.sync_destination()
     finish_pending(pipeline)
     before = count_runs(pipeline)
+    if reads_each_run_once(pipeline, source, before, bool(source_args.get("full_refresh"))):
+        declare_tables(source.resources["zap_runs"], APPEND)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
     extract_started = time.monotonic()
     # What exists now lives for the whole sync: the garbage collector need not walk it again

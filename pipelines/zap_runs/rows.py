@@ -98,9 +98,14 @@ class RowBatch:
         self.keys: list[RunKey] = []
         self.fetched_at: list[datetime] = []
         self.requests: list[str] = []
+        self.json_bytes = 0
 
     def __len__(self) -> int:
         return len(self.runs)
+
+    def full(self, max_runs: int, max_json_bytes: int) -> bool:
+        """Whether to hand the batch over: by runs, or by the size of their data_in/data_out."""
+        return len(self.runs) >= max_runs or self.json_bytes >= max_json_bytes
 
     def add_page(self, runs: list[ApiRun], fetched_at: datetime, request: str) -> list[RunKey]:
         """Take one page of runs; what the sync's bookkeeping needs of each comes back."""
@@ -113,6 +118,7 @@ class RowBatch:
             raise _first_malformed(runs, [request] * len(runs)) from None
         self.runs += runs
         self.keys += keys
+        self.json_bytes += sum([len(run.data_in) + len(run.data_out) for run in runs])
         self.fetched_at += [fetched_at] * len(runs)
         self.requests += [request] * len(runs)
         return keys
