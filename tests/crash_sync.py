@@ -1,7 +1,7 @@
 """A real sync process that SIGKILLs itself at a chosen point (used by test_crash_safety).
 
-Usage: python -m tests.crash_sync STAGE [cli args]; STAGE is extract, normalize, load or
-complete. Everything else is the real command line.
+Usage: python -m tests.crash_sync STAGE [cli args]; STAGE is extract, normalize, load,
+committed or complete. Everything else is the real command line.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.load.load import Load
 from dlt.pipeline.pipeline import Pipeline
@@ -37,12 +38,15 @@ def after(count):
 
 
 stage = sys.argv[1]
+run_copy = DuckDbCopyJob.run
 if stage == "extract":  # mid-extract, after three pages
     http.ZapierClient.get_runs = after(3)(http.ZapierClient.get_runs)
 elif stage == "normalize":  # the package is extracted, normalization starts
     Pipeline.normalize = after(0)(Pipeline.normalize)
 elif stage == "load":  # some load jobs have run, the rest have not
     Load.complete_jobs = after(1)(Load.complete_jobs)
+elif stage == "committed":  # zap_runs' copy job committed its rows; dlt has not recorded it
+    DuckDbCopyJob.run = lambda job: (run_copy(job), job.load_table_name == "zap_runs" and die())
 elif stage == "complete":  # every job ran; the load is not yet marked complete
     SqlJobClientBase.complete_load = after(0)(SqlJobClientBase.complete_load)
 else:

@@ -92,19 +92,19 @@ def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
     # A failed load job carries the destination's error as the last line of a traceback.
-    cause = _last_line(getattr(inner, "failed_message", None)) or first_line(inner)
+    cause = _traceback_message(getattr(inner, "failed_message", None)) or first_line(inner)
     fix = "fix the cause"
     if destination == "duckdb" and "Out of Memory Error" in cause:
         fix = "raise duckdb_memory_limit under [sources.zap_runs] (or SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT)"
     if step == "load":  # the extracted runs wait in the pipeline folder, the cursor unmoved
-        after = (f"the load is left pending and its cursor did not move; {fix} and run again: "
-                 "the sync first finishes this load, then goes on from its cursor.")
+        after = (f"the load is left pending and the cursor did not move; {fix} and run again: "
+                 "the next sync first finishes this load, then goes on from the cursor.")
     else:
         after = f"nothing of this sync was committed; {fix} and run again (it resumes from its cursor)."
     return ZapRunsError(f"the {step} step failed: {cause[:300]}. {after[0].upper()}{after[1:]}")
 
 
-def _last_line(text: object) -> str | None:
+def _traceback_message(text: object) -> str | None:
     """The message of the last exception a traceback's text names ("pkg.SomeError: message")."""
     found = re.findall(r"^[A-Za-z_][\w.]*(?:Error|Exception)\w*: (.+)$", str(text or ""), re.M)
     return found[-1].strip() if found else None

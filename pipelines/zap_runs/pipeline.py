@@ -21,6 +21,7 @@ from dlt.extract.source import DltSource
 from . import APPEND, SyncProgress, declare_tables, settings, synclog, zap_runs_source
 from .errors import first_line, unwrap
 from .locking import wait_for_duckdb
+from .recovery import finish_pending
 from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
 from .synclog import Outcome
 
@@ -76,17 +77,6 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
                         pipelines_dir=pipelines_dir,
                         progress=dlt.progress.log(log_period=10, logger=progress_log,
                                                   dump_system_stats=False))
-
-
-def finish_pending(pipeline: dlt.Pipeline) -> None:
-    """Normalize and load what an interrupted sync left behind, before extracting anew."""
-    if not pipeline.has_pending_data:
-        return
-    log.warning("finishing the load package an earlier sync left behind")
-    if pipeline.list_extracted_load_packages():
-        pipeline.normalize()
-    if pipeline.list_normalized_load_packages():
-        pipeline.load()
 
 
 def release_memory() -> None:
