@@ -11,6 +11,7 @@ import signal
 import sys
 
 from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+from dlt.destinations.impl.postgres.postgres import PostgresCsvCopyJob
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.load.load import Load
 from dlt.pipeline.pipeline import Pipeline
@@ -37,8 +38,16 @@ def after(count):
     return wrap
 
 
+
+def committed_then_die(run):
+    def patched(job):
+        run(job)
+        if job.load_table_name == "zap_runs":
+            die()
+    return patched
+
+
 stage = sys.argv[1]
-run_copy = DuckDbCopyJob.run
 if stage == "extract":  # mid-extract, after three pages
     http.ZapierClient.get_runs = after(3)(http.ZapierClient.get_runs)
 elif stage == "normalize":  # the package is extracted, normalization starts
@@ -46,7 +55,8 @@ elif stage == "normalize":  # the package is extracted, normalization starts
 elif stage == "load":  # some load jobs have run, the rest have not
     Load.complete_jobs = after(1)(Load.complete_jobs)
 elif stage == "committed":  # zap_runs' copy job committed its rows; dlt has not recorded it
-    DuckDbCopyJob.run = lambda job: (run_copy(job), job.load_table_name == "zap_runs" and die())
+    for job_class in (DuckDbCopyJob, PostgresCsvCopyJob):
+        job_class.run = committed_then_die(job_class.run)
 elif stage == "complete":  # every job ran; the load is not yet marked complete
     SqlJobClientBase.complete_load = after(0)(SqlJobClientBase.complete_load)
 else:

@@ -16,6 +16,7 @@ from pipelines.zap_runs.cli import main
 from .conftest import small_world
 from .warehouse import (
     assert_matches_truth,
+    drop_datasets,
     duckdb_pipeline,
     postgres_pipeline,
     run_sync,
@@ -25,8 +26,8 @@ from .warehouse import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def killed_sync(stage: str, cwd: Path) -> None:
-    killed = subprocess.run([sys.executable, "-m", "tests.crash_sync", stage], cwd=cwd,
+def killed_sync(stage: str, cwd: Path, args: tuple[str, ...] | list[str] = ()) -> None:
+    killed = subprocess.run([sys.executable, "-m", "tests.crash_sync", stage, *args], cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
                             text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -80,12 +81,35 @@ def test_killed_first_sync_is_finished_by_the_next(make_simulator, past_clock, t
     assert_matches_truth(duckdb_pipeline(db), world.truth())
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("first", [True, False], ids=["first-sync", "later-sync"])
+def test_killed_sync_into_postgres_is_finished_by_the_next(make_simulator, past_clock, tmp_path,
+                                                           monkeypatch, postgres_dsn, first):
+    """PostgreSQL as well: a load job replayed after a crash neither blocks later syncs nor
+    leaves a run twice, whether the load appended (a first sync) or merged."""
+    world = small_world(seed=94, clock=past_clock)
+    sim = make_simulator(world)
+    configure(sim, tmp_path / "unused.duckdb", monkeypatch)
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_dsn)
+    dataset = f"zr_crash_{tmp_path.name[-8:]}".lower()
+    args = ["--destination", "postgres", "--dataset", dataset]
+    try:
+        if not first:
+            assert main(args) == 0
+            past_clock.advance(timedelta(hours=6))
+        killed_sync("committed", tmp_path, args)
+        past_clock.advance(timedelta(minutes=10))
+        assert main(args) == 0
+        assert_matches_truth(postgres_pipeline(postgres_dsn, dataset), world.truth())
+    finally:
+        drop_datasets(postgres_pipeline(postgres_dsn, dataset))
+
+
 @pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock, tmp_path, request,
                                                       destination):
-    """What a replayed load job leaves in DuckDB (each row of its load twice) is undone, and rows
-    of other loads are not touched. PostgreSQL's unique _dlt_id refuses such copies: there the
-    check finds none and changes nothing."""
+    """What a replayed load job leaves (each row of its load twice) is undone, and rows of other
+    loads are not touched."""
     from pipelines.zap_runs.recovery import drop_replayed_rows
 
     world = small_world(seed=93, clock=past_clock)
@@ -107,15 +131,12 @@ def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock,
             own_steps = f"from {steps} where _dlt_root_id in (select _dlt_id {own_runs})"
             [(doubled,)] = client.execute_sql(f"select count(*) {own_runs}")
             [(doubled_steps,)] = client.execute_sql(f"select count(*) {own_steps}")
-            if destination == "duckdb":
-                client.execute_sql(f"insert into {steps} select * {own_steps}")
-                client.execute_sql(f"insert into {runs} select * {own_runs}")
+            client.execute_sql(f"insert into {steps} select * {own_steps}")
+            client.execute_sql(f"insert into {runs} select * {own_runs}")
         assert doubled and doubled_steps
-        expected = doubled + doubled_steps if destination == "duckdb" else 0
-        assert drop_replayed_rows(pipeline, load_id) == expected
+        assert drop_replayed_rows(pipeline, load_id) == doubled + doubled_steps
         assert_matches_truth(pipeline, world.truth())
         assert drop_replayed_rows(pipeline, load_id) == 0
     finally:
         if destination == "postgres":
-            with pipeline.sql_client() as client:
-                client.drop_dataset()
+            drop_datasets(pipeline)

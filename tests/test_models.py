@@ -15,7 +15,7 @@ from pipelines.zap_runs.models import build_models, compile_model, load_models
 
 from . import model_truth as truth_of
 from .conftest import small_world
-from .warehouse import duckdb_pipeline, postgres_pipeline, run_sync
+from .warehouse import drop_datasets, duckdb_pipeline, postgres_pipeline, run_sync
 
 GRAINS = {"zap_error_rates_daily": ("zap_id", "day"), "zap_error_rates_hourly": ("zap_id", "hour"),
           "zap_health": ("zap_id",), "zap_step_failures": ("zap_id", "step_number"),
@@ -113,8 +113,7 @@ def test_marts_on_postgres(make_simulator, past_clock, postgres_dsn, tmp_path):
         assert_grains(pipeline)
         assert_marts_match(pipeline, world.truth())
     finally:
-        with pipeline.sql_client() as client:
-            client.drop_dataset()
+        drop_datasets(pipeline)
 
 
 def _run(zap_id, status, start, steps, end=None, title="Edge"):

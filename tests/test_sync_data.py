@@ -12,6 +12,7 @@ from pipelines.zap_runs.jsonvalues import json_loads, json_text
 from .conftest import small_world
 from .warehouse import (
     assert_matches_truth,
+    drop_datasets,
     duckdb_pipeline,
     postgres_pipeline,
     run_sync,
@@ -111,8 +112,7 @@ def test_json_is_queryable_in_postgres(make_simulator, postgres_dsn, tmp_path):
                 f"{client.make_qualified_table_name('zap_runs')}")}
         assert {"object", "array", "string", "null", "boolean", "number"} <= kinds
     finally:
-        with pipeline.sql_client() as client:
-            client.drop_dataset()
+        drop_datasets(pipeline)
 
 
 def test_changed_run_has_its_steps_replaced_not_duplicated(make_simulator, past_clock, tmp_path):

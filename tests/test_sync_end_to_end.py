@@ -10,7 +10,7 @@ import pytest
 from pipelines.simulator import Faults
 
 from .conftest import small_world
-from .warehouse import assert_matches_truth, duckdb_pipeline, postgres_pipeline, run_sync
+from .warehouse import assert_matches_truth, drop_datasets, duckdb_pipeline, postgres_pipeline, run_sync
 
 HOSTILE = dict(error_rate=0.05, html_error_rate=0.03, truncate_rate=0.03, short_page_rate=0.2,
                drop_next_rate=0.2, max_limit=37, fault_retry_after=0)
@@ -66,5 +66,4 @@ def test_same_sync_into_postgres(make_simulator, past_clock, postgres_dsn, tmp_p
                                    past_clock, [5, 16], lose_local_state=True)
         assert_matches_truth(pipeline, world.truth())
     finally:
-        with pipeline.sql_client() as client:
-            client.drop_dataset()
+        drop_datasets(pipeline)

@@ -18,8 +18,16 @@ def duckdb_pipeline(path, name: str = "zap_runs", dataset: str = "zapier") -> dl
 
 
 def postgres_pipeline(dsn: str, dataset: str, name: str = "zap_runs_pg") -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=name, destination=dlt.destinations.postgres(dsn),
-                        dataset_name=dataset)
+    return make_pipeline("postgres", dataset, pipeline_name=name, credentials=dsn)
+
+
+def drop_datasets(pipeline: dlt.Pipeline) -> None:
+    """Drop a test's dataset and its staging dataset (test datasets reuse names between runs)."""
+    with pipeline.sql_client() as client:
+        client.drop_dataset()
+        with client.with_staging_dataset():
+            if client.has_dataset():
+                client.drop_dataset()
 
 
 def run_sync(sim: Simulator, pipeline: dlt.Pipeline, **overrides: object) -> SyncResult:

@@ -91,8 +91,11 @@ def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
         seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
-    # A failed load job carries the destination's error as the last line of a traceback.
-    cause = _traceback_message(getattr(inner, "failed_message", None)) or first_line(inner)
+    # A failed load job carries the destination's error, or (from an earlier process) only its
+    # traceback's text.
+    client_error = getattr(inner, "client_exception", None)
+    cause = (first_line(client_error) if client_error is not None else None) \
+        or _traceback_message(getattr(inner, "failed_message", None)) or first_line(inner)
     fix = "fix the cause"
     if destination == "duckdb" and "Out of Memory Error" in cause:
         fix = "raise duckdb_memory_limit under [sources.zap_runs] (or SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT)"

@@ -62,8 +62,13 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
                   credentials: object = None) -> dlt.Pipeline:
     """The dlt pipeline; destination credentials come the dlt way (config, env) unless given."""
     dest: object = destination
-    if credentials is not None:
-        dest = dlt.destinations.duckdb(credentials) if destination == "duckdb" else destination
+    if destination == "postgres" and dlt.config.get("destination.postgres.create_indexes") is None:
+        # dlt makes `_dlt_id` UNIQUE in every table, staging ones too. A load job that runs again
+        # after a crash (recovery.py) would then fail on its own rows at every later sync; without
+        # the constraint its copies are dropped like anywhere else. Nothing else relies on it.
+        dlt.config["destination.postgres.create_indexes"] = False
+    if credentials is not None and destination in ("duckdb", "postgres"):
+        dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb" and dlt.secrets.get("destination.duckdb.credentials.global_config") is None:
         # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
         # to disk past this limit instead. The SQL models lift it again (models.py).
