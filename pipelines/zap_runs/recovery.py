@@ -14,6 +14,8 @@ import logging
 
 import dlt
 
+from .settings import SQL_DIALECTS
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,11 @@ def finish_pending(pipeline: dlt.Pipeline) -> None:
     resumed = pipeline.list_normalized_load_packages()
     if resumed:
         pipeline.load()
+        if pipeline.destination.destination_name not in SQL_DIALECTS:
+            # Files, not tables: nothing to delete from (such destinations only append anyway).
+            log.warning("%s cannot drop rows a resumed load may have written twice",
+                        pipeline.destination.destination_name)
+            return
         for load_id in resumed:
             drop_replayed_rows(pipeline, load_id)
 
