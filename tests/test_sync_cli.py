@@ -134,17 +134,22 @@ def test_demo_runs_end_to_end(tmp_path):
     assert count(tmp_path / "zap_runs_demo.duckdb") > 10_000
 
 
-def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path):
+def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path, monkeypatch):
     """DuckDB's defaults (80 % of RAM, a thread per core) are capped for the load: each inserting
-    thread holds its own row groups, so a cap that fits 2 cores would run out on 16."""
+    thread holds its own row groups, so a cap that fits 2 cores would run out on 16. The cap
+    follows duckdb_memory_limit for each new pipeline, in one process too."""
     from pipelines.zap_runs.pipeline import make_pipeline
 
-    pipeline = make_pipeline("duckdb", "zapier", credentials=str(tmp_path / "t.duckdb"))
-    with pipeline.sql_client() as client:
-        settings = client.execute_sql(
-            "select current_setting('threads'), current_setting('memory_limit'), "
-            "current_setting('preserve_insertion_order')")[0]
-    assert settings == (2, "91.5 MiB", False)  # 96MB
+    def load_settings(name: str) -> tuple:
+        pipeline = make_pipeline("duckdb", "zapier", credentials=str(tmp_path / f"{name}.duckdb"))
+        with pipeline.sql_client() as client:
+            return client.execute_sql(
+                "select current_setting('threads'), current_setting('memory_limit'), "
+                "current_setting('preserve_insertion_order')")[0]
+
+    assert load_settings("default") == (2, "91.5 MiB", False)  # 96MB
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT", "200MB")
+    assert load_settings("raised") == (2, "190.7 MiB", False)
 
 
 def test_duckdb_out_of_memory_names_the_knob_and_the_next_sync_finishes_the_load(sim_env, tmp_path):

@@ -69,19 +69,34 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         dlt.config["destination.postgres.create_indexes"] = False
     if credentials is not None and destination in ("duckdb", "postgres"):
         dest = getattr(dlt.destinations, destination)(credentials)
-    if destination == "duckdb" and dlt.secrets.get("destination.duckdb.credentials.global_config") is None:
-        # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
-        # to disk past this limit instead. The SQL models lift it again (models.py).
-        limit = dlt.config.get("sources.zap_runs.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT
-        # Rows need no particular order on disk (queries sort): without it DuckDB's inserts take
-        # less memory and time.
-        dlt.secrets["destination.duckdb.credentials.global_config"] = {
-            "memory_limit": limit, "preserve_insertion_order": False,
-            "threads": DUCKDB_LOAD_THREADS}
+    if destination == "duckdb":
+        set_duckdb_load_settings()
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                         pipelines_dir=pipelines_dir,
                         progress=dlt.progress.log(log_period=10, logger=progress_log,
                                                   dump_system_stats=False))
+
+
+def set_duckdb_load_settings() -> None:
+    """DuckDB's settings for loads, unless the user configured their own global_config.
+
+    Set anew for every pipeline (a long-lived process may change duckdb_memory_limit between
+    syncs); a value this function did not set is the user's and is left alone.
+    """
+    key = "destination.duckdb.credentials.global_config"
+    if dlt.secrets.get(key) not in (None, _applied.get(key)):
+        return
+    # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
+    # to disk past this limit instead. The SQL models lift it again (models.py).
+    limit = dlt.config.get("sources.zap_runs.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT
+    # Rows need no particular order on disk (queries sort): without it DuckDB's inserts take
+    # less memory and time.
+    _applied[key] = {"memory_limit": limit, "preserve_insertion_order": False,
+                     "threads": DUCKDB_LOAD_THREADS}
+    dlt.secrets[key] = _applied[key]
+
+
+_applied: dict[str, object] = {}
 
 
 def release_memory() -> None:
