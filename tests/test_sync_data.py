@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.zap_runs.jsonvalues import json_loads, json_text
+from pipelines.zap_runs.jsonvalues import json_bytes, json_loads
 
 from .conftest import small_world
 from .warehouse import (
@@ -76,6 +76,11 @@ def test_steps_are_dlts_nested_table_linked_to_their_run(make_simulator, tmp_pat
 JSON_VALUES = [{"a": [1, {"b": None}]}, [1, "two", 3.5, True, None], "", "null", "{\"x\": 1}",
                "2024-10-16T06:29:10.360000Z", 0, -7, 3.25, 12345678901234567890, True, False,
                None, {}, [], "Zoë 🚀 日本", {"blob": "y" * 50_000}]
+
+
+def json_text(run: dict, key: str) -> str | None:
+    """What the sync stores for a decoded run's value: its JSON text, NULL when the key is absent."""
+    return json_bytes(run[key]).decode() if key in run else None
 
 
 @pytest.mark.parametrize("value", JSON_VALUES, ids=[f"v{i}" for i in range(len(JSON_VALUES))])

@@ -26,7 +26,3 @@ def json_bytes(value: object) -> bytes:
     except TypeError:
         return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode()
 
-
-def json_text(run: dict, key: str) -> str | None:
-    """The exact JSON text of a value; SQL NULL only when the key is absent."""
-    return json_bytes(run[key]).decode() if key in run else None

@@ -77,6 +77,10 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
                                                   dump_system_stats=False))
 
 
+# What set_duckdb_load_settings last put into dlt's config, told apart from a user's own.
+_applied: dict[str, object] = {}
+
+
 def set_duckdb_load_settings() -> None:
     """DuckDB's settings for loads, unless the user configured their own global_config.
 
@@ -94,9 +98,6 @@ def set_duckdb_load_settings() -> None:
     _applied[key] = {"memory_limit": limit, "preserve_insertion_order": False,
                      "threads": DUCKDB_LOAD_THREADS}
     dlt.secrets[key] = _applied[key]
-
-
-_applied: dict[str, object] = {}
 
 
 def release_memory() -> None:
