@@ -1,13 +1,14 @@
-"""The contract's schemas (kept in tests/contract in our own words) as validators."""
+"""The contract's schemas (shipped in pipelines/simulator/contract, in our own words) as validators."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from importlib.resources import files
 
 import jsonschema
 
-SCHEMA = json.loads((Path(__file__).parent / "contract" / "zap_runs.schema.json").read_text())
+SCHEMA = json.loads((files("pipelines.simulator") / "contract" / "zap_runs.schema.json")
+                    .read_text(encoding="utf-8"))
 _FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 

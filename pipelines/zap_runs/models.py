@@ -7,7 +7,8 @@ import csv
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import dlt
 import sqlglot
@@ -18,7 +19,8 @@ from .settings import SQL_DIALECTS
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# Shipped inside the package (a wheel carries it); the repo's top-level sql/ links here.
+SQL_DIR = files(__package__) / "sql"
 SOURCE_DIALECT = "postgres"  # models are written in PostgreSQL's SQL, which DuckDB also reads
 DIALECTS = SQL_DIALECTS
 LAYERS = ("staging", "intermediate", "marts")
@@ -38,17 +40,18 @@ class Model:
         return "view" if self.layer == "staging" else "table"
 
 
-def load_models(sql_dir: Path = SQL_DIR) -> list[Model]:
+def load_models(sql_dir: Traversable = SQL_DIR) -> list[Model]:
     """Staging, intermediate, then marts; within a layer in name order."""
     models = []
     for layer in LAYERS:
-        for path in sorted((sql_dir / layer).glob("*.sql")):
-            models.append(Model(path.stem, layer, path.read_text()))
+        paths = [p for p in (sql_dir / layer).iterdir() if p.is_file() and p.name.endswith(".sql")]
+        for path in sorted(paths, key=lambda p: p.name):
+            models.append(Model(path.name.removesuffix(".sql"), layer, path.read_text(encoding="utf-8")))
     return models
 
 
-def load_seed(name: str = "status_categories", sql_dir: Path = SQL_DIR) -> list[tuple]:
-    with open(sql_dir / "seeds" / f"{name}.csv", newline="") as handle:
+def load_seed(name: str = "status_categories", sql_dir: Traversable = SQL_DIR) -> list[tuple]:
+    with (sql_dir / "seeds" / f"{name}.csv").open(newline="", encoding="utf-8") as handle:
         return [(r["status"], r["category"], r["is_finished"] == "true") for r in csv.DictReader(handle)]
 
 
