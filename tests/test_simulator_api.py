@@ -103,6 +103,11 @@ def test_statuses_filter_and_search(make_simulator):
     ({"statuses": "error,exploded"}, "statuses"),
     ({"search": "x" * 151}, "search"),
     ({"zap_id": "abc"}, "zap_id"),
+    # Valid ISO 8601, but past what a UTC datetime holds once the offset is applied.
+    ({"from_date": "9999-12-31T23:59:59-05:00"}, "from_date"),
+    ({"to_date": "9999-12-31T23:59:59-05:00"}, "to_date"),
+    ({"from_date": "0001-01-01T00:00:00+05:00"}, "from_date"),
+    ({"to_date": "0001-01-01T03:00:00+04:00", "from_date": "2026-01-01"}, "to_date"),
 ])
 def test_malformed_parameters_get_400_error_response(make_simulator, params, parameter):
     sim = make_simulator()
@@ -110,6 +115,18 @@ def test_malformed_parameters_get_400_error_response(make_simulator, params, par
     assert response.status_code == 400
     ERROR.validate(response.json())
     assert response.json()["errors"][0]["source"]["parameter"] == parameter
+
+
+def test_out_of_range_date_says_so_and_the_edges_of_the_range_are_fine(make_simulator):
+    sim = make_simulator()
+    refused = get(sim, to_date="9999-12-31T23:59:59-05:00")
+    assert "to_date is out of range" in refused.json()["errors"][0]["detail"]
+    for params in ({"from_date": "9999-12-31T23:59:59Z"}, {"to_date": "0001-01-01T00:00:00Z"},
+                   {"from_date": "9999-12-31T23:59:59+05:00"}):
+        page = page_of(get(sim, **params))
+        assert page["meta"]["count"] == 0 and page["data"] == []
+    page = page_of(get(sim, from_date="0001-01-01T00:00:00-05:00", to_date="9999-12-31T23:59:59Z"))
+    assert page["meta"]["count"] == len(sim.world.truth())
 
 
 def test_search_of_150_characters_is_fine(make_simulator):

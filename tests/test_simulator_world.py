@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 
-import httpx
-
 from pipelines.simulator import World, WorldConfig
+from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
 
 from .conftest import small_world
 from .contract import STATUSES
@@ -29,6 +26,7 @@ def test_content_is_realistic(past_clock):
     assert statuses["success"] / len(runs) > 0.6
     assert {"error", "error_handled", "halted", "filtered", "skipped"} <= set(statuses)
     assert set(statuses) - STATUSES, "an unlisted status should appear now and then"
+    assert not set(statuses) & set(UNLISTED_OPEN_STATUSES), "unlisted open runs only when asked for"
     assert {"delayed", "scheduled"} & set(statuses), "some runs are still open"
     assert any(r["start_time"] is None for r in runs)
     kinds = {type(r["data_in"]).__name__ for r in runs}
@@ -79,18 +77,41 @@ def test_time_brings_new_runs_settles_replays_and_purges(past_clock):
     assert replayed, "some failed runs are replayed by hand and succeed"
 
 
-def test_standalone_command_prints_port_and_token(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.simulator", "--port", "0",
-                             "--days", "2", "--zaps", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        banner = proc.stdout.readline()
-        token_line = proc.stdout.readline()
-        assert "simulator on http://127.0.0.1:" in banner
-        base = banner.split(" on ")[1].split()[0]
-        token = token_line.split("access token:")[1].strip()
-        response = httpx.get(base + "/v2/zap-runs", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 200 and response.json()[0]["data"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def test_unlisted_open_statuses_show_first_then_settle_as_the_clock_moves(past_clock):
+    world = small_world(seed=23, clock=past_clock, unlisted_open_rate=0.3, unlisted_settle_hours=4)
+    assert not set(UNLISTED_OPEN_STATUSES) & STATUSES
+    started = past_clock.now()
+    first: dict[str, dict] = {}
+    settled_while_watched: set[str] = set()
+    for _ in range(12):  # six hours in steps of half an hour
+        now = past_clock.now()
+        for run_id, run in world.truth(started - timedelta(hours=6)).items():
+            first.setdefault(run_id, run)
+            if run["status"] in UNLISTED_OPEN_STATUSES:
+                assert now - world.run(run_id).occurred_at <= timedelta(hours=4), "settles in time"
+            elif first[run_id]["status"] in UNLISTED_OPEN_STATUSES:
+                settled_while_watched.add(run_id)
+        past_clock.advance(timedelta(minutes=30))
+    unlisted = {i for i, r in first.items() if r["status"] in UNLISTED_OPEN_STATUSES}
+    born_unlisted = {i for i in unlisted if world.run(i).occurred_at > started}
+    assert {first[i]["status"] for i in unlisted} == set(UNLISTED_OPEN_STATUSES)
+    assert len(born_unlisted) > 20, "new runs first appear with an unlisted status"
+    assert settled_while_watched, "they settle while the clock moves, seen in between"
+    for run_id in unlisted:
+        run = first[run_id]
+        assert run["start_time"] and run["end_time"] is None
+        assert [s["status"] for s in run["steps"]] == ["success"]  # only the trigger ran so far
+    past_clock.advance(timedelta(hours=4))
+    now = world.truth(started - timedelta(hours=6))
+    outcomes = Counter()
+    for run_id in unlisted:
+        run, steps = now[run_id], [s["status"] for s in now[run_id]["steps"]]
+        outcomes[run["status"]] += 1
+        assert run["end_time"] is not None and len(steps) > 1, "settled with more steps"
+        if run["status"] == "success":
+            assert set(steps) == {"success"}
+            assert len(steps) == next(z.step_count for z in world.zaps if z.id == run["zap_id"])
+        else:
+            assert run["status"] == "error"
+            assert steps[-1] == "error" and set(steps[:-1]) == {"success"}, "a failing step"
+    assert outcomes["success"] and outcomes["error"], outcomes

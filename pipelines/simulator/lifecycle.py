@@ -11,7 +11,10 @@ import orjson
 from .content import Zap, make_data
 
 OPEN_STATUSES = ("delayed", "scheduled", "pending", "held", "throttled")
-UNLISTED_STATUSES = ("partial", "stopped")  # seen in the wild, absent from the contract
+UNLISTED_STATUSES = ("partial", "stopped")  # seen in the wild, absent from the contract; final
+# Open states the contract does not list either; with WorldConfig.unlisted_open_rate some runs
+# first show one of these, then settle as success or error (see make_run).
+UNLISTED_OPEN_STATUSES = ("queued", "waiting")
 
 
 _UTC_Z = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
@@ -98,8 +101,16 @@ def _ms(when: datetime, rng: random.Random) -> datetime:
 
 
 def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
-             replay_max_hours: float) -> tuple[Run, list[Change]]:
-    """A run in its first visible state, and the changes it will go through later."""
+             replay_max_hours: float, unlisted_open_rate: float = 0.0,
+             unlisted_settle_hours: float = 6.0) -> tuple[Run, list[Change]]:
+    """A run in its first visible state, and the changes it will go through later.
+
+    A share `unlisted_open_rate` of runs first shows an open status the contract does not list
+    (UNLISTED_OPEN_STATUSES) with only its trigger step run, and settles between a quarter of
+    `unlisted_settle_hours` and all of it later: as error (steps up to a failing one) when the
+    run was to fail, else as success (every step). At 0 no random number is drawn for it, so the
+    default world is the same as before the knob existed.
+    """
     occurred_at = _ms(occurred_at, rng)
     n = zap.step_count
     offsets = sorted(rng.uniform(0, 2.0) * i for i in range(n))
@@ -131,7 +142,15 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
 
     changes: list[Change] = []
     start: datetime | None = occurred_at
-    if rng.random() < 0.01:  # queued, not started yet: no start_time, no steps
+    if unlisted_open_rate > 0 and rng.random() < unlisted_open_rate:
+        # An open state Zapier never documented: a client must not take it for final.
+        first = Change(occurred_at, rng.choice(UNLISTED_OPEN_STATUSES), occurred_at, None,
+                       [{"status": "success", "start_time": iso(occurred_at)}])
+        failed = final in ("error", "error_handled")
+        done = occurred_at + timedelta(hours=rng.uniform(0.25, 1.0) * unlisted_settle_hours)
+        changes.append(settled(occurred_at, "error" if failed else "success",
+                               fail_at if failed else None, done))
+    elif rng.random() < 0.01:  # queued, not started yet: no start_time, no steps
         start = _ms(occurred_at + timedelta(minutes=rng.uniform(1, 45)), rng)
         first = Change(occurred_at, "pending", None, None, None)
         changes.append(settled(start, final, fail_at, start))

@@ -20,11 +20,17 @@ class BadParameter(Exception):
 
 
 def parse_datetime(name: str, raw: str) -> datetime:
+    """An aware UTC datetime, or BadParameter naming `name` (malformed or out of range)."""
     try:
         value = datetime.fromisoformat(raw.strip())
     except ValueError:
         raise BadParameter(name, f"{name} must be an ISO 8601 date-time, got {raw!r}.") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        # Year 9999 with a negative offset (or year 1 with a positive one) is past UTC's range.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise BadParameter(name, f"{name} is out of range: {raw!r} is not between "
+                                 "0001-01-01 and 9999-12-31 in UTC.") from None
 
 
 def parse_int(name: str, raw: str, minimum: int) -> int:

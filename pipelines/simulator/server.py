@@ -150,8 +150,12 @@ class _Handler(BaseHTTPRequestHandler):
         return {"Retry-After": str(max(0, math.ceil(seconds)))}
 
     def _rate_headers(self, remaining: int, reset_in: float) -> dict[str, str]:
+        """On every zap-runs answer while limiting is on; none at all when it is off (no limit
+        to state: a Limit of 0 or a made-up Remaining would tell a client something false)."""
         limit = self.sim.limiter.limit
-        return {"X-RateLimit-Limit": str(limit if limit is not None else 0),
+        if limit is None:
+            return {}
+        return {"X-RateLimit-Limit": str(limit),
                 "X-RateLimit-Remaining": str(max(0, remaining)),
                 "X-RateLimit-Reset": str(int(time.time() + max(0.0, reset_in)))}
 

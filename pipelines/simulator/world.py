@@ -26,6 +26,17 @@ class WorldConfig:
     history_days: float = 35.0
     retention_days: float = 60.0  # runs older than this disappear, as Zapier purges them
     replay_max_hours: float = 12.0  # manual replays of failed runs happen within this time
+    # Share of runs (0..1) that first show a status the contract does not list ("queued",
+    # "waiting") and settle as success or error within `unlisted_settle_hours`; 0: none.
+    unlisted_open_rate: float = 0.0
+    unlisted_settle_hours: float = 6.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.unlisted_open_rate <= 1.0:
+            raise ValueError(f"unlisted_open_rate must be between 0 and 1, not {self.unlisted_open_rate}")
+        for name in ("retention_days", "unlisted_settle_hours"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be above 0, not {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,8 @@ class World:
             for _ in range(_poisson(rng, zap.runs_per_hour * factor)):
                 when = hour + timedelta(seconds=rng.uniform(0, 3600))
                 batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
-                                      self.config.replay_max_hours))
+                                      self.config.replay_max_hours, self.config.unlisted_open_rate,
+                                      self.config.unlisted_settle_hours))
         batch.sort(key=lambda item: item[0].occurred_at)
         for run, changes in batch:
             self.runs.append(run)
