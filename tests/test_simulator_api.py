@@ -45,7 +45,7 @@ def test_without_from_date_returns_the_last_30_days(make_simulator, past_clock):
     sim = make_simulator(world)
     now = past_clock.now()
     expected = world.truth(now - timedelta(days=30))
-    page = page_of(get(sim, limit=100000))
+    page = get(sim, limit=100000).json()[0]  # 9,000 runs: schema-checking each takes half a minute
     assert page["meta"]["count"] == len(expected)
     assert {r["id"] for r in page["data"]} == set(expected)
     assert len(world.truth()) > len(expected)
