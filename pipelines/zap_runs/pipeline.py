@@ -19,6 +19,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.extract.source import DltSource
 
 from . import APPEND, SyncProgress, declare_tables, settings, synclog, zap_runs_source
+from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
 from .locking import wait_for_duckdb
 from .recovery import finish_pending
@@ -71,10 +72,12 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb":
         set_duckdb_load_settings()
-    return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir,
-                        progress=dlt.progress.log(log_period=10, logger=progress_log,
-                                                  dump_system_stats=False))
+    pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
+                            pipelines_dir=pipelines_dir,
+                            progress=dlt.progress.log(log_period=10, logger=progress_log,
+                                                      dump_system_stats=False))
+    prepare_duckdb_file(pipeline)  # a new DuckDB file in a format dashboard tools open
+    return pipeline
 
 
 # What set_duckdb_load_settings last put into dlt's config, told apart from a user's own.

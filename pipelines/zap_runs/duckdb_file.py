@@ -1,0 +1,99 @@
+"""The DuckDB file's storage format: made in one that the DuckDB 1.x of dashboard tools reads."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import dlt
+import duckdb
+
+from .errors import ConfigError
+from .locking import duckdb_path
+
+log = logging.getLogger(__name__)
+
+# The format zap-runs makes new DuckDB files in. DuckDB 2.0 writes its own format by default,
+# which no DuckDB 1.x opens; BI tools embed 1.x (Evidence's DuckDB driver resolves
+# @duckdb/node-api 1.4.2, Metabase's driver, Rill and duckdb-engine setups run 1.x), and DuckDB
+# 1.4 reads formats up to v1.4.0.
+DEFAULT_STORAGE_VERSION = "v1.4.0"
+CONFIG_KEY = "sources.zap_runs.duckdb_storage_version"
+_VERSION = re.compile(r"^(v\d+\.\d+\.\d+|latest)$")
+
+
+def storage_version_setting() -> str:
+    """`duckdb_storage_version` from [sources.zap_runs] (config.toml or
+    SOURCES__ZAP_RUNS__DUCKDB_STORAGE_VERSION): a DuckDB version such as "v1.4.0", or "latest"."""
+    value = str(dlt.config.get(CONFIG_KEY) or DEFAULT_STORAGE_VERSION).strip()
+    if not _VERSION.match(value):
+        raise ConfigError(f"duckdb_storage_version {value!r} is not a DuckDB version: use one such "
+                          f"as \"{DEFAULT_STORAGE_VERSION}\" (the oldest DuckDB your dashboard tools "
+                          "run) or \"latest\", under [sources.zap_runs].")
+    return value
+
+
+def prepare_duckdb_file(pipeline: dlt.Pipeline) -> None:
+    """Make the pipeline's DuckDB file in the configured format if it does not exist yet.
+
+    DuckDB keeps a file's format whenever it writes to it later, so dlt's loads and the SQL
+    models keep it readable by older clients. A file that exists already is never rewritten:
+    a newer format than the setting only earns a warning that says how to convert it.
+    """
+    path = duckdb_path(pipeline)
+    if path is None:
+        return
+    wanted = storage_version_setting()
+    if Path(path).exists():
+        _warn_if_newer(path, wanted)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with duckdb.connect() as con:
+            con.execute(f"attach '{_literal(path)}' as new_file (storage_version '{wanted}')")
+    except duckdb.InvalidInputException as exc:  # DuckDB knows no such version
+        raise ConfigError(f"duckdb_storage_version {wanted!r}: {str(exc).splitlines()[0]}") \
+            from None
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        # Another process created it a moment ago and holds it; the sync waits for it.
+        log.debug("the new DuckDB file %s is being created by another process", path)
+        return
+    log.info("created the DuckDB file %s in storage format %s", path, wanted)
+
+
+def file_storage_version(path: str) -> str | None:
+    """The format of an existing DuckDB file as DuckDB names it ("v1.4.0+", "v2.0.0+"), or
+    None when the file cannot be read now (another process writes it)."""
+    try:
+        with duckdb.connect() as con:
+            con.execute(f"attach '{_literal(path)}' as existing_file (read_only)")
+            row = con.execute("select tags['storage_version'] from duckdb_databases() "
+                              "where database_name = 'existing_file'").fetchone()
+    except duckdb.IOException:
+        return None
+    return str(row[0]) if row and row[0] else None
+
+
+def _warn_if_newer(path: str, wanted: str) -> None:
+    if wanted == "latest":
+        return
+    found = file_storage_version(path)
+    if found is None or _key(found) <= _key(wanted):
+        return
+    log.warning(
+        "the DuckDB file %s is in DuckDB's %s storage format, newer than duckdb_storage_version "
+        "%s: DuckDB clients older than %s (and the dashboard tools built on them) cannot open it. "
+        "zap-runs does not rewrite existing files; to convert it see the README (Pointing "
+        "dashboard tools at the DuckDB file), or set duckdb_storage_version = \"latest\" to "
+        "silence this.", path, found.rstrip("+"), wanted, found.rstrip("+"))
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def _literal(path: str) -> str:
+    return path.replace("'", "''")
