@@ -11,7 +11,6 @@ from pipelines.zap_runs.jsonvalues import json_bytes, json_loads
 
 from .conftest import small_world
 from .warehouse import (
-    assert_matches_truth,
     drop_datasets,
     duckdb_pipeline,
     postgres_pipeline,
@@ -33,6 +32,10 @@ def columns(pipeline, table):
     return {name: kind.upper() for name, kind in rows}
 
 
+STEP_TYPES = {"run_id": "VARCHAR", "step_number": "BIGINT", "zap_id": "BIGINT", "status": "VARCHAR",
+              "start_time": "TIMESTAMP WITH TIME ZONE"}
+
+
 def test_tables_have_declared_types_and_no_variant_columns(make_simulator, tmp_path):
     sim = make_simulator()
     pipeline = duckdb_pipeline(tmp_path / "d.duckdb")
@@ -40,8 +43,7 @@ def test_tables_have_declared_types_and_no_variant_columns(make_simulator, tmp_p
     runs = columns(pipeline, "zap_runs")
     assert {k: v for k, v in runs.items() if not k.startswith("_dlt")} == RUN_TYPES
     steps = columns(pipeline, "zap_runs__steps")
-    assert set(steps) == {"status", "start_time", "_dlt_root_id", "_dlt_parent_id",
-                          "_dlt_list_idx", "_dlt_id"}
+    assert {k: v for k, v in steps.items() if not k.startswith("_dlt")} == STEP_TYPES
     with pipeline.sql_client() as client:
         tables = {r[0] for r in client.execute_sql(
             "select table_name from information_schema.tables where table_schema = %s",
@@ -49,28 +51,44 @@ def test_tables_have_declared_types_and_no_variant_columns(make_simulator, tmp_p
     assert not {t for t in tables if t.startswith("zap_runs__") and t != "zap_runs__steps"}
 
 
-def test_steps_are_dlts_nested_table_linked_to_their_run(make_simulator, tmp_path):
-    """Built as Arrow, the steps table is still dlt's nested table of zap_runs: dlt knows the
-    link (which its merge uses to replace a changed run's steps) and every step row points at
-    exactly one run row, in list order from 0."""
+def test_rows_the_source_yields_carry_no_dlt_columns(make_simulator, tmp_path):
+    """Our code writes natural columns only; every `_dlt_*` column is dlt's own."""
+    from pipelines.zap_runs import zap_runs_source
+
+    sim = make_simulator(small_world(seed=53, days=1))
+    source = zap_runs_source(access_token=sim.token, base_url=sim.base_url, requests_per_minute=0)
+    keys, step_keys = set(), set()
+    for row in source.resources["zap_runs"]:
+        keys.update(row)
+        for step in row["steps"]:
+            step_keys.update(step)
+    assert keys == set(RUN_TYPES) | {"steps"}
+    assert step_keys == set(STEP_TYPES)
+
+
+def test_steps_are_dlts_nested_table_joined_on_natural_keys(make_simulator, tmp_path):
+    """The steps table is dlt's own nested table of zap_runs (dlt made its links, which its
+    merge uses to replace a changed run's steps in the same transaction), and analysts join it
+    on run_id: every step row belongs to one run, numbered 1..n in the order of the run's list."""
     sim = make_simulator()
     pipeline = duckdb_pipeline(tmp_path / "n.duckdb")
     run_sync(sim, pipeline)
     table = pipeline.default_schema.tables["zap_runs__steps"]
-    assert table["parent"] == "zap_runs" and "resource" not in table
+    assert table["parent"] == "zap_runs"
     hints = {name: {k for k in ("root_key", "parent_key", "row_key") if col.get(k)}
              for name, col in table["columns"].items()}
     assert hints["_dlt_root_id"] == {"root_key"} and hints["_dlt_parent_id"] == {"parent_key"}
-    assert hints["_dlt_id"] == {"row_key"}
     with pipeline.sql_client() as client:
         runs = client.make_qualified_table_name("zap_runs")
         steps = client.make_qualified_table_name("zap_runs__steps")
-        orphans, bad_order, total = client.execute_sql(
-            f"select count(*) filter (where r._dlt_id is null or s._dlt_root_id <> s._dlt_parent_id),"
-            f" (select count(*) from (select _dlt_parent_id, max(_dlt_list_idx) + 1 as n, count(*) as c"
+        orphans, wrong_link, bad_order, total = client.execute_sql(
+            f"select count(*) filter (where r.id is null),"
+            f" count(*) filter (where r._dlt_id <> s._dlt_parent_id or r.zap_id <> s.zap_id"
+            f"   or s.step_number <> s._dlt_list_idx + 1),"
+            f" (select count(*) from (select run_id, max(step_number) as n, count(*) as c"
             f"   from {steps} group by 1) where n <> c), count(*)"
-            f" from {steps} s left join {runs} r on r._dlt_id = s._dlt_parent_id")[0]
-    assert total > 0 and orphans == 0 and bad_order == 0
+            f" from {steps} s left join {runs} r on r.id = s.run_id")[0]
+    assert total > 0 and orphans == 0 and wrong_link == 0 and bad_order == 0
 
 
 JSON_VALUES = [{"a": [1, {"b": None}]}, [1, "two", 3.5, True, None], "", "null", "{\"x\": 1}",
@@ -139,7 +157,7 @@ def test_changed_run_has_its_steps_replaced_not_duplicated(make_simulator, past_
         orphans = client.execute_sql(
             f"select count(*) from {client.make_qualified_table_name('zap_runs__steps')} s "
             f"where not exists (select 1 from {client.make_qualified_table_name('zap_runs')} r "
-            f"where r._dlt_id = s._dlt_parent_id)")[0][0]
+            f"where r.id = s.run_id)")[0][0]
     assert orphans == 0
 
 
@@ -158,28 +176,3 @@ def test_runs_without_start_time_are_kept_then_updated(make_simulator, past_cloc
     for run_id in started:
         assert stored[run_id]["start_time"] is not None
         assert stored[run_id]["status"] == truth[run_id]["status"]
-
-
-def test_batches_are_bounded_by_payload_size_too(make_simulator, past_clock, tmp_path, monkeypatch):
-    """Runs with large data_in/data_out are handed to dlt in smaller batches (memory stays
-    bounded), and the warehouse still equals the truth."""
-    import pipelines.zap_runs as source_module
-    from pipelines.zap_runs.rows import RowBatch
-
-    handed: list[tuple[int, int]] = []
-    take = RowBatch.take
-
-    def counting_take(self, load_id):
-        handed.append((len(self), self.json_bytes))
-        return take(self, load_id)
-
-    monkeypatch.setattr(RowBatch, "take", counting_take)
-    monkeypatch.setattr(source_module, "BATCH_BYTES", 30_000)
-    world = small_world(seed=46, days=2, clock=past_clock)
-    sim = make_simulator(world)
-    pipeline = duckdb_pipeline(tmp_path / "b.duckdb")
-    run_sync(sim, pipeline)
-    batches = [entry for entry in handed if entry[0]]
-    assert len(batches) > 3
-    assert all(runs < source_module.BATCH_RUNS and size >= 30_000 for runs, size in batches[:-1])
-    assert_matches_truth(pipeline, world.truth())

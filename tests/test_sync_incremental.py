@@ -6,9 +6,12 @@ import math
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
+import pytest
+from dlt.common.schema.utils import get_write_disposition
+
 from pipelines.simulator import Faults
 from pipelines.zap_runs.rows import parse_time
-from pipelines.zap_runs.settings import OPEN_STATUSES
+from pipelines.zap_runs.settings import FINAL_STATUSES
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync, warehouse_runs
@@ -80,7 +83,7 @@ def test_open_runs_are_rechecked_until_they_settle_at_a_cost_bound_by_open_runs(
     pipeline = duckdb_pipeline(tmp_path / "o.duckdb")
     run_sync(sim, pipeline, lookback_hours=1)
     opened = {i for i, r in warehouse_runs(pipeline).items()
-              if r["status"] in OPEN_STATUSES or r["start_time"] is None}
+              if r["status"] not in FINAL_STATUSES or r["start_time"] is None}
     assert opened
     for _ in range(4):
         past_clock.advance(timedelta(hours=18))
@@ -92,7 +95,7 @@ def test_open_runs_are_rechecked_until_they_settle_at_a_cost_bound_by_open_runs(
         assert main <= math.ceil(result.runs_fetched / 100) + 1
     truth = world.truth()
     stored = warehouse_runs(pipeline)
-    settled = {i for i in opened if i in truth and truth[i]["status"] not in OPEN_STATUSES
+    settled = {i for i in opened if i in truth and truth[i]["status"] in FINAL_STATUSES
                and truth[i]["start_time"] is not None}
     assert settled, "some open runs settled in the world"
     for run_id in settled:
@@ -111,70 +114,54 @@ def test_full_refresh_rereads_the_window_and_keeps_history(make_simulator, past_
     assert_matches_truth(pipeline, world.truth())
 
 
-def dispositions(pipeline) -> set[str]:
-    tables = pipeline.default_schema.tables
-    return {tables[name]["write_disposition"] for name in ("zap_runs", "zap_runs__steps")}
-
-
-def has_staging(pipeline) -> bool:
-    with pipeline.sql_client() as client:
-        return bool(client.execute_sql(
-            "select 1 from information_schema.schemata where schema_name = %s",
-            f"{pipeline.dataset_name}_staging"))
-
-
-def test_first_sync_into_an_empty_table_appends_and_later_syncs_merge(make_simulator, past_clock,
-                                                                        tmp_path):
-    """Nothing to merge into: the first sync loads straight into the tables, with no staging
-    tables; later syncs merge; and the warehouse equals the truth after each."""
+def test_every_sync_merges_both_tables_in_one_transaction(make_simulator, past_clock, tmp_path):
+    """Runs and their nested steps are merged, the first sync too: dlt merges a root table and
+    its nested tables from staging in one transaction, so no reader sees one without the other."""
     world = small_world(seed=44, days=3, clock=past_clock)
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "a.duckdb")
-    run_sync(sim, pipeline)
-    assert dispositions(pipeline) == {"append"} and not has_staging(pipeline)
-    assert_matches_truth(pipeline, world.truth())
-    past_clock.advance(timedelta(hours=3))
-    run_sync(sim, pipeline, lookback_hours=24)
-    assert dispositions(pipeline) == {"merge"} and has_staging(pipeline)
-    assert_matches_truth(pipeline, world.truth())
+    for _ in range(2):
+        run_sync(sim, pipeline, lookback_hours=24)
+        tables = pipeline.default_schema.tables
+        assert {get_write_disposition(tables, name) for name in ("zap_runs", "zap_runs__steps")} \
+            == {"merge"} and tables["zap_runs__steps"]["parent"] == "zap_runs"
+        assert_matches_truth(pipeline, world.truth())
+        past_clock.advance(timedelta(hours=3))
 
 
-def test_an_emptied_table_with_open_runs_to_recheck_is_merged_not_appended(make_simulator,
-                                                                           past_clock, tmp_path):
-    """Rows deleted by hand while the state still tracks open runs: the re-checks may read a run
-    the window read too, so the sync merges (appending would keep both copies)."""
-    world = small_world(seed=45, days=3, clock=past_clock)
+def test_a_run_in_an_unlisted_status_is_rechecked_until_it_settles(make_simulator, past_clock,
+                                                                   tmp_path):
+    """A status the contract does not list is not settled: the run is re-checked (the lookback
+    alone would never see it again) until it settles, and its status, steps and its day's error
+    rate then end right."""
+    from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
+    from pipelines.zap_runs.models import build_models
+
+    from .model_truth import daily
+
+    world = small_world(seed=47, days=2, clock=past_clock, unlisted_open_rate=0.3,
+                        unlisted_settle_hours=8.0)
     sim = make_simulator(world)
-    pipeline = duckdb_pipeline(tmp_path / "e.duckdb")
-    run_sync(sim, pipeline)
+    pipeline = duckdb_pipeline(tmp_path / "u.duckdb")
+    run_sync(sim, pipeline, lookback_hours=0.5)
+    first = warehouse_runs(pipeline)
+    unlisted = {i for i, r in first.items() if r["status"] in UNLISTED_OPEN_STATUSES
+                and r["start_time"] is not None}
+    assert unlisted, "the world should show runs in an unlisted status"
+    for _ in range(3):
+        past_clock.advance(timedelta(hours=4))
+        result = run_sync(sim, pipeline, lookback_hours=0.5)
+    truth = world.truth()
+    settled = {i for i in unlisted if truth[i]["status"] in FINAL_STATUSES}
+    assert settled and result.rechecks > 0
+    assert_matches_truth(pipeline, truth)
+    days = {(truth[i]["zap_id"], parse_time(truth[i]["start_time"]).date()) for i in settled}
+    expected = daily(truth)
+    build_models(pipeline)
     with pipeline.sql_client() as client:
-        for table in ("zap_runs__steps", "zap_runs"):
-            client.execute_sql(f"delete from {client.make_qualified_table_name(table)}")
-    past_clock.advance(timedelta(hours=1))
-    result = run_sync(sim, pipeline, lookback_hours=1)
-    assert result.open_runs and dispositions(pipeline) == {"merge"}
-    assert warehouse_runs(pipeline), "the window was read again (warehouse_runs fails on duplicates)"
-    past_clock.advance(timedelta(hours=1))
-    run_sync(sim, pipeline, lookback_hours=1, full_refresh=True)  # the state is set aside
-    assert dispositions(pipeline) == {"merge"}, "the table is not empty any more"
-
-
-def test_append_needs_a_table_known_to_be_empty():
-    from pipelines.zap_runs import zap_runs_source
-    from pipelines.zap_runs.pipeline import reads_each_run_once
-
-    class Unqueryable:
-        state = {}
-
-        def sql_client(self):
-            raise RuntimeError("no SQL here")
-
-    source = zap_runs_source(access_token="t", base_url="http://127.0.0.1:9")
-    from pipelines.zap_runs.pipeline import count_runs
-    assert count_runs(Unqueryable()) is None
-    assert not reads_each_run_once(Unqueryable(), source, None, full_refresh=True)
-    assert reads_each_run_once(Unqueryable(), source, 0, full_refresh=False)
-    tracked = Unqueryable()
-    tracked.state = {"sources": {"zap_runs": {"resources": {"zap_runs": {"open_runs": {"r1": {}}}}}}}
-    assert not reads_each_run_once(tracked, source, 0, full_refresh=False)
-    assert reads_each_run_once(tracked, source, 0, full_refresh=True)
+        got = {(zap, day): rate for zap, day, rate in client.execute_sql(
+            f"select zap_id, day, error_rate from "
+            f"{client.make_qualified_table_name('zap_error_rates_daily')}")}
+    for key in days:
+        want = expected[key]["error_rate"]
+        assert got[key] == (None if want is None else pytest.approx(want)), key

@@ -60,7 +60,11 @@ def exact(value: object) -> str:
 
 
 def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
-    """Every run in the warehouse, rebuilt from zap_runs and zap_runs__steps."""
+    """Every run in the warehouse, rebuilt from zap_runs and zap_runs__steps by natural keys.
+
+    Also checks what a reader relies on: every step row belongs to a run the runs table holds,
+    to that run's current version (dlt's link), with its zap_id, numbered 1..n without gaps.
+    """
     with pipeline.sql_client() as client:
         runs_t = client.make_qualified_table_name("zap_runs")
         steps_t = client.make_qualified_table_name("zap_runs__steps")
@@ -68,21 +72,29 @@ def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
             f"select id, zap_id, zap_title, status, start_time, end_time, data_in, data_out, "
             f"_dlt_id from {runs_t}")
         steps = client.execute_sql(
-            f"select _dlt_parent_id, _dlt_list_idx, status, start_time from {steps_t} "
-            f"order by _dlt_parent_id, _dlt_list_idx")
-    by_parent: dict[str, list] = {}
-    for parent, _idx, status, start in steps:
-        by_parent.setdefault(parent, []).append((status, _time(start)))
+            f"select run_id, step_number, zap_id, status, start_time, _dlt_parent_id from {steps_t} "
+            f"order by run_id, step_number")
+    by_run: dict[str, list] = {}
+    links: dict[str, set] = {}
+    for run_id, number, zap_id, status, start, parent in steps:
+        found = by_run.setdefault(run_id, [])
+        assert number == len(found) + 1, f"run {run_id}: step {number} follows {len(found)} steps"
+        found.append((status, _time(start), int(zap_id)))
+        links.setdefault(run_id, set()).add(parent)
     out: dict[str, dict] = {}
     for rid, zap_id, title, status, start, end, data_in, data_out, dlt_id in rows:
         assert rid not in out, f"duplicate run {rid} in the warehouse"
+        own = by_run.pop(rid, [])
+        assert links.get(rid, {dlt_id}) == {dlt_id}, f"run {rid} holds steps of another version"
+        assert all(step_zap == int(zap_id) for *_, step_zap in own), f"run {rid}: step zap_id"
         out[rid] = {
             "id": rid, "zap_id": int(zap_id), "zap_title": title, "status": status,
             "start_time": _time(start), "end_time": _time(end),
-            "steps": by_parent.get(dlt_id, []),
+            "steps": [step[:2] for step in own],
             "data_in": exact(json.loads(data_in)) if data_in is not None else None,
             "data_out": exact(json.loads(data_out)) if data_out is not None else None,
         }
+    assert not by_run, f"step rows of {len(by_run)} runs not in the runs table: {sorted(by_run)[:3]}"
     return out
 
 

@@ -1,4 +1,4 @@
-"""dlt source for Zapier zap runs (Partner API GET /v2/zap-runs): one merged table and its steps."""
+"""dlt source for Zapier zap runs (Partner API GET /v2/zap-runs): runs merged on id, steps nested."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dlt
-from dlt.extract.resource import DltResource
 
-from . import dlt_compat, settings
+from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
 from .errors import ConfigError
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, RefreshingToken, StaticToken
 from .paging import fetch_window
 from .prefetch import prefetched
-from .rows import RUN_COLUMNS, STEP_COLUMNS, RowBatch, RunKey, parse_time
+from .rows import RUN_COLUMNS, STEP_COLUMNS, RunKey, page_rows, parse_time
 from .window import (
     Anchors,
     gap_warnings,
@@ -29,7 +28,6 @@ from .window import (
 )
 
 log = logging.getLogger(__name__)
-dlt_compat.install()
 
 
 @dataclass
@@ -93,26 +91,8 @@ def zap_runs_source(
     progress = progress if progress is not None else SyncProgress()
     progress.client = client
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
-    resource = zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours),
-                        page_limit, full_refresh, progress, gaps)
-    declare_tables(resource, MERGE)
-    return resource
-
-
-def declare_tables(resource: DltResource, write_disposition: dict | str) -> None:
-    """Both tables as variants of the one resource, merged on id or (see `APPEND`) appended.
-
-    Declared once; items then only name their table (hints given with every item would be
-    validated again with every item).
-    """
-    run_columns = RUN_COLUMNS
-    if write_disposition == APPEND:  # the newest-read-wins hint means something only to a merge
-        run_columns = {**RUN_COLUMNS, "fetched_at": {**RUN_COLUMNS["fetched_at"], "dedup_sort": None}}
-    resource.apply_hints(table_name="zap_runs", primary_key="id", write_disposition=write_disposition,
-                         columns=run_columns, create_table_variant=True)
-    resource.apply_hints(table_name="zap_runs__steps", parent_table_name="zap_runs",
-                         write_disposition=write_disposition, columns=STEP_COLUMNS,
-                         create_table_variant=True)
+    return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
+                    full_refresh, progress, gaps)
 
 
 def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
@@ -132,29 +112,16 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
     return StaticToken(access_token.strip())
 
 
-# Both tables are table variants of one resource, each fed Arrow tables built in rows.py:
-# `zap_runs__steps` is declared nested under `zap_runs`, so dlt links, merges and replaces its
-# rows exactly as it does for the nested tables its own normalizer makes. delete-insert
-# replaces a changed run's step rows exactly and dedupes within a load.
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
-# A sync into an empty table with no open runs to re-check reads every run exactly once (the
-# window's paging drops repeats), so nothing needs merging: its rows go straight into the
-# tables, without staging tables or the merge's delete and dedup. Later syncs merge again.
-APPEND = "append"
-# Runs handed to dlt at once: big enough that per-table overhead vanishes, small for memory.
-BATCH_RUNS = 10_000
-# ... or fewer, once their data_in/data_out texts reach this size: an account whose runs carry
-# large payloads keeps the same bounded memory (each batch is also one row group to load).
-BATCH_BYTES = 32 * 2**20
+# Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
+# row of its nested steps table (also when its list shrank, emptied or became null). dlt merges
+# a root table and its nested tables in one transaction, so a reader never sees a run with
+# another version's steps. A sync hands each run over once (`take` drops repeats), so the
+# merge skips dlt's dedup: its window over every staged row is what costs memory in DuckDB.
+MERGE = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 
 
-def as_tables(batch: RowBatch) -> Iterator[object]:
-    runs, steps = batch.take(dlt.current.load_package_state()["load_id"])
-    yield dlt.mark.with_table_name(runs, "zap_runs")
-    yield dlt.mark.with_table_name(steps, "zap_runs__steps")
-
-
-@dlt.resource(name="zap_runs")
+@dlt.resource(name="zap_runs", primary_key="id", write_disposition=MERGE,
+              columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
 def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
              lookback: timedelta, page_limit: int, full_refresh: bool,
              progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None
@@ -165,8 +132,6 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     re-checking open runs deliberately re-reads rows older than the cursor, which incremental
     would filter out. State is committed with the load, so a failed sync moves nothing.
     """
-    # Create the tables even when nothing is loaded, so SQL models build on an empty account.
-    yield from as_tables(RowBatch())
     state = dlt.current.resource_state()
     to_date = utcnow()
     cursor = None if full_refresh else parse_time(state.get("cursor"))
@@ -180,15 +145,14 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     default_from = to_date - timedelta(days=30)
     newest = cursor
 
-    batch = RowBatch()
-
-    def take(runs: list[ApiRun], request: str, anchors: Anchors) -> list[RunKey]:
-        fetched_at = datetime.now(UTC)
-        keys = batch.add_page(runs, fetched_at, request)
+    def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
+        """Rows of the runs not handed over yet in this sync (a re-check may meet a run again)."""
+        rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
+                               datetime.now(UTC), request)
         for key in keys:
             progress.run_ids.add(key.id)
             anchors.add(key, open_runs)
-        return keys
+        return rows, keys
 
     filters = {"to_date": iso(to_date)}
     if from_date is not None:
@@ -196,17 +160,13 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
     main = Anchors((from_date or default_from, to_date))
     seen_per_zap: dict[int, int] = {}
     for runs, request in prefetched(fetch_window(client, filters, page_limit)):
-        keys = take(runs, request, main)
+        rows, keys = take(runs, request, main)
+        yield rows
         for key in keys:
             seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
-        if client.stats.requests % 25 == 0:
-            log.info("fetched %d runs in %d requests so far", len(progress.run_ids),
-                     client.stats.requests)
         starts = [key.start_time for key in keys if key.start_time is not None]
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)
-        if batch.full(BATCH_RUNS, BATCH_BYTES):
-            yield from as_tables(batch)
     main.resolve(open_runs)
 
     span = max(1.0, (to_date - main.window[0]).total_seconds())
@@ -227,9 +187,7 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             recheck = Anchors((plan.from_date, plan.to_date))
             for runs, request in fetch_window(client, window, page_limit):
                 found.update(run.id for run in runs)
-                take(runs, request, recheck)
-                if batch.full(BATCH_RUNS, BATCH_BYTES):
-                    yield from as_tables(batch)
+                yield take(runs, request, recheck)[0]
             recheck.resolve(open_runs)
             for run_id in plan.run_ids:
                 if run_id in found or run_id not in open_runs:
@@ -246,8 +204,6 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             break
         plans = plan_rechecks(missed, rates, page_limit)
 
-    if len(batch):
-        yield from as_tables(batch)
     if newest is not None:
         state["cursor"] = iso(newest)
     state["open_runs"] = {k: v.dump() for k, v in open_runs.items()}

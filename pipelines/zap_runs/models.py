@@ -85,15 +85,14 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             client.execute_sql("reset threads")
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
-        if not _exists(client, q("zap_runs")):
+        if not _exists(client, q("_dlt_loads")):
             raise ZapRunsError(f"dataset {dataset!r} has no zap_runs table yet: run a sync first.")
-        if not _exists(client, q("zap_runs__steps")):
-            # No run had steps yet, so dlt has not created the nested table: stand in for it.
-            client.execute_sql(sqlglot.transpile(
-                f"create table {q('zap_runs__steps')} (status varchar, start_time timestamptz, "
-                "_dlt_root_id varchar not null, _dlt_parent_id varchar not null, "
-                "_dlt_list_idx bigint not null, _dlt_id varchar not null)",
-                read="postgres", write=dialect)[0])
+        for table, columns in STAND_INS.items():
+            if not _exists(client, q(table)):
+                # An account with no runs (or no steps) yet: dlt creates a table only once rows
+                # reach it, so the models read an empty stand-in (dlt adds its columns later).
+                client.execute_sql(sqlglot.transpile(f"create table {q(table)} ({columns})",
+                                                     read="postgres", write=dialect)[0])
         models = load_models()
         existing = {name: kind for name, kind in client.execute_sql(
             "select table_name, table_type from information_schema.tables "
@@ -119,6 +118,16 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
                 timings[model.name] = time.perf_counter() - started
     log.info("built %d models in %.2f s", len(timings), sum(timings.values()))
     return timings
+
+
+# The columns the models read, for tables dlt has not created yet (types as in rows.py).
+STAND_INS = {
+    "zap_runs": "id varchar not null, zap_id bigint not null, zap_title varchar, status varchar not null, "
+                "start_time timestamptz, end_time timestamptz, data_in varchar, data_out varchar, "
+                "fetched_at timestamptz not null",
+    "zap_runs__steps": "run_id varchar not null, step_number bigint not null, zap_id bigint not null, "
+                       "status varchar, start_time timestamptz",
+}
 
 
 def _exists(client, qualified: str) -> bool:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import dlt
-import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.extract.source import DltSource
 
-from . import APPEND, SyncProgress, declare_tables, settings, synclog, zap_runs_source
+from . import SyncProgress, settings, synclog, zap_runs_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
 from .locking import wait_for_duckdb
@@ -27,7 +23,6 @@ from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
 from .synclog import Outcome
 
 log = logging.getLogger(__name__)
-progress_log = logging.getLogger("pipelines.zap_runs.progress")
 # DuckDB's cap while loading: with it, a 200,000-run backfill stays under 400 MB in all.
 DUCKDB_MEMORY_LIMIT = "96MB"
 # DuckDB's threads while loading. Each thread inserting rows holds its own row groups, so with
@@ -73,9 +68,7 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     if destination == "duckdb":
         set_duckdb_load_settings()
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                            pipelines_dir=pipelines_dir,
-                            progress=dlt.progress.log(log_period=10, logger=progress_log,
-                                                      dump_system_stats=False))
+                            pipelines_dir=pipelines_dir)
     prepare_duckdb_file(pipeline)  # a new DuckDB file in a format dashboard tools open
     return pipeline
 
@@ -103,14 +96,6 @@ def set_duckdb_load_settings() -> None:
     dlt.secrets[key] = _applied[key]
 
 
-def release_memory() -> None:
-    """Hand what extraction freed back to the OS before DuckDB's load takes its own share."""
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def count_runs(pipeline: dlt.Pipeline) -> int | None:
     """Rows in zap_runs now (0 before its first load), or None where the destination cannot
     be queried."""
@@ -125,46 +110,33 @@ def count_runs(pipeline: dlt.Pipeline) -> int | None:
         return None
 
 
-def reads_each_run_once(pipeline: dlt.Pipeline, source: DltSource, runs_before: int | None,
-                        full_refresh: bool) -> bool:
-    """Whether this sync can append: zap_runs is known to be empty and no open run from the
-    state will be re-checked, so every run it reads is new and read once."""
-    if runs_before != 0:
-        return False
-    resources = pipeline.state.get("sources", {}).get(source.name, {}).get("resources", {})
-    return full_refresh or not resources.get("zap_runs", {}).get("open_runs")
-
-
-def sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
+def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
+         on_stage: Callable[[str], None] = lambda stage: None, **source_args: object) -> SyncResult:
     """Run one incremental sync into `pipeline`'s destination.
 
+    `progress` gets the counters as they change and `on_stage` each stage ("fetching",
+    "loading") as it starts, for a progress display (progress.py).
+
     The steps run one by one rather than through `pipeline.run`: a load package left by a
-    crashed sync is finished first and the new sync still runs (run() would stop there), and
-    the memory extraction freed is released before the load.
+    crashed sync is finished first and the new sync still runs (run() would stop there).
     """
     started = time.monotonic()
-    progress = SyncProgress()
+    progress = progress if progress is not None else SyncProgress()
     source = zap_runs_source(progress=progress, **source_args)
     wait_for_duckdb(pipeline)
     pipeline.sync_destination()
     finish_pending(pipeline)
     before = count_runs(pipeline)
-    if reads_each_run_once(pipeline, source, before, bool(source_args.get("full_refresh"))):
-        declare_tables(source.resources["zap_runs"], APPEND)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
+    on_stage("fetching")
     extract_started = time.monotonic()
-    # What exists now lives for the whole sync: the garbage collector need not walk it again
-    # for every few thousand objects extraction makes.
-    gc.freeze()
     try:
         pipeline.extract(source, loader_file_format=fmt)
     finally:
-        gc.unfreeze()
         fetching = time.monotonic() - extract_started
         if progress.client is not None:
             progress.client.close()
-    release_memory()
-    # The rows arrive as Arrow tables: normalizing them moves files, no worker processes needed.
+    on_stage("loading")
     normalized = pipeline.normalize()
     info = pipeline.load()
     after = count_runs(pipeline)

@@ -1,24 +1,17 @@
-"""API run objects into warehouse rows, built column by column as Arrow tables.
+"""API run objects into the rows dlt loads: one dict per run, its steps as a nested list.
 
-Runs become rows of `zap_runs`; their steps become rows of dlt's nested table
-`zap_runs__steps`, linked the way dlt's own normalizer links them (`_dlt_parent_id` and
-`_dlt_root_id` are the run row's `_dlt_id`, `_dlt_list_idx` the step's position). Building the
-columns here, rather than handing dicts to dlt's Python normalizer, is what lets a backfill
-run at tens of thousands of runs a second.
+dlt's own normalizer turns each run's `steps` list into rows of the nested table
+`zap_runs__steps` and links them to the run itself (`_dlt_*` columns are dlt's, never ours).
+Each step row also carries the natural keys analysts join on: `run_id`, `step_number` (from 1,
+as Zapier numbers steps) and `zap_id`.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate, chain
 
-import msgspec
 import pendulum
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from .apirun import ApiRun
 from .errors import ApiError, malformed_run
@@ -34,27 +27,17 @@ RUN_COLUMNS: dict[str, dict] = {
     "end_time": {"data_type": "timestamp", "timezone": True, "nullable": True},
     "data_in": {"data_type": "text", "nullable": True},
     "data_out": {"data_type": "text", "nullable": True},
-    # When the sync read this version of the run; the newest read wins a duplicate within a load.
-    "fetched_at": {"data_type": "timestamp", "timezone": True, "nullable": False,
-                   "dedup_sort": "desc"},
-    # The columns dlt's relational normalizer would add, with the same hints.
-    "_dlt_load_id": {"data_type": "text", "nullable": False},
-    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    # When the sync read this version of the run.
+    "fetched_at": {"data_type": "timestamp", "timezone": True, "nullable": False},
 }
+# Declared, not inferred: an all-null column would not be created at all.
 STEP_COLUMNS: dict[str, dict] = {
-    "status": {"data_type": "text", "nullable": True},
-    "start_time": {"data_type": "timestamp", "timezone": True, "nullable": True},
-    "_dlt_root_id": {"data_type": "text", "nullable": False, "root_key": True},
-    "_dlt_parent_id": {"data_type": "text", "nullable": False, "parent_key": True},
-    "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
-    "_dlt_id": {"data_type": "text", "nullable": False, "unique": True, "row_key": True},
+    "run_id": {"name": "run_id", "data_type": "text", "nullable": False},
+    "step_number": {"name": "step_number", "data_type": "bigint", "nullable": False},
+    "zap_id": {"name": "zap_id", "data_type": "bigint", "nullable": False},
+    "status": {"name": "status", "data_type": "text", "nullable": True},
+    "start_time": {"name": "start_time", "data_type": "timestamp", "timezone": True, "nullable": True},
 }
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-_ARROW_TYPES = {"text": pa.string(), "bigint": pa.int64(), "timestamp": TIMESTAMP}
-RUN_SCHEMA = pa.schema([pa.field(n, _ARROW_TYPES[c["data_type"]], nullable=c["nullable"])
-                        for n, c in RUN_COLUMNS.items()])
-STEP_SCHEMA = pa.schema([pa.field(n, _ARROW_TYPES[c["data_type"]], nullable=c["nullable"])
-                         for n, c in STEP_COLUMNS.items()])
 
 
 def parse_time(value: object) -> datetime | None:
@@ -70,135 +53,6 @@ def parse_time(value: object) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def row_ids(count: int) -> list[str]:
-    """Random row keys for `_dlt_id` (96 bits each), made in one go rather than one by one."""
-    text = base64.b64encode(os.urandom(12 * count)).decode()
-    return [text[i:i + 16] for i in range(0, 16 * count, 16)]
-
-
-@dataclass(slots=True)
-class RunKey:
-    """What the sync's bookkeeping needs of a run: its open-run anchors and the cursor."""
-
-    id: str
-    zap_id: int
-    status: str
-    start_time: datetime | None
-
-
-class RowBatch:
-    """Runs gathered page by page and handed to dlt as two Arrow tables, column by column.
-
-    Each column is built in bulk; only when a bulk step meets a value it cannot read are the
-    runs checked one by one, so that the error names the run and the request it came from.
-    """
-
-    def __init__(self) -> None:
-        self.runs: list[ApiRun] = []
-        self.keys: list[RunKey] = []
-        self.fetched_at: list[datetime] = []
-        self.requests: list[str] = []
-        self.json_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self.runs)
-
-    def full(self, max_runs: int, max_json_bytes: int) -> bool:
-        """Whether to hand the batch over: by runs, or by the size of their data_in/data_out."""
-        return len(self.runs) >= max_runs or self.json_bytes >= max_json_bytes
-
-    def add_page(self, runs: list[ApiRun], fetched_at: datetime, request: str) -> list[RunKey]:
-        """Take one page of runs; what the sync's bookkeeping needs of each comes back."""
-        try:
-            keys = [RunKey(*fields) for fields in zip(
-                [run.id for run in runs], _zap_ids([run.zap_id for run in runs]),
-                [run.status for run in runs], [_time(run.start_time) for run in runs],
-                strict=True)]
-        except ValueError:
-            raise _first_malformed(runs, [request] * len(runs)) from None
-        self.runs += runs
-        self.keys += keys
-        self.json_bytes += sum([len(run.data_in) + len(run.data_out) for run in runs])
-        self.fetched_at += [fetched_at] * len(runs)
-        self.requests += [request] * len(runs)
-        return keys
-
-    def take(self, load_id: str) -> tuple[pa.Table, pa.Table]:
-        """The gathered runs and their steps as Arrow tables; the batch is empty again."""
-        runs, count = self.runs, len(self.runs)
-        keys = pa.array(row_ids(count), pa.string())
-        step_lists = [run.steps or () for run in runs]
-        counts = list(map(len, step_lists))
-        flat = list(chain.from_iterable(step_lists))
-        try:
-            run_table = pa.Table.from_arrays([
-                # id, zap_id (as an integer) and status were read and checked by add_page.
-                pa.array([key.id for key in self.keys], pa.string()),
-                pa.array([key.zap_id for key in self.keys], pa.int64()),
-                pa.array([run.zap_title for run in runs], pa.string()),
-                pa.array([key.status for key in self.keys], pa.string()),
-                _times([run.start_time for run in runs]),
-                _times([run.end_time for run in runs]),
-                _raw_json([run.data_in for run in runs]),
-                _raw_json([run.data_out for run in runs]),
-                pa.array(self.fetched_at, TIMESTAMP),
-                pa.array([load_id] * count, pa.string()),
-                keys,
-            ], schema=RUN_SCHEMA)
-            status = pa.array([step.status for step in flat], pa.string())
-            start = _times([step.start_time for step in flat])
-        except (ValueError, pa.ArrowException):
-            raise _first_malformed(runs, self.requests) from None
-        positions, indexes = _list_positions(counts)
-        parents = keys.take(positions)
-        step_table = pa.Table.from_arrays([
-            status, start, parents, parents, indexes,
-            pc.binary_join_element_wise(parents, indexes.cast(pa.string()), "."),
-        ], schema=STEP_SCHEMA)
-        self.__init__()
-        return run_table, step_table
-
-
-def _list_positions(counts: list[int]) -> tuple[pa.Array, pa.Array]:
-    """For lists of these lengths laid end to end: each item's list, and its place in it."""
-    starts = pa.array([0, *accumulate(counts)], pa.int32())
-    total = starts[-1].as_py()
-    positions = pc.list_parent_indices(pa.ListArray.from_arrays(starts, pa.nulls(total)))
-    ones = pc.fill_null(pa.nulls(total, pa.int64()), 1)
-    indexes = pc.subtract(pc.subtract(pc.cumulative_sum(ones), 1), starts.take(positions))
-    return positions, indexes
-
-
-def _zap_ids(values: list) -> list[int]:
-    if all(type(value) is int for value in values):
-        return values
-    out = []
-    for value in values:  # numeric strings are accepted, as the old API sent them
-        if isinstance(value, bool) or not (isinstance(value, int) or (
-                isinstance(value, str) and value.strip().lstrip("-").isdigit())):
-            raise ValueError("zap_id is not an integer")
-        out.append(int(value))
-    return out
-
-
-def _raw_json(values: list[msgspec.Raw]) -> pa.Array:
-    """data_in/data_out as the exact JSON text the API sent; absent is NULL, JSON null "null".
-
-    The texts are joined into one buffer and wrapped as an Arrow column as they are (checked
-    to be UTF-8), rather than copied one Python object at a time.
-    """
-    lengths = [len(value) for value in values]
-    offsets = [0, *accumulate(lengths)]
-    if offsets[-1] >= 2**31:  # beyond a string column's 32-bit offsets: let Arrow chunk it
-        return pa.array([bytes(value) if len(value) else None for value in values],
-                        pa.binary()).cast(pa.string())
-    texts = pa.StringArray.from_buffers(len(values), pa.array(offsets, pa.int32()).buffers()[1],
-                                        pa.py_buffer(b"".join(values)))
-    texts.validate(full=True)
-    return pc.if_else(pa.array([n == 0 for n in lengths], pa.bool_()),
-                      pa.scalar(None, pa.string()), texts)
-
-
 def _time(value: str | None) -> datetime | None:
     """parse_time, with the common case (UTC with a Z or +00:00) first."""
     if value is not None:
@@ -211,30 +65,69 @@ def _time(value: str | None) -> datetime | None:
     return parse_time(value)
 
 
-def _times(values: list[str | None]) -> pa.Array:
-    """Timestamps cast by Arrow in one go; forms Arrow does not read go through parse_time."""
-    try:
-        return pa.array(values, pa.string()).cast(TIMESTAMP)
-    except pa.ArrowInvalid:
-        return pa.array([parse_time(value) for value in values], TIMESTAMP)
+@dataclass(slots=True)
+class RunKey:
+    """What the sync's bookkeeping needs of a run: its open-run anchors and the cursor."""
+
+    id: str
+    zap_id: int
+    status: str
+    start_time: datetime | None
 
 
-def check_run(run: ApiRun) -> None:
-    """Raise ValueError naming what in one run the bulk steps could not read."""
-    _zap_ids([run.zap_id])
-    times = [("start_time", run.start_time), ("end_time", run.end_time)]
-    times += [("a step's start_time", step.start_time) for step in run.steps or ()]
-    for name, value in times:
+def zap_id_of(value: object) -> int:
+    """zap_id as an integer; numeric strings are accepted, as the old API sent them."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError("zap_id is not an integer")
+
+
+def _json_text(raw: bytes) -> str | None:
+    """data_in/data_out as the exact JSON text the API sent; absent is NULL, JSON null "null"."""
+    return bytes(raw).decode() if len(raw) else None
+
+
+def run_row(run: ApiRun, fetched_at: datetime) -> tuple[dict, RunKey]:
+    """One run as a row with its nested steps, and its bookkeeping key; ValueError if unreadable."""
+    zap_id = zap_id_of(run.zap_id)
+    start = _time(run.start_time)
+    # No steps and null steps both leave the run without step rows (an empty list, so dlt
+    # does not take a null `steps` for a column of zap_runs).
+    steps = [{"run_id": run.id, "step_number": number, "zap_id": zap_id,
+              "status": step.status, "start_time": _time(step.start_time)}
+             for number, step in enumerate(run.steps or (), 1)]
+    row = {"id": run.id, "zap_id": zap_id, "zap_title": run.zap_title, "status": run.status,
+           "start_time": start, "end_time": _time(run.end_time),
+           "data_in": _json_text(run.data_in), "data_out": _json_text(run.data_out),
+           "fetched_at": fetched_at, "steps": steps}
+    return row, RunKey(run.id, zap_id, run.status, start)
+
+
+def page_rows(runs: list[ApiRun], fetched_at: datetime, request: str
+              ) -> tuple[list[dict], list[RunKey]]:
+    """A page of runs as rows and keys; a run that breaks the contract names itself and the
+    request it came from."""
+    rows, keys = [], []
+    for run in runs:
         try:
-            parse_time(value)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
+            row, key = run_row(run, fetched_at)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise _malformed(request, run, exc) from None
+        rows.append(row)
+        keys.append(key)
+    return rows, keys
 
 
-def _first_malformed(runs: list[ApiRun], requests: list[str]) -> ApiError:
-    for run, request in zip(runs, requests, strict=True):
-        try:
-            check_run(run)
-        except ValueError as exc:
-            return malformed_run(request, run.id, exc)
-    return malformed_run(requests[0] if requests else "GET /v2/zap-runs", None, "unreadable fields")
+def _malformed(request: str, run: ApiRun, exc: Exception) -> ApiError:
+    problem = str(exc)
+    if not isinstance(exc, ValueError) or "zap_id" not in problem:
+        for name, value in [("start_time", run.start_time), ("end_time", run.end_time)] + [
+                ("a step's start_time", step.start_time) for step in run.steps or ()]:
+            try:
+                parse_time(value)
+            except ValueError as bad:
+                problem = f"{name}: {bad}"
+                break
+    return malformed_run(request, run.id, problem)

@@ -24,8 +24,10 @@ DEFAULT_BACKOFF_MAX = 60.0
 # replays users make the day a run fails.
 DEFAULT_LOOKBACK_HOURS = 24.0
 
-# Statuses a run can leave later: runs loaded in one of these are re-checked until they settle.
-OPEN_STATUSES = frozenset({"delayed", "scheduled", "pending", "held", "throttled"})
+# The contract's final statuses. A run in any other status (open ones such as delayed or held,
+# and values the contract does not list: the endpoint is experimental) is re-checked until it
+# settles or is purged.
+FINAL_STATUSES = frozenset({"success", "error", "error_handled", "halted", "filtered", "skipped"})
 # Open runs of one zap whose start times lie this close are re-checked with one request.
 RECHECK_CLUSTER_SECONDS = 600.0
 # An open run not seen again in this many re-checks is dropped from the list (purged upstream).

@@ -23,7 +23,7 @@ def iso(when: datetime) -> str:
 
 @dataclass
 class OpenRun:
-    """A run seen in an open status (or not started): where to look for it again.
+    """A run seen unsettled (not in a final status, or not started): where to look for it again.
 
     `anchor` is the narrow window a re-check asks for; `wide` is the whole window the run was
     seen in, used once a narrow re-check fails to find it.
@@ -90,7 +90,7 @@ class Anchors:
         start = run.start_time
         if start is None:
             self._waiting.append((run.id, run.zap_id, len(self._starts)))
-        elif run.status in settings.OPEN_STATUSES:
+        elif run.status not in settings.FINAL_STATUSES:
             open_runs[run.id] = OpenRun(run.zap_id, start, start + _TICK, *self.window)
         else:
             open_runs.pop(run.id, None)
