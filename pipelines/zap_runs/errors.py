@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    InvalidNativeValue,
+    LookupTraces,
+)
 
 
 class ZapRunsError(Exception):
@@ -65,19 +70,64 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+# A connection string dlt accepts, for messages about one it rejected (never the user's value).
+CONNECTION_EXAMPLES = {"postgres": "postgresql://postgres:x@127.0.0.1:5432/mydb"}
+
+
 def missing_config(exc: ConfigFieldMissingException, destination: str) -> ConfigError:
+    """dlt's missing-configuration error as one line that says which value to set, and how."""
     fields = ", ".join(exc.fields)
     if "access_token" in exc.fields:
         return ConfigError(
             "missing configuration: access_token. Set it under [sources.zap_runs] in "
             ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration).")
+    name = destination or "<name>"
     if "credentials" in exc.fields:
-        name = destination or "the destination"
-        env = f"DESTINATION__{destination.upper()}__CREDENTIALS" if destination else \
-            "DESTINATION__<NAME>__CREDENTIALS"
-        return ConfigError(f"missing credentials for {name}: set {env} or [destination."
-                           f"{destination or '<name>'}] credentials in .dlt/secrets.toml.")
+        given = _given_fields(exc, "credentials")
+        where = _where(name, "credentials")
+        if given:  # the value is there, but dlt found parts of it missing
+            missing = " or ".join(_missing_fields(exc, "credentials")) or fields
+            example = CONNECTION_EXAMPLES.get(destination)
+            if missing == "password":
+                fix = ": dlt requires one" + (f" (with trust auth any value works, e.g. {example})"
+                                              if example else "")
+            else:
+                fix = f": write it as {example}" if example else ""
+            return ConfigError(f"{where} is set but has no {missing}{fix}.")
+        return ConfigError(f"missing credentials for {destination or 'the destination'}: set "
+                           f"DESTINATION__{name.upper()}__CREDENTIALS or [destination.{name}] "
+                           "credentials in .dlt/secrets.toml.")
+    if "bucket_url" in exc.fields:
+        return ConfigError(f"missing bucket_url for {name}: set DESTINATION__{name.upper()}__BUCKET_URL "
+                           f"(e.g. file:///data/lake or s3://bucket/path) or [destination.{name}] "
+                           "bucket_url in .dlt/config.toml.")
     return ConfigError(f"missing configuration: {fields} (see README, Configuration).")
+
+
+def _given_fields(exc: ConfigFieldMissingException, field: str) -> list[str]:
+    """Parts of an embedded configuration (e.g. credentials) that dlt did resolve."""
+    return [name for trace in exc.traces.get(field, []) if isinstance(trace, LookupTraces)
+            for name in trace.resolved_fields_set]
+
+
+def _missing_fields(exc: ConfigFieldMissingException, field: str) -> list[str]:
+    return [name for trace in exc.traces.get(field, []) if isinstance(trace, LookupTraces)
+            for name in trace.traces]
+
+
+def _where(destination: str, field: str) -> str:
+    """Where the user set a destination value: the environment variable if it is set."""
+    env = f"DESTINATION__{destination.upper()}__{field.upper()}"
+    return env if env in os.environ else f"[destination.{destination}] {field}"
+
+
+def invalid_value(exc: InvalidNativeValue, destination: str) -> ConfigError:
+    """A configuration value dlt cannot parse (most often a connection string), never shown."""
+    name = destination or "<name>"
+    field = exc.embedded_sections[-1] if exc.embedded_sections else "credentials"
+    example = CONNECTION_EXAMPLES.get(destination)
+    form = f": write it as {example}" if example else f" ({exc.spec.__name__})"
+    return ConfigError(f"{_where(name, field)} is not a value dlt can read{form}.")
 
 
 def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
@@ -88,6 +138,8 @@ def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
             return seen
         if isinstance(seen, ConfigFieldMissingException):
             return missing_config(seen, destination)
+        if isinstance(seen, InvalidNativeValue):
+            return invalid_value(seen, destination)
         seen = getattr(seen, "exception", None) or seen.__cause__ or seen.__context__
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
