@@ -11,7 +11,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import settings
+from . import logs, settings
 from .errors import ConfigError, ZapRunsError, first_line, missing_config, unwrap
 from .summary import format_summary
 
@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    logs.setup(args.log_level)
     try:
         if args.demo:
             from .demo import run_demo
@@ -122,7 +120,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def run_sync_command(args: argparse.Namespace) -> int:
-    from .pipeline import logged_sync, make_pipeline
+    from .pipeline import make_pipeline
 
     try:
         pipeline = make_pipeline(args.destination, dataset_name(args))
@@ -131,14 +129,32 @@ def run_sync_command(args: argparse.Namespace) -> int:
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
                           ) from None
     try:
-        result = logged_sync(pipeline, **source_overrides(args))
+        sync_and_models(pipeline, **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
-    print(format_summary(result))
-    print(rebuild_models(pipeline))
     return EXIT_OK
+
+
+def sync_and_models(pipeline, **source_args: object) -> None:
+    """One sync, then the SQL models, under a progress display on stderr (progress.py); the
+    summary is printed once the display is gone, and a failure of the models after it."""
+    from .pipeline import logged_sync
+    from .progress import display_for
+
+    with display_for(sys.stderr) as display:
+        result = logged_sync(pipeline, progress=display.progress, on_stage=display.stage,
+                             **source_args)
+        display.stage("models")
+        try:
+            models, failure = rebuild_models(pipeline), None
+        except ZapRunsError as exc:
+            models, failure = "", exc
+    print(format_summary(result))
+    if failure is not None:
+        raise failure
+    print(models)
 
 
 def report_command(args: argparse.Namespace) -> int:

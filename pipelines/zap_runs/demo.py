@@ -11,11 +11,10 @@ from pathlib import Path
 from pipelines.simulator import Simulator, World, WorldConfig
 
 from . import settings
-from .cli import rebuild_models
+from .cli import sync_and_models
 from .dashboard import write_report
-from .pipeline import logged_sync, make_pipeline
+from .pipeline import make_pipeline
 from .report import print_report
-from .summary import format_summary
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,8 @@ def run_demo(args: argparse.Namespace) -> int:
                                  pipelines_dir=str(work))
         # The demo account keeps 35 days: read them all, beyond the API's default 30.
         since = args.since or (world.clock.now() - timedelta(days=35)).strftime("%Y-%m-%d")
-        result = logged_sync(pipeline, base_url=sim.base_url, access_token=sim.token,
-                      requests_per_minute=0, since=since, force_since=True)
-    print(format_summary(result))
-    print(rebuild_models(pipeline))
+        sync_and_models(pipeline, base_url=sim.base_url, access_token=sim.token,
+                        requests_per_minute=0, since=since, force_since=True)
     print()
     print_report(pipeline)
     report = write_report(pipeline, args.output)

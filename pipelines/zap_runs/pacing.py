@@ -20,14 +20,31 @@ class Pacer:
         self._sleep = sleep
         self._next = 0.0
         self._lock = threading.Lock()
-        self.waited = 0.0
+        # The wait so far, read by other threads while `_lock` is held through a sleep.
+        self._tally = threading.Lock()
+        self._waited = 0.0
+        self._waiting_since: float | None = None
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting so far (pacing, Retry-After, cooldowns), the wait under way
+        included: a progress display may read it from another thread at any time."""
+        with self._tally:
+            since = self._waiting_since
+            return self._waited + (self._clock() - since if since is not None else 0.0)
 
     def wait(self) -> None:
         with self._lock:
             now = self._clock()
             if now < self._next:
-                self._sleep(self._next - now)
-                self.waited += self._next - now
+                with self._tally:
+                    self._waiting_since = now
+                try:
+                    self._sleep(self._next - now)
+                finally:
+                    with self._tally:
+                        self._waited += self._clock() - now
+                        self._waiting_since = None
                 now = self._next
             self._next = now + self.interval
 
