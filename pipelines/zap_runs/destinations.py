@@ -117,7 +117,12 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline) -> dict[str, Any]:
     fmt = table_format(pipeline.destination)
     hints = table_hints(pipeline.destination, fmt)
     resource = source.resources[RESOURCE]
-    resource.apply_hints(**hints)
+    declared = resource.write_disposition
+    if isinstance(declared, dict) and declared.get("strategy") == hints["write_disposition"]["strategy"]:
+        # The resource's own merge options (e.g. "deduplicated") stand.
+        resource.apply_hints(**{k: v for k, v in hints.items() if k != "write_disposition"})
+    else:
+        resource.apply_hints(**hints)
     if hints["write_disposition"] == UPSERT:
         resource.add_filter(FirstReadOnly())
     if fmt == "delta":
@@ -129,10 +134,10 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline) -> dict[str, Any]:
 
 
 class FirstReadOnly:
-    """Passes each run id once per sync: upsert merges cannot take a key twice in one load.
+    """Passes each run id once per sync: an upsert merge cannot take a key twice in one load.
 
-    The first read is kept: a later read of the same run in the same sync is at most minutes
-    newer, and a change after a read is what re-checks and the lookback are for.
+    A guard: the resource already hands each run over once (its first read in the sync, which
+    its open-run bookkeeping follows too).
     """
 
     def __init__(self) -> None:
