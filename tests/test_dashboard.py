@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.simulator import World, WorldConfig
 from pipelines.simulator.lifecycle import Run
-from pipelines.zap_runs.dashboard import write_report
 from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.output.dashboard import write_report
 
 from .conftest import small_world
 from .warehouse import duckdb_pipeline, run_sync

@@ -22,8 +22,8 @@ from rich.console import Console
 
 from pipelines.zap_runs import logs
 from pipelines.zap_runs.client import ZapierClient
+from pipelines.zap_runs.output.progress import LiveDisplay, LogLines
 from pipelines.zap_runs.pacing import Pacer
-from pipelines.zap_runs.progress import LiveDisplay, LogLines
 
 from .warehouse import drop_datasets, postgres_pipeline
 
@@ -187,11 +187,11 @@ def test_plain_lines_say_each_stage_once(caplog):
     display.progress.window_from = datetime(2026, 10, 24, tzinfo=UTC)
     display.progress.window_to = datetime(2026, 11, 28, tzinfo=UTC)
     display.progress.run_ids.update({"a", "b"})
-    with caplog.at_level(logging.INFO, logger="pipelines.zap_runs.progress"), display:
+    with caplog.at_level(logging.INFO, logger="pipelines.zap_runs.output.progress"), display:
         display.stage("fetching")
         display.stage("loading")
         display.stage("models")
-    said = [r.getMessage() for r in caplog.records if r.name == "pipelines.zap_runs.progress"]
+    said = [r.getMessage() for r in caplog.records if r.name == "pipelines.zap_runs.output.progress"]
     assert said[0] == "fetching runs in 2026-10-24 00:00:00 UTC -> 2026-11-28 00:00:00 UTC"
     assert re.fullmatch(r"fetched 2 runs in \d+\.\d s: 0 requests \(0 retries, 0 rate limited\), "
                         r"0\.0 s waiting for the rate limit", said[1])
@@ -208,15 +208,15 @@ def test_plain_lines_tell_how_a_long_fetch_goes(caplog):
                 told.set()
 
     watch = Watch()
-    logging.getLogger("pipelines.zap_runs.progress").addHandler(watch)
+    logging.getLogger("pipelines.zap_runs.output.progress").addHandler(watch)
     display = LogLines(heartbeat=0.0, poll=0.01)
     display.progress.run_ids.update(str(i) for i in range(1234))
     try:
-        with caplog.at_level(logging.INFO, logger="pipelines.zap_runs.progress"), display:
+        with caplog.at_level(logging.INFO, logger="pipelines.zap_runs.output.progress"), display:
             display.stage("fetching")
             assert told.wait(10)
     finally:
-        logging.getLogger("pipelines.zap_runs.progress").removeHandler(watch)
+        logging.getLogger("pipelines.zap_runs.output.progress").removeHandler(watch)
     assert any(r.getMessage().startswith("fetching: 1,234 runs so far, 0 requests")
                for r in caplog.records)
 

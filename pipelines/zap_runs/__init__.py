@@ -13,19 +13,12 @@ from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
 from .errors import ConfigError
-from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, RefreshingToken, StaticToken
+from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, token_source
 from .paging import fetch_window
 from .prefetch import prefetched
+from .rechecks import Anchors, load_open_runs, recheck_open_runs, zap_rates
 from .rows import RUN_COLUMNS, STEP_COLUMNS, RunKey, page_rows, parse_time
-from .window import (
-    Anchors,
-    gap_warnings,
-    iso,
-    load_open_runs,
-    plan_rechecks,
-    plan_window,
-    utcnow,
-)
+from .window import gap_warnings, iso, plan_window, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +88,6 @@ def zap_runs_source(
                     full_refresh, progress, gaps)
 
 
-def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
-                 client_secret: str | None, token_url: str, store: str, timeout: float
-                 ) -> StaticToken | RefreshingToken:
-    """OAuth refresh when a refresh_token is configured, else the plain access_token."""
-    if refresh_token and refresh_token.strip():
-        if not (client_id and client_secret):
-            raise ConfigError("refresh_token needs client_id and client_secret too: set all three "
-                              "under [sources.zap_runs] in .dlt/secrets.toml.")
-        return RefreshingToken(refresh_token.strip(), client_id.strip(), client_secret.strip(),
-                               token_url, store, access_token or None, timeout)
-    if not access_token or not access_token.strip():
-        raise ConfigError("missing configuration: access_token. Set it under [sources.zap_runs] in "
-                          ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (or configure "
-                          "refresh_token, client_id and client_secret for OAuth refresh).")
-    return StaticToken(access_token.strip())
-
-
 # Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
 # row of its nested steps table (also when its list shrank, emptied or became null). dlt merges
 # a root table and its nested tables in one transaction, so a reader never sees a run with
@@ -154,6 +130,9 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
             anchors.add(key, open_runs)
         return rows, keys
 
+    def recheck_window() -> None:
+        progress.rechecks += 1
+
     filters = {"to_date": iso(to_date)}
     if from_date is not None:
         filters["from_date"] = iso(from_date)
@@ -168,41 +147,9 @@ def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
         if starts and (newest is None or max(starts) > newest):
             newest = max(starts)
     main.resolve(open_runs)
-
-    span = max(1.0, (to_date - main.window[0]).total_seconds())
-    rates = {zap_id: n / span for zap_id, n in seen_per_zap.items() if n >= 10}
-    # Re-check open runs outside the window; runs a narrow re-check missed get their whole
-    # window in a second round, in this same sync.
-    # Whatever the main window did not return is re-checked, wherever its anchor points: the
-    # anchor of a run not started yet is a guess from its neighbours and may lie inside it.
-    plans = plan_rechecks({k: v for k, v in open_runs.items() if k not in progress.run_ids},
-                          rates, page_limit)
-    for round_ in (1, 2):
-        missed: dict[str, object] = {}
-        for plan in plans:
-            progress.rechecks += 1
-            window = {"zap_id": str(plan.zap_id), "from_date": iso(plan.from_date),
-                      "to_date": iso(plan.to_date)}
-            found: set[str] = set()
-            recheck = Anchors((plan.from_date, plan.to_date))
-            for runs, request in fetch_window(client, window, page_limit):
-                found.update(run.id for run in runs)
-                yield take(runs, request, recheck)[0]
-            recheck.resolve(open_runs)
-            for run_id in plan.run_ids:
-                if run_id in found or run_id not in open_runs:
-                    continue
-                widened = open_runs[run_id].is_narrow()
-                if open_runs[run_id].missed():
-                    log.warning("open run %s was not found in %d re-checks; it was probably "
-                                "purged by Zapier and is no longer tracked", run_id,
-                                settings.RECHECK_MISSES_BEFORE_DROP)
-                    del open_runs[run_id]
-                elif widened and round_ == 1:
-                    missed[run_id] = open_runs[run_id]
-        if not missed:
-            break
-        plans = plan_rechecks(missed, rates, page_limit)
+    rates = zap_rates(seen_per_zap, main.window[0], to_date)
+    yield from recheck_open_runs(client, open_runs, progress.run_ids, rates, page_limit, take,
+                                 recheck_window)
 
     if newest is not None:
         state["cursor"] = iso(newest)

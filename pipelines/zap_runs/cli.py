@@ -1,4 +1,5 @@
-"""Command line: `python -m pipelines.zap_runs [sync|models] [options]`, exit codes 0/1/2."""
+"""Command line: `python -m pipelines.zap_runs [sync|models|report|status] [options]`, parsed and
+dispatched to commands.py; errors become one line and an exit code."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import logs, settings
-from .errors import ConfigError, ZapRunsError, first_line, missing_config, unwrap
-from .summary import format_summary
+from . import commands, logs, settings
+from .errors import ZapRunsError, first_line, unwrap
 
 log = logging.getLogger("pipelines.zap_runs")
 
@@ -65,20 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_level)
     try:
         if args.demo:
-            from .demo import run_demo
-
-            return run_demo(args)
+            return commands.demo_command(args)
         if args.command == "models":
-            from .models import build_models_command
-
-            return build_models_command(args)
+            return commands.models_command(args)
         if args.command == "report":
-            return report_command(args)
+            return commands.report_command(args)
         if args.command == "status":
-            from .status import status_command
-
-            return status_command(args)
-        return run_sync_command(args)
+            return commands.status_command(args)
+        return commands.sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)
     except PipelineStepFailed as exc:
@@ -96,101 +88,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def fail(exc: ZapRunsError) -> int:
     print(f"error: {exc}", file=sys.stderr)
     return exc.exit_code
-
-
-def source_overrides(args: argparse.Namespace) -> dict:
-    """Source arguments given on the command line; the rest resolve from dlt config."""
-    out: dict = {}
-    if args.since:
-        out.update(since=args.since, force_since=True)
-    if args.lookback is not None:
-        if args.lookback < 0:
-            raise ConfigError("--lookback must be zero or more hours.")
-        out["lookback_hours"] = args.lookback
-    if args.full_refresh:
-        out["full_refresh"] = True
-    return out
-
-
-def dataset_name(args: argparse.Namespace) -> str:
-    """--dataset, else [sources.zap_runs] dataset_name, else 'zapier'."""
-    import dlt
-
-    return args.dataset or dlt.config.get("sources.zap_runs.dataset_name") or settings.DEFAULT_DATASET
-
-
-def run_sync_command(args: argparse.Namespace) -> int:
-    from .pipeline import make_pipeline
-
-    try:
-        pipeline = make_pipeline(args.destination, dataset_name(args))
-    except UnknownDestinationModule:
-        raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
-                          "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
-                          ) from None
-    try:
-        sync_and_models(pipeline, **source_overrides(args))
-    except ConfigFieldMissingException as exc:
-        raise missing_config(exc, args.destination) from None
-    except PipelineStepFailed as exc:
-        raise unwrap(exc, args.destination) from None
-    return EXIT_OK
-
-
-def sync_and_models(pipeline, **source_args: object) -> None:
-    """One sync, then the SQL models, under a progress display on stderr (progress.py); the
-    summary is printed once the display is gone, and a failure of the models after it."""
-    from .pipeline import logged_sync
-    from .progress import display_for
-
-    with display_for(sys.stderr) as display:
-        result = logged_sync(pipeline, progress=display.progress, on_stage=display.stage,
-                             **source_args)
-        display.stage("models")
-        try:
-            models, failure = rebuild_models(pipeline), None
-        except ZapRunsError as exc:
-            models, failure = "", exc
-    print(format_summary(result))
-    if failure is not None:
-        raise failure
-    print(models)
-
-
-def report_command(args: argparse.Namespace) -> int:
-    """`report`: the dashboard from the marts of the configured destination."""
-    from .dashboard import write_report
-    from .models import DIALECTS
-    from .pipeline import make_pipeline
-
-    pipeline = make_pipeline(args.destination, dataset_name(args))
-    if pipeline.destination.destination_name not in DIALECTS:
-        raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
-    try:
-        path = write_report(pipeline, args.output)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {args.output}: {exc.strerror}; pick another --output.") from None
-    except Exception as exc:  # noqa: BLE001 - most likely the models were never built
-        raise ZapRunsError(f"cannot read the SQL models ({first_line(exc, 200)}); run a sync first, or "
-                           "`python -m pipelines.zap_runs models`.") from None
-    print(f"report written to {path}")
-    return EXIT_OK
-
-
-def rebuild_models(pipeline) -> str:
-    """Rebuild the SQL models after a sync; one summary line."""
-    from .models import DIALECTS, build_models
-
-    if pipeline.destination.destination_name not in DIALECTS:
-        return f"  models     skipped: {pipeline.destination.destination_name} is not a SQL destination"
-    try:
-        timings = build_models(pipeline)
-    except ZapRunsError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the data is loaded; say what failed, in one line
-        raise ZapRunsError(f"the sync loaded its data, but rebuilding the SQL models failed: "
-                           f"{first_line(exc)}. Fix it and run "
-                           "`python -m pipelines.zap_runs models`.") from None
-    return f"  models     {len(timings)} rebuilt in {sum(timings.values()):.2f} s"
-
-

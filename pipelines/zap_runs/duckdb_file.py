@@ -10,7 +10,6 @@ import dlt
 import duckdb
 
 from .errors import ConfigError
-from .locking import duckdb_path
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +20,15 @@ log = logging.getLogger(__name__)
 DEFAULT_STORAGE_VERSION = "v1.4.0"
 CONFIG_KEY = "sources.zap_runs.duckdb_storage_version"
 _VERSION = re.compile(r"^(v\d+\.\d+\.\d+|latest)$")
+
+
+def duckdb_path(pipeline: dlt.Pipeline) -> str | None:
+    """The DuckDB file a pipeline writes, or None for other destinations and in-memory ones."""
+    if pipeline.destination.destination_name != "duckdb":
+        return None
+    client = pipeline.destination_client()  # not entered: no connection is opened
+    database = getattr(client.config.credentials, "database", None)
+    return None if not database or database.startswith(":") else str(database)
 
 
 def storage_version_setting() -> str:

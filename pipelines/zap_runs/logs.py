@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 class CurrentStderr:
     """Writes to whatever sys.stderr is now, so a live progress display that redirects it
-    (progress.py) prints log lines above itself instead of through it."""
+    (output/progress.py) prints log lines above itself instead of through it."""
 
     def write(self, text: str) -> int:
         return sys.stderr.write(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import logging
 import time
@@ -137,14 +136,3 @@ def _exists(client, qualified: str) -> bool:
         return False
     return True
 
-
-def build_models_command(args: argparse.Namespace) -> int:
-    """`python -m pipelines.zap_runs models`: rebuild on the configured destination."""
-    from .cli import dataset_name
-    from .pipeline import make_pipeline
-
-    pipeline = make_pipeline(args.destination, dataset_name(args))
-    timings = build_models(pipeline)
-    print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
-          f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
-    return 0

@@ -165,3 +165,20 @@ def _oauth_error(response: httpx.Response) -> str:
         return str(response.json().get("error") or "")[:60]
     except (ValueError, AttributeError):
         return ""
+
+
+def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
+                 client_secret: str | None, token_url: str, store: str, timeout: float
+                 ) -> StaticToken | RefreshingToken:
+    """OAuth refresh when a refresh_token is configured, else the plain access_token."""
+    if refresh_token and refresh_token.strip():
+        if not (client_id and client_secret):
+            raise ConfigError("refresh_token needs client_id and client_secret too: set all three "
+                              "under [sources.zap_runs] in .dlt/secrets.toml.")
+        return RefreshingToken(refresh_token.strip(), client_id.strip(), client_secret.strip(),
+                               token_url, store, access_token or None, timeout)
+    if not access_token or not access_token.strip():
+        raise ConfigError("missing configuration: access_token. Set it under [sources.zap_runs] in "
+                          ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (or configure "
+                          "refresh_token, client_id and client_secret for OAuth refresh).")
+    return StaticToken(access_token.strip())

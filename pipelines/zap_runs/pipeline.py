@@ -17,9 +17,8 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from . import SyncProgress, settings, synclog, zap_runs_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
-from .locking import wait_for_duckdb
+from .locks import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock, wait_for_duckdb
 from .recovery import finish_pending
-from .runlock import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock
 from .synclog import Outcome
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     """Run one incremental sync into `pipeline`'s destination.
 
     `progress` gets the counters as they change and `on_stage` each stage ("fetching",
-    "loading") as it starts, for a progress display (progress.py).
+    "loading") as it starts, for a progress display (output/progress.py).
 
     The steps run one by one rather than through `pipeline.run`: a load package left by a
     crashed sync is finished first and the new sync still runs (run() would stop there).

@@ -85,3 +85,10 @@ def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def newest_run_start(pipeline: dlt.Pipeline) -> datetime | None:
+    """start_time of the newest run in zap_runs: how fresh the data is."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("zap_runs")
+        return client.execute_sql(f"select max(start_time) from {table}")[0][0]

@@ -17,7 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from . import SyncProgress
+from .. import SyncProgress
 
 log = logging.getLogger(__name__)
 

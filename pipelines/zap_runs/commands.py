@@ -1,0 +1,177 @@
+"""The commands behind the CLI: sync (and --demo), models, report, status; each returns its exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from . import settings
+from .errors import ConfigError, ZapRunsError, first_line, missing_config, unwrap
+from .models import build_models
+from .output.progress import display_for
+from .output.report import print_report
+from .output.status import format_status, is_stale
+from .output.summary import format_summary
+from .pipeline import logged_sync, make_pipeline
+from .settings import SQL_DIALECTS
+from .synclog import last_outcomes, newest_run_start
+
+log = logging.getLogger(__name__)
+
+DEMO_DB = "zap_runs_demo.duckdb"
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """--dataset, else [sources.zap_runs] dataset_name, else 'zapier'."""
+    return args.dataset or dlt.config.get("sources.zap_runs.dataset_name") or settings.DEFAULT_DATASET
+
+
+def source_overrides(args: argparse.Namespace) -> dict:
+    """Source arguments given on the command line; the rest resolve from dlt config."""
+    out: dict = {}
+    if args.since:
+        out.update(since=args.since, force_since=True)
+    if args.lookback is not None:
+        if args.lookback < 0:
+            raise ConfigError("--lookback must be zero or more hours.")
+        out["lookback_hours"] = args.lookback
+    if args.full_refresh:
+        out["full_refresh"] = True
+    return out
+
+
+def sync_command(args: argparse.Namespace) -> int:
+    """The default command: one sync into the configured destination, then the SQL models."""
+    try:
+        pipeline = make_pipeline(args.destination, dataset_name(args))
+    except UnknownDestinationModule:
+        raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
+                          "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
+                          ) from None
+    try:
+        sync_and_models(pipeline, **source_overrides(args))
+    except ConfigFieldMissingException as exc:
+        raise missing_config(exc, args.destination) from None
+    except PipelineStepFailed as exc:
+        raise unwrap(exc, args.destination) from None
+    return 0
+
+
+def sync_and_models(pipeline: dlt.Pipeline, **source_args: object) -> None:
+    """One sync, then the SQL models, under a progress display on stderr (output/progress.py);
+    the summary is printed once the display is gone, and a failure of the models after it."""
+    with display_for(sys.stderr) as display:
+        result = logged_sync(pipeline, progress=display.progress, on_stage=display.stage,
+                             **source_args)
+        display.stage("models")
+        try:
+            models, failure = rebuild_models(pipeline), None
+        except ZapRunsError as exc:
+            models, failure = "", exc
+    print(format_summary(result))
+    if failure is not None:
+        raise failure
+    print(models)
+
+
+def rebuild_models(pipeline: dlt.Pipeline) -> str:
+    """Rebuild the SQL models after a sync; one summary line."""
+    if pipeline.destination.destination_name not in SQL_DIALECTS:
+        return f"  models     skipped: {pipeline.destination.destination_name} is not a SQL destination"
+    try:
+        timings = build_models(pipeline)
+    except ZapRunsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the data is loaded; say what failed, in one line
+        raise ZapRunsError(f"the sync loaded its data, but rebuilding the SQL models failed: "
+                           f"{first_line(exc)}. Fix it and run "
+                           "`python -m pipelines.zap_runs models`.") from None
+    return f"  models     {len(timings)} rebuilt in {sum(timings.values()):.2f} s"
+
+
+def models_command(args: argparse.Namespace) -> int:
+    """`models`: rebuild the SQL models on the configured destination."""
+    pipeline = make_pipeline(args.destination, dataset_name(args))
+    timings = build_models(pipeline)
+    print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
+          f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """`report`: the dashboard from the marts of the configured destination."""
+    from .output.dashboard import write_report  # plotly: only for the commands that draw
+
+    pipeline = make_pipeline(args.destination, dataset_name(args))
+    if pipeline.destination.destination_name not in SQL_DIALECTS:
+        raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
+    try:
+        path = write_report(pipeline, args.output)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.output}: {exc.strerror}; pick another --output.") from None
+    except Exception as exc:  # noqa: BLE001 - most likely the models were never built
+        raise ZapRunsError(f"cannot read the SQL models ({first_line(exc, 200)}); run a sync first, or "
+                           "`python -m pipelines.zap_runs models`.") from None
+    print(f"report written to {path}")
+    return 0
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """`status`: the sync's health; exit 1 when the last success is older than --max-age."""
+    max_age = args.max_age
+    if max_age is None:
+        max_age = float(dlt.config.get("sources.zap_runs.stale_after_hours")
+                        or settings.DEFAULT_STALE_AFTER_HOURS)
+    pipeline = make_pipeline(args.destination, dataset_name(args))
+    try:
+        last, success = last_outcomes(pipeline)
+        newest = newest_run_start(pipeline)
+    except Exception as exc:  # noqa: BLE001 - no log table or no data yet
+        raise ZapRunsError(f"no sync has been recorded in {args.destination} dataset "
+                           f"{pipeline.dataset_name!r} yet ({first_line(exc, 120)}); "
+                           "run a sync first.") from None
+    now = datetime.now(UTC)
+    print(format_status(f"{args.destination} dataset {pipeline.dataset_name!r}", last, success,
+                        newest, max_age, now))
+    return 1 if is_stale(success, max_age, now) else 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """`--demo`: a simulated account (35 days, 25 zaps) on 127.0.0.1 synced into
+    ./zap_runs_demo.duckdb, then a short report and the dashboard."""
+    from pipelines.simulator import Simulator, World, WorldConfig
+
+    from .output.dashboard import write_report
+
+    if args.destination != "duckdb":
+        log.warning("--demo always writes DuckDB (%s); --destination is ignored", DEMO_DB)
+    # The demo starts afresh each time: its own DuckDB file and pipeline folder, in this directory.
+    work = Path(".zap_runs_demo")
+    shutil.rmtree(work, ignore_errors=True)
+    Path(DEMO_DB).unlink(missing_ok=True)
+    world = World(WorldConfig(seed=7))
+    with Simulator(world, rate_limit=None) as sim:
+        log.info("simulator serving %d runs of %d zaps at %s", len(world.runs), len(world.zaps),
+                 sim.base_url)
+        pipeline = make_pipeline("duckdb", args.dataset or settings.DEFAULT_DATASET,
+                                 pipeline_name="zap_runs_demo", credentials=DEMO_DB,
+                                 pipelines_dir=str(work))
+        # The demo account keeps 35 days: read them all, beyond the API's default 30.
+        since = args.since or (world.clock.now() - timedelta(days=35)).strftime("%Y-%m-%d")
+        sync_and_models(pipeline, base_url=sim.base_url, access_token=sim.token,
+                        requests_per_minute=0, since=since, force_since=True)
+    print()
+    print_report(pipeline)
+    report = write_report(pipeline, args.output)
+    print(f"\nDuckDB file: {Path(DEMO_DB).resolve()}")
+    print(f"Dashboard:   {report}")
+    return 0
