@@ -15,6 +15,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from . import SyncProgress, settings, synclog, zap_runs_source
+from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
 from .locks import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock, wait_for_duckdb
@@ -66,10 +67,17 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb":
         set_duckdb_load_settings()
+    if dlt.config.get(EXTRACT_COMPRESSION) is None:
+        # The extracted files live minutes, on local disk, and are read once by the normalizer:
+        # gzip would cost a quarter of extraction's time for nothing.
+        dlt.config[EXTRACT_COMPRESSION] = True
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                             pipelines_dir=pipelines_dir)
     prepare_duckdb_file(pipeline)  # a new DuckDB file in a format dashboard tools open
     return pipeline
+
+
+EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
 
 
 # What set_duckdb_load_settings last put into dlt's config, told apart from a user's own.
@@ -98,6 +106,9 @@ def set_duckdb_load_settings() -> None:
 def count_runs(pipeline: dlt.Pipeline) -> int | None:
     """Rows in zap_runs now (0 before its first load), or None where the destination cannot
     be queried."""
+    counted = lake_count(pipeline, "zap_runs")  # a Delta lake answers without SQL
+    if counted is not None:
+        return counted
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("zap_runs")
@@ -122,6 +133,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     started = time.monotonic()
     progress = progress if progress is not None else SyncProgress()
     source = zap_runs_source(progress=progress, **source_args)
+    prepare_source(source, pipeline)  # the destination's real merge, or refused before any request
     wait_for_duckdb(pipeline)
     pipeline.sync_destination()
     finish_pending(pipeline)
@@ -138,6 +150,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     on_stage("loading")
     normalized = pipeline.normalize()
     info = pipeline.load()
+    drop_stale_steps(pipeline)  # Delta only: its upsert keeps the steps a shorter list lost
     after = count_runs(pipeline)
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}
