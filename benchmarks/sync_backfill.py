@@ -6,8 +6,8 @@ Usage:
   python benchmarks/sync_backfill.py --runs 6000 --rate 120             # rate-limited (req/min)
   python benchmarks/sync_backfill.py --runs 200000 --again              # + the backfill again, merged
 
-The first backfill into an empty table appends; `--again` also times the same backfill a second
-time, when every run is already loaded and has to be merged (the path of a re-backfill).
+Every sync merges (runs and their nested steps, from staging, in one transaction); `--again`
+also times the same backfill a second time, when every run is already loaded and is replaced.
 """
 
 from __future__ import annotations
