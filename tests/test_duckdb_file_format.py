@@ -14,8 +14,9 @@ import duckdb
 import pytest
 
 from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.duckdb_file import DEFAULT_STORAGE_VERSION, file_storage_version
+from pipelines.zap_runs.duckdb_file import file_storage_version
 from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.settings import DEFAULT_STORAGE_VERSION
 
 from .conftest import small_world
 from .warehouse import duckdb_pipeline, run_sync

@@ -12,13 +12,14 @@ import dlt
 from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
+from .clock import iso, utcnow
 from .errors import ConfigError
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, token_source
 from .paging import fetch_window
 from .prefetch import prefetched
 from .rechecks import Anchors, load_open_runs, recheck_open_runs, zap_rates
 from .rows import RUN_COLUMNS, STEP_COLUMNS, RunKey, page_rows, parse_time
-from .window import gap_warnings, iso, plan_window, utcnow
+from .window import gap_warnings, plan_window
 
 log = logging.getLogger(__name__)
 

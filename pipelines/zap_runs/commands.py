@@ -22,7 +22,7 @@ from .output.report import print_report
 from .output.status import format_status, is_stale
 from .output.summary import format_summary
 from .pipeline import logged_sync, make_pipeline
-from .settings import SQL_DIALECTS
+from .settings import SQL_DIALECTS, SyncConfig, sync_config
 from .synclog import last_outcomes, newest_run_start
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 DEMO_DB = "zap_runs_demo.duckdb"
 
 
-def dataset_name(args: argparse.Namespace) -> str:
-    """--dataset, else [sources.zap_runs] dataset_name, else 'zapier'."""
-    return args.dataset or dlt.config.get("sources.zap_runs.dataset_name") or settings.DEFAULT_DATASET
+def dataset_name(args: argparse.Namespace, config: SyncConfig) -> str:
+    """--dataset, else [sources.zap_runs] dataset_name (default 'zapier')."""
+    return args.dataset or config.dataset_name
 
 
 def source_overrides(args: argparse.Namespace) -> dict:
@@ -51,14 +51,15 @@ def source_overrides(args: argparse.Namespace) -> dict:
 
 def sync_command(args: argparse.Namespace) -> int:
     """The default command: one sync into the configured destination, then the SQL models."""
+    config = sync_config()
     try:
-        pipeline = make_pipeline(args.destination, dataset_name(args))
+        pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
     except UnknownDestinationModule:
         raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
                           ) from None
     try:
-        sync_and_models(pipeline, **source_overrides(args))
+        sync_and_models(pipeline, config, **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
@@ -66,11 +67,11 @@ def sync_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def sync_and_models(pipeline: dlt.Pipeline, **source_args: object) -> None:
+def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, **source_args: object) -> None:
     """One sync, then the SQL models, under a progress display on stderr (output/progress.py);
     the summary is printed once the display is gone, and a failure of the models after it."""
     with display_for(sys.stderr) as display:
-        result = logged_sync(pipeline, progress=display.progress, on_stage=display.stage,
+        result = logged_sync(pipeline, config, progress=display.progress, on_stage=display.stage,
                              **source_args)
         display.stage("models")
         try:
@@ -100,7 +101,8 @@ def rebuild_models(pipeline: dlt.Pipeline) -> str:
 
 def models_command(args: argparse.Namespace) -> int:
     """`models`: rebuild the SQL models on the configured destination."""
-    pipeline = make_pipeline(args.destination, dataset_name(args))
+    config = sync_config()
+    pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
     timings = build_models(pipeline)
     print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
           f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
@@ -111,7 +113,8 @@ def report_command(args: argparse.Namespace) -> int:
     """`report`: the dashboard from the marts of the configured destination."""
     from .output.dashboard import write_report  # plotly: only for the commands that draw
 
-    pipeline = make_pipeline(args.destination, dataset_name(args))
+    config = sync_config()
+    pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
     try:
@@ -127,11 +130,9 @@ def report_command(args: argparse.Namespace) -> int:
 
 def status_command(args: argparse.Namespace) -> int:
     """`status`: the sync's health; exit 1 when the last success is older than --max-age."""
-    max_age = args.max_age
-    if max_age is None:
-        max_age = float(dlt.config.get("sources.zap_runs.stale_after_hours")
-                        or settings.DEFAULT_STALE_AFTER_HOURS)
-    pipeline = make_pipeline(args.destination, dataset_name(args))
+    config = sync_config()
+    max_age = args.max_age if args.max_age is not None else config.stale_after_hours
+    pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
     try:
         last, success = last_outcomes(pipeline)
         newest = newest_run_start(pipeline)
@@ -162,12 +163,13 @@ def demo_command(args: argparse.Namespace) -> int:
     with Simulator(world, rate_limit=None) as sim:
         log.info("simulator serving %d runs of %d zaps at %s", len(world.runs), len(world.zaps),
                  sim.base_url)
+        config = sync_config()
         pipeline = make_pipeline("duckdb", args.dataset or settings.DEFAULT_DATASET,
                                  pipeline_name="zap_runs_demo", credentials=DEMO_DB,
-                                 pipelines_dir=str(work))
+                                 pipelines_dir=str(work), config=config)
         # The demo account keeps 35 days: read them all, beyond the API's default 30.
         since = args.since or (world.clock.now() - timedelta(days=35)).strftime("%Y-%m-%d")
-        sync_and_models(pipeline, base_url=sim.base_url, access_token=sim.token,
+        sync_and_models(pipeline, config, base_url=sim.base_url, access_token=sim.token,
                         requests_per_minute=0, since=since, force_since=True)
     print()
     print_report(pipeline)

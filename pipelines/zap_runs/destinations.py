@@ -26,13 +26,12 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.extract.source import DltSource
 
 from .errors import ConfigError
+from .settings import SyncConfig, sync_config
 
 log = logging.getLogger(__name__)
 
 RESOURCE = "zap_runs"
 STEPS_TABLE = "zap_runs__steps"
-# [sources.zap_runs] table_format: the open table format the filesystem destination writes.
-TABLE_FORMAT_KEY = "sources.zap_runs.table_format"
 FILESYSTEM_DEFAULT_FORMAT = "delta"
 # Values of table_format that mean "no table format": plain Parquet/JSONL files.
 PLAIN_FILES = {"", "none", "files", "parquet", "jsonl", "csv"}
@@ -44,10 +43,9 @@ FIX_FILESYSTEM = (f'set table_format = "{FILESYSTEM_DEFAULT_FORMAT}" under [sour
                   f"(or SOURCES__ZAP_RUNS__TABLE_FORMAT={FILESYSTEM_DEFAULT_FORMAT})")
 
 
-def table_format(destination: str | Destination) -> str | None:
-    """The table format to write: `[sources.zap_runs] table_format` (SOURCES__ZAP_RUNS__TABLE_FORMAT),
-    else "delta" on the filesystem destination and none elsewhere."""
-    configured = dlt.config.get(TABLE_FORMAT_KEY)
+def table_format(destination: str | Destination, configured: str | None) -> str | None:
+    """The table format to write: `configured` (table_format under [sources.zap_runs]), else
+    "delta" on the filesystem destination and none elsewhere."""
     if configured is not None:
         value = str(configured).strip().lower()
         return None if value in PLAIN_FILES else value
@@ -92,6 +90,20 @@ def table_hints(destination: str | Destination, fmt: str | None = None) -> dict[
                       "that merges, e.g. duckdb, postgres, bigquery, snowflake, or filesystem.")
 
 
+def is_delta_lake(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> bool:
+    """Whether `pipeline` writes Delta tables to the filesystem destination; `config` defaults
+    to the one resolved from [sources.zap_runs]."""
+    if not is_filesystem(pipeline.destination):
+        return False
+    return configured_format(pipeline, config) == "delta"
+
+
+def configured_format(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> str | None:
+    """`table_format` for `pipeline`'s destination, `config` resolved unless given."""
+    config = config if config is not None else sync_config()
+    return table_format(pipeline.destination, config.table_format)
+
+
 def is_filesystem(dest: Destination) -> bool:
     """Whether `dest` is dlt's filesystem destination, under any name the user gave it."""
     return dest.destination_type.rsplit(".", 1)[-1] == "filesystem"
@@ -111,10 +123,12 @@ def merge_strategies(dest: Destination, fmt: str | None) -> list[str]:
     return strategies
 
 
-def prepare_source(source: DltSource, pipeline: dlt.Pipeline) -> dict[str, Any]:
+def prepare_source(source: DltSource, pipeline: dlt.Pipeline,
+                   config: SyncConfig | None = None) -> dict[str, Any]:
     """Give the source's zap_runs resource the merge `pipeline`'s destination supports; call it
-    before extracting. Raises ConfigError where only append is possible. Returns the hints."""
-    fmt = table_format(pipeline.destination)
+    before extracting. Raises ConfigError where only append is possible. Returns the hints.
+    `config` defaults to the one resolved from [sources.zap_runs]."""
+    fmt = configured_format(pipeline, config)
     hints = table_hints(pipeline.destination, fmt)
     resource = source.resources[RESOURCE]
     declared = resource.write_disposition
@@ -151,7 +165,7 @@ class FirstReadOnly:
         return True
 
 
-def drop_stale_steps(pipeline: dlt.Pipeline) -> int:
+def drop_stale_steps(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> int:
     """Delete the Delta step rows that belong to an older version of their run; call it after
     every successful load. Returns how many were deleted (0 on other destinations).
 
@@ -160,7 +174,7 @@ def drop_stale_steps(pipeline: dlt.Pipeline) -> int:
     just this sync's runs, so a sync killed between its load and this step is made good by the
     next one.
     """
-    if not is_filesystem(pipeline.destination) or table_format(pipeline.destination) != "delta":
+    if not is_delta_lake(pipeline, config):
         return 0
     from dlt.common.libs.deltalake import get_delta_tables
 
@@ -178,10 +192,10 @@ def drop_stale_steps(pipeline: dlt.Pipeline) -> int:
     return len(stale)
 
 
-def lake_count(pipeline: dlt.Pipeline, table: str) -> int | None:
+def lake_count(pipeline: dlt.Pipeline, table: str, config: SyncConfig | None = None) -> int | None:
     """Rows in a Delta table of the filesystem destination, read from the table's log (0 before
     its first load); None on other destinations or table formats."""
-    if not is_filesystem(pipeline.destination) or table_format(pipeline.destination) != "delta":
+    if not is_delta_lake(pipeline, config):
         return None
     from dlt.common.libs.deltalake import get_delta_tables
 

@@ -10,15 +10,10 @@ import dlt
 import duckdb
 
 from .errors import ConfigError
+from .settings import DEFAULT_STORAGE_VERSION
 
 log = logging.getLogger(__name__)
 
-# The format zap-runs makes new DuckDB files in. DuckDB 2.0 writes its own format by default,
-# which no DuckDB 1.x opens; BI tools embed 1.x (Evidence's DuckDB driver resolves
-# @duckdb/node-api 1.4.2, Metabase's driver, Rill and duckdb-engine setups run 1.x), and DuckDB
-# 1.4 reads formats up to v1.4.0.
-DEFAULT_STORAGE_VERSION = "v1.4.0"
-CONFIG_KEY = "sources.zap_runs.duckdb_storage_version"
 _VERSION = re.compile(r"^(v\d+\.\d+\.\d+|latest)$")
 
 
@@ -31,10 +26,10 @@ def duckdb_path(pipeline: dlt.Pipeline) -> str | None:
     return None if not database or database.startswith(":") else str(database)
 
 
-def storage_version_setting() -> str:
-    """`duckdb_storage_version` from [sources.zap_runs] (config.toml or
-    SOURCES__ZAP_RUNS__DUCKDB_STORAGE_VERSION): a DuckDB version such as "v1.4.0", or "latest"."""
-    value = str(dlt.config.get(CONFIG_KEY) or DEFAULT_STORAGE_VERSION).strip()
+def check_storage_version(value: str) -> str:
+    """`duckdb_storage_version` (under [sources.zap_runs]) as DuckDB takes it: a DuckDB version
+    such as "v1.4.0", or "latest"; ConfigError for anything else."""
+    value = value.strip()
     if not _VERSION.match(value):
         raise ConfigError(f"duckdb_storage_version {value!r} is not a DuckDB version: use one such "
                           f"as \"{DEFAULT_STORAGE_VERSION}\" (the oldest DuckDB your dashboard tools "
@@ -42,8 +37,9 @@ def storage_version_setting() -> str:
     return value
 
 
-def prepare_duckdb_file(pipeline: dlt.Pipeline) -> None:
-    """Make the pipeline's DuckDB file in the configured format if it does not exist yet.
+def prepare_duckdb_file(pipeline: dlt.Pipeline, storage_version: str) -> None:
+    """Make the pipeline's DuckDB file in `storage_version` (duckdb_storage_version) if it does
+    not exist yet.
 
     DuckDB keeps a file's format whenever it writes to it later, so dlt's loads and the SQL
     models keep it readable by older clients. A file that exists already is never rewritten:
@@ -52,7 +48,7 @@ def prepare_duckdb_file(pipeline: dlt.Pipeline) -> None:
     path = duckdb_path(pipeline)
     if path is None:
         return
-    wanted = storage_version_setting()
+    wanted = check_storage_version(storage_version)
     if Path(path).exists():
         _warn_if_newer(path, wanted)
         return

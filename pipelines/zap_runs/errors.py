@@ -70,6 +70,11 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+# The one message for a missing token, whoever finds it missing (the source, or dlt).
+MISSING_TOKEN = ("missing configuration: access_token. Set it under [sources.zap_runs] in "
+                 ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (or configure refresh_token, "
+                 "client_id and client_secret for OAuth refresh).")
+
 # A connection string dlt accepts, for messages about one it rejected (never the user's value).
 CONNECTION_EXAMPLES = {"postgres": "postgresql://postgres:x@127.0.0.1:5432/mydb"}
 
@@ -78,9 +83,7 @@ def missing_config(exc: ConfigFieldMissingException, destination: str) -> Config
     """dlt's missing-configuration error as one line that says which value to set, and how."""
     fields = ", ".join(exc.fields)
     if "access_token" in exc.fields:
-        return ConfigError(
-            "missing configuration: access_token. Set it under [sources.zap_runs] in "
-            ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (see README, Configuration).")
+        return ConfigError(MISSING_TOKEN)
     name = destination or "<name>"
     if "credentials" in exc.fields:
         given = _given_fields(exc, "credentials")

@@ -16,9 +16,6 @@ from .errors import ZapRunsError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LOCK_WAIT_SECONDS = 120.0
-DEFAULT_OVERLAP_WAIT_SECONDS = 300.0
-
 
 class SyncAlreadyRunning(ZapRunsError):
     """Another sync of the same pipeline kept the lock for the whole wait (exit 3)."""
@@ -31,13 +28,14 @@ class DatabaseLocked(ZapRunsError):
 
 
 class SyncLock:
-    """`with SyncLock(path, wait):` waits up to `wait` seconds for the previous sync to finish.
+    """`with SyncLock(path, wait):` waits up to `wait` seconds for the previous sync to finish
+    (overlap_wait_seconds under [sources.zap_runs]).
 
     flock is tied to the open file: when a sync dies, even by SIGKILL, the kernel releases it,
     so a crash never leaves a stale lock behind.
     """
 
-    def __init__(self, path: Path, wait_seconds: float = DEFAULT_OVERLAP_WAIT_SECONDS) -> None:
+    def __init__(self, path: Path, wait_seconds: float) -> None:
         self.path = path
         self.wait_seconds = wait_seconds
         self._handle = None
@@ -85,8 +83,9 @@ class SyncLock:
             self._handle = None
 
 
-def wait_for_duckdb(pipeline: dlt.Pipeline, wait_seconds: float | None = None) -> None:
-    """Return once the file can be opened for writing; raise DatabaseLocked after the wait.
+def wait_for_duckdb(pipeline: dlt.Pipeline, wait_seconds: float) -> None:
+    """Return once the file can be opened for writing; raise DatabaseLocked after `wait_seconds`
+    (lock_wait_seconds under [sources.zap_runs]).
 
     DuckDB lets one process write a file at a time; a dashboard that opened it read-write (or
     another sync) holds a lock. Waiting changes nothing in the file, so it is never corrupted.
@@ -94,9 +93,6 @@ def wait_for_duckdb(pipeline: dlt.Pipeline, wait_seconds: float | None = None) -
     path = duckdb_path(pipeline)
     if path is None:
         return
-    if wait_seconds is None:
-        wait_seconds = float(dlt.config.get("sources.zap_runs.lock_wait_seconds") or
-                             DEFAULT_LOCK_WAIT_SECONDS)
     deadline = time.monotonic() + wait_seconds
     delay = 0.2
     while True:

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 # Shipped inside the package (a wheel carries it); the repo's top-level sql/ links here.
 SQL_DIR = files(__package__) / "sql"
 SOURCE_DIALECT = "postgres"  # models are written in PostgreSQL's SQL, which DuckDB also reads
-DIALECTS = SQL_DIALECTS
 LAYERS = ("staging", "intermediate", "marts")
 
 
@@ -65,10 +64,10 @@ def compile_model(model: Model, dialect: str, dataset: str | None) -> str:
 def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
     """Rebuild the lookup, the views and the marts in one transaction; seconds per model."""
     name = pipeline.destination.destination_name
-    dialect = DIALECTS.get(name)
+    dialect = SQL_DIALECTS.get(name)
     if dialect is None:
         raise ConfigError(f"SQL models need a SQL destination; {name!r} is not one "
-                          f"(supported: {', '.join(sorted(DIALECTS))}).")
+                          f"(supported: {', '.join(sorted(SQL_DIALECTS))}).")
     dataset = pipeline.dataset_name
     timings: dict[str, float] = {}
     with pipeline.sql_client() as client:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .errors import AuthError, ConfigError
+from .errors import MISSING_TOKEN, AuthError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,5 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
         return RefreshingToken(refresh_token.strip(), client_id.strip(), client_secret.strip(),
                                token_url, store, access_token or None, timeout)
     if not access_token or not access_token.strip():
-        raise ConfigError("missing configuration: access_token. Set it under [sources.zap_runs] in "
-                          ".dlt/secrets.toml or as SOURCES__ZAP_RUNS__ACCESS_TOKEN (or configure "
-                          "refresh_token, client_id and client_secret for OAuth refresh).")
+        raise ConfigError(MISSING_TOKEN)
     return StaticToken(access_token.strip())

@@ -15,16 +15,16 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from . import SyncProgress, settings, synclog, zap_runs_source
+from .clock import utcnow
 from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
-from .locks import DEFAULT_OVERLAP_WAIT_SECONDS, SyncLock, wait_for_duckdb
+from .locks import SyncLock, wait_for_duckdb
 from .recovery import finish_pending
+from .settings import SyncConfig, sync_config
 from .synclog import Outcome
 
 log = logging.getLogger(__name__)
-# DuckDB's cap while loading: with it, a 200,000-run backfill stays under 400 MB in all.
-DUCKDB_MEMORY_LIMIT = "96MB"
 # DuckDB's threads while loading. Each thread inserting rows holds its own row groups, so with
 # DuckDB's default (one per core) a load that fits the cap on 2 cores runs out of memory on 16.
 DUCKDB_LOAD_THREADS = 2
@@ -55,8 +55,10 @@ class SyncResult:
 
 def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_DATASET,
                   pipeline_name: str = settings.PIPELINE_NAME, pipelines_dir: str | None = None,
-                  credentials: object = None) -> dlt.Pipeline:
-    """The dlt pipeline; destination credentials come the dlt way (config, env) unless given."""
+                  credentials: object = None, config: SyncConfig | None = None) -> dlt.Pipeline:
+    """The dlt pipeline; destination credentials come the dlt way (config, env) unless given,
+    `config` is resolved from [sources.zap_runs] unless given."""
+    config = config if config is not None else sync_config()
     dest: object = destination
     if destination == "postgres" and dlt.config.get("destination.postgres.create_indexes") is None:
         # dlt makes `_dlt_id` UNIQUE in every table, staging ones too. A load job that runs again
@@ -66,14 +68,15 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     if credentials is not None and destination in ("duckdb", "postgres"):
         dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb":
-        set_duckdb_load_settings()
+        set_duckdb_load_settings(config.duckdb_memory_limit)
     if dlt.config.get(EXTRACT_COMPRESSION) is None:
         # The extracted files live minutes, on local disk, and are read once by the normalizer:
         # gzip would cost a quarter of extraction's time for nothing.
         dlt.config[EXTRACT_COMPRESSION] = True
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                             pipelines_dir=pipelines_dir)
-    prepare_duckdb_file(pipeline)  # a new DuckDB file in a format dashboard tools open
+    # A new DuckDB file in a format dashboard tools open.
+    prepare_duckdb_file(pipeline, config.duckdb_storage_version)
     return pipeline
 
 
@@ -84,8 +87,9 @@ EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
 _applied: dict[str, object] = {}
 
 
-def set_duckdb_load_settings() -> None:
-    """DuckDB's settings for loads, unless the user configured their own global_config.
+def set_duckdb_load_settings(memory_limit: str) -> None:
+    """DuckDB's settings for loads (`memory_limit`: duckdb_memory_limit), unless the user
+    configured their own global_config.
 
     Set anew for every pipeline (a long-lived process may change duckdb_memory_limit between
     syncs); a value this function did not set is the user's and is left alone.
@@ -95,18 +99,17 @@ def set_duckdb_load_settings() -> None:
         return
     # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
     # to disk past this limit instead. The SQL models lift it again (models.py).
-    limit = dlt.config.get("sources.zap_runs.duckdb_memory_limit") or DUCKDB_MEMORY_LIMIT
     # Rows need no particular order on disk (queries sort): without it DuckDB's inserts take
     # less memory and time.
-    _applied[key] = {"memory_limit": limit, "preserve_insertion_order": False,
+    _applied[key] = {"memory_limit": memory_limit, "preserve_insertion_order": False,
                      "threads": DUCKDB_LOAD_THREADS}
     dlt.secrets[key] = _applied[key]
 
 
-def count_runs(pipeline: dlt.Pipeline) -> int | None:
+def count_runs(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> int | None:
     """Rows in zap_runs now (0 before its first load), or None where the destination cannot
     be queried."""
-    counted = lake_count(pipeline, "zap_runs")  # a Delta lake answers without SQL
+    counted = lake_count(pipeline, "zap_runs", config)  # a Delta lake answers without SQL
     if counted is not None:
         return counted
     try:
@@ -121,8 +124,10 @@ def count_runs(pipeline: dlt.Pipeline) -> int | None:
 
 
 def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
-         on_stage: Callable[[str], None] = lambda stage: None, **source_args: object) -> SyncResult:
-    """Run one incremental sync into `pipeline`'s destination.
+         on_stage: Callable[[str], None] = lambda stage: None, config: SyncConfig | None = None,
+         **source_args: object) -> SyncResult:
+    """Run one incremental sync into `pipeline`'s destination (`config`: resolved from
+    [sources.zap_runs] unless given; `source_args` override the source's own configuration).
 
     `progress` gets the counters as they change and `on_stage` each stage ("fetching",
     "loading") as it starts, for a progress display (output/progress.py).
@@ -131,13 +136,14 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     crashed sync is finished first and the new sync still runs (run() would stop there).
     """
     started = time.monotonic()
+    config = config if config is not None else sync_config()
     progress = progress if progress is not None else SyncProgress()
     source = zap_runs_source(progress=progress, **source_args)
-    prepare_source(source, pipeline)  # the destination's real merge, or refused before any request
-    wait_for_duckdb(pipeline)
+    prepare_source(source, pipeline, config)  # the real merge, or refused before any request
+    wait_for_duckdb(pipeline, config.lock_wait_seconds)
     pipeline.sync_destination()
     finish_pending(pipeline)
-    before = count_runs(pipeline)
+    before = count_runs(pipeline, config)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
     on_stage("fetching")
     extract_started = time.monotonic()
@@ -150,8 +156,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     on_stage("loading")
     normalized = pipeline.normalize()
     info = pipeline.load()
-    drop_stale_steps(pipeline)  # Delta only: its upsert keeps the steps a shorter list lost
-    after = count_runs(pipeline)
+    drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
+    after = count_runs(pipeline, config)
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}
     new = None if after is None else after - (before or 0)
@@ -177,22 +183,23 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     )
 
 
-def logged_sync(pipeline: dlt.Pipeline, **source_args: object) -> SyncResult:
+def logged_sync(pipeline: dlt.Pipeline, config: SyncConfig | None = None,
+                **source_args: object) -> SyncResult:
     """`sync` under the pipeline's run lock, its outcome appended to zap_runs_sync_log."""
-    wait = float(dlt.config.get("sources.zap_runs.overlap_wait_seconds")
-                 or DEFAULT_OVERLAP_WAIT_SECONDS)
-    with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock", wait):
-        outcome = Outcome(str(uuid.uuid4()), synclog.now(), synclog.now(), "failed")
+    config = config if config is not None else sync_config()
+    with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
+                  config.overlap_wait_seconds):
+        outcome = Outcome(str(uuid.uuid4()), utcnow(), utcnow(), "failed")
         try:
-            result = sync(pipeline, **source_args)
+            result = sync(pipeline, config=config, **source_args)
         except BaseException as exc:
-            outcome.ended_at = synclog.now()
+            outcome.ended_at = utcnow()
             error = unwrap(exc, pipeline.destination.destination_name) \
                 if isinstance(exc, Exception) else exc
             outcome.error = first_line(error, 500)
             synclog.record(pipeline, outcome)
             raise
-        outcome.ended_at, outcome.result = synclog.now(), "success"
+        outcome.ended_at, outcome.result = utcnow(), "success"
         outcome.warning = "; ".join(result.warnings) or None
         for name in ("window_from", "window_to", "runs_fetched", "runs_new", "runs_updated",
                      "steps_loaded", "open_runs", "requests", "retries", "rate_limited"):

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
+from .clock import iso
 from .paging import fetch_window
 from .rows import RunKey, parse_time
-from .window import iso
 
 log = logging.getLogger(__name__)
 

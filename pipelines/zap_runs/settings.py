@@ -1,6 +1,12 @@
-"""Constants of the zap-runs sync: endpoint, defaults and the status vocabulary."""
+"""Constants of the zap-runs sync (endpoint, defaults, the status vocabulary) and its SyncConfig."""
 
 from __future__ import annotations
+
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
+from dlt.common.configuration.specs import BaseConfiguration
+
+from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.zapier.com"
 ENDPOINT = "/v2/zap-runs"
@@ -39,8 +45,48 @@ DEFAULT_GAP_WARNING_HOURS = 24.0
 DEFAULT_RETENTION_DAYS = 29.0
 # `status` exits non-zero when the last successful sync is older than this.
 DEFAULT_STALE_AFTER_HOURS = 6.0
+# How long a sync waits for a DuckDB file another process holds, and for the previous sync.
+DEFAULT_LOCK_WAIT_SECONDS = 120.0
+DEFAULT_OVERLAP_WAIT_SECONDS = 300.0
+# DuckDB's cap while loading: with it, a 200,000-run backfill stays under 400 MB in all.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "96MB"
+# The format zap-runs makes new DuckDB files in. DuckDB 2.0 writes its own format by default,
+# which no DuckDB 1.x opens; BI tools embed 1.x (Evidence's DuckDB driver resolves
+# @duckdb/node-api 1.4.2, Metabase's driver, Rill and duckdb-engine setups run 1.x), and DuckDB
+# 1.4 reads formats up to v1.4.0.
+DEFAULT_STORAGE_VERSION = "v1.4.0"
 
 # dlt destination name -> sqlglot dialect, for the destinations the SQL models and the sync log
 # support.
 SQL_DIALECTS = {"duckdb": "duckdb", "motherduck": "duckdb", "postgres": "postgres",
                 "bigquery": "bigquery", "snowflake": "snowflake", "redshift": "redshift"}
+
+
+@configspec
+class SyncConfig(BaseConfiguration):
+    """What the sync reads from [sources.zap_runs] beyond the source's own arguments: keys of
+    .dlt/config.toml or SOURCES__ZAP_RUNS__<KEY> environment variables (README, Configuration)."""
+
+    dataset_name: str = DEFAULT_DATASET
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+    overlap_wait_seconds: float = DEFAULT_OVERLAP_WAIT_SECONDS
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_storage_version: str = DEFAULT_STORAGE_VERSION
+    # None: "delta" on the filesystem destination, no table format elsewhere (destinations.py).
+    table_format: str | None = None
+    stale_after_hours: float = DEFAULT_STALE_AFTER_HOURS
+
+
+def sync_config() -> SyncConfig:
+    """The SyncConfig, resolved the dlt way from [sources.zap_runs]; an empty text is the default."""
+    try:
+        resolved = resolve_configuration(SyncConfig(), sections=("sources", "zap_runs"))
+    except ConfigValueCannotBeCoercedException as exc:
+        name, kind = exc.field_name, "a number" if exc.hint in (int, float) else "valid"
+        raise ConfigError(f"{name} under [sources.zap_runs] (or SOURCES__ZAP_RUNS__{name.upper()}) "
+                          f"is not {kind}: see README, Configuration.") from None
+    defaults = SyncConfig()
+    for name in ("dataset_name", "duckdb_memory_limit", "duckdb_storage_version"):
+        if not str(getattr(resolved, name)).strip():
+            setattr(resolved, name, getattr(defaults, name))
+    return resolved

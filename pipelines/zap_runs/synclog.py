@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dlt
 import sqlglot
@@ -25,7 +25,6 @@ DDL = (
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
            "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
            "requests", "retries", "rate_limited")
-DIALECTS = SQL_DIALECTS
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Outcome:
 
 def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
     """Append the outcome; a destination that cannot take it only costs a log line."""
-    dialect = DIALECTS.get(pipeline.destination.destination_name)
+    dialect = SQL_DIALECTS.get(pipeline.destination.destination_name)
     if dialect is None:
         return
     try:
@@ -81,10 +80,6 @@ def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:
                 row = cursor.fetchone()
                 rows.append(dict(zip(names, row, strict=True)) if row else None)
     return rows[0], rows[1]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def newest_run_start(pipeline: dlt.Pipeline) -> datetime | None:

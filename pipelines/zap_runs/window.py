@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from .clock import iso, span
 from .rows import parse_time
-
-
-def utcnow() -> datetime:
-    """The sync's clock (tests of long gaps move it)."""
-    return datetime.now(UTC)
-
-
-def iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def plan_window(cursor: datetime | None, since: datetime | None, force_since: bool,
@@ -36,7 +28,7 @@ def gap_warnings(state: dict, from_date: datetime | None, to_date: datetime,
     out = []
     gap = to_date - last_to
     if gap > warn_after:
-        out.append(f"the last successful sync ended {_ago(gap)} ago ({iso(last_to)}), more than "
+        out.append(f"the last successful sync ended {span(gap)} ago ({iso(last_to)}), more than "
                    f"gap_warning_hours ({warn_after.total_seconds() / 3600:g} h)")
     purged_before = to_date - retention
     if from_date is not None and purged_before > from_date:
@@ -45,7 +37,3 @@ def gap_warnings(state: dict, from_date: datetime | None, to_date: datetime,
                    "sync could read them; that data may be lost for good")
     return out
 
-
-def _ago(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"

@@ -12,6 +12,9 @@ import dlt
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from .text import pct
+
+NONE = "–"  # a rate with nothing to divide by
 TOP_ZAPS = 6  # lines per chart: more is unreadable
 TABLE_ROWS = 25
 
@@ -129,10 +132,6 @@ def charts(data: Data) -> list[tuple[str, str]]:
     ]
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
-
-
 def attention_table(data: Data) -> str:
     rows = [z for z in data.health if z["current_failure_streak"] or z["is_spiking"]
             or (z["error_rate_7d"] or 0) > 0][:TABLE_ROWS]
@@ -141,8 +140,9 @@ def attention_table(data: Data) -> str:
     body = "".join(
         f"<tr class='{'spike' if z['is_spiking'] else ''}'><td>{_title(z, z['zap_id'])}</td>"
         f"<td class='num'>{z['zap_id']}</td><td class='num'>{z['current_failure_streak']}</td>"
-        f"<td class='num'>{_pct(z['error_rate_24h'])}</td><td class='num'>{_pct(z['error_rate_7d'])}</td>"
-        f"<td class='num'>{_pct(z['error_rate_30d'])}</td>"
+        f"<td class='num'>{pct(z['error_rate_24h'], NONE)}</td>"
+        f"<td class='num'>{pct(z['error_rate_7d'], NONE)}</td>"
+        f"<td class='num'>{pct(z['error_rate_30d'], NONE)}</td>"
         f"<td>{'spiking' if z['is_spiking'] else ''}</td>"
         f"<td>{html.escape(str(z['last_success_at'] or 'never'))[:19]}</td></tr>"
         for z in rows)
@@ -164,7 +164,7 @@ def render(data: Data) -> str:
         content = (
             "<section class='tiles'>"
             f"<div class='tile'><b>{runs:,}</b><span>runs</span></div>"
-            f"<div class='tile'><b>{_pct(_rate(failed, finished))}</b><span>error rate</span></div>"
+            f"<div class='tile'><b>{pct(_rate(failed, finished), NONE)}</b><span>error rate</span></div>"
             f"<div class='tile'><b>{failing_now}</b><span>zaps failing now</span></div>"
             f"<div class='tile'><b>{spiking}</b><span>zaps spiking</span></div>"
             f"<div class='tile'><b>{len(data.health)}</b><span>zaps</span></div></section>"

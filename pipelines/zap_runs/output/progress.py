@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -18,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import SyncProgress
+from .text import window_text
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,6 @@ class Display:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def window_text(start: datetime | None, end: datetime | None) -> str:
-    shown = [f"{t:%Y-%m-%d %H:%M:%S} UTC" if t else "API default (last 30 days)" for t in (start, end)]
-    return f"{shown[0]} -> {shown[1]}"
 
 
 def retries_text(counts: Counts) -> str:

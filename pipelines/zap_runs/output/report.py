@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dlt
 
+from .text import pct
+
 
 def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
     """Headline numbers, then the zaps that need attention (streaks, spikes, 7-day error rate)."""
@@ -33,8 +35,4 @@ def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
     print(f"  {'streak':>6}  {'24h':>6}  {'7d':>6}  zap")
     for title, zap_id, streak, rate_24h, rate_7d, spiking in rows:
         flag = "  SPIKE" if spiking else ""
-        print(f"  {streak:>6}  {_pct(rate_24h):>6}  {_pct(rate_7d):>6}  {title[:60]} ({zap_id}){flag}")
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
+        print(f"  {streak:>6}  {pct(rate_24h):>6}  {pct(rate_7d):>6}  {title[:60]} ({zap_id}){flag}")

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-
-def _age(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "never"
-    hours = (now - when).total_seconds() / 3600
-    text = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
-    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({text} ago)"
+from .text import ago, window_text
 
 
 def is_stale(success: dict | None, max_age_hours: float, now: datetime) -> bool:
@@ -23,17 +17,16 @@ def format_status(where: str, last: dict | None, success: dict | None, newest: d
     """The lines `status` prints, ending in STALE or OK; `last` and `success` are sync log rows."""
     lines = [f"zap-runs status ({where})"]
     if last is not None:
-        lines.append(f"  last sync      {_age(last['started_at'], now)}: {last['result']}"
+        lines.append(f"  last sync      {ago(last['started_at'], now)}: {last['result']}"
                      + (f" ({last['error']})" if last["error"] else ""))
-    lines.append(f"  last success   {_age(success and success['ended_at'], now)}")
+    lines.append(f"  last success   {ago(success and success['ended_at'], now)}")
     if success is not None:
-        window_from = success["window_from"]
-        lines.append(f"  window         {window_from or 'API default (30 days)'} -> {success['window_to']}")
+        lines.append(f"  window         {window_text(success['window_from'], success['window_to'])}")
         lines.append(f"  runs           {success['runs_fetched']} fetched, {success['runs_new']} new, "
                      f"{success['open_runs']} still open")
         if success["warning"]:
             lines.append(f"  WARNING        {success['warning']}")
-    lines.append(f"  newest run     {_age(newest, now)}")
+    lines.append(f"  newest run     {ago(newest, now)}")
     if is_stale(success, max_age_hours, now):
         lines.append(f"STALE: no successful sync in the last {max_age_hours:g} h")
     else:

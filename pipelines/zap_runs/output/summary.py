@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-
-def _when(value: datetime | None, fallback: str) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else fallback
+from .text import window_text
 
 
 def format_summary(result) -> str:
@@ -15,8 +11,7 @@ def format_summary(result) -> str:
     updated = "?" if result.runs_updated is None else f"{result.runs_updated:,}"
     lines = [
         f"zap-runs sync into {result.destination} dataset {result.dataset!r}: OK",
-        f"  window     {_when(result.window_from, 'API default (last 30 days)')} -> "
-        f"{_when(result.window_to, '?')}",
+        f"  window     {window_text(result.window_from, result.window_to)}",
         f"  runs       {result.runs_fetched:,} fetched: {new} new, {updated} updated",
         f"  steps      {result.steps_loaded:,} rows loaded",
         f"  open runs  {result.open_runs:,} still open, {result.rechecks:,} re-check windows",
