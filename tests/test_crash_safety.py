@@ -1,19 +1,21 @@
-"""A sync killed (SIGKILL) at any stage leaves the warehouse consistent; the next one finishes."""
+"""A sync killed (SIGKILL) at any stage shows a reader nothing half-loaded; the next one finishes.
+
+Both tables are merged: their load jobs copy into the staging dataset, then one merge job
+moves both into the dataset in one transaction. Killed before that merge, a load leaves the
+dataset exactly as it was (no tables' rows at all on a first sync).
+"""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from pipelines.zap_runs.cli import main
 
 from .conftest import small_world
+from .failed_load import configure, drop_if_there, killed_sync, stray_steps, visible_runs
 from .warehouse import (
     assert_matches_truth,
     drop_datasets,
@@ -23,93 +25,100 @@ from .warehouse import (
     warehouse_runs,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+# The staging copy jobs' stages of crash_sync: one table's rows committed, or both, and dlt
+# has recorded neither, so the next sync runs them again.
+COPY_STAGES = ["runs_committed", "steps_committed", "staged"]
 
 
-def killed_sync(stage: str, cwd: Path, args: tuple[str, ...] | list[str] = ()) -> None:
-    killed = subprocess.run([sys.executable, "-m", "tests.crash_sync", stage, *args], cwd=cwd,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                            text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+@pytest.mark.parametrize("stage", COPY_STAGES)
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sync_killed_between_copy_jobs_shows_nothing_and_is_finished(
+        make_simulator, past_clock, tmp_path, monkeypatch, request, destination, stage):
+    """Killed after a staging copy job committed, a first sync shows no run and no step, a
+    later one exactly what the sync before it left; the next sync finishes the load, and the
+    copy jobs it runs again leave no run twice."""
+    world = small_world(seed=94, days=2, clock=past_clock)
+    sim = make_simulator(world)
+    configure(sim, tmp_path / "k.duckdb", monkeypatch)
+    if destination == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
+        dataset = f"zr_crash_{uuid.uuid4().hex[:10]}"
+        args = ["--destination", "postgres", "--dataset", dataset]
+        pipeline = postgres_pipeline(dsn, dataset)
+    else:
+        args = []
+    try:
+        killed_sync(stage, tmp_path, args)  # the first sync
+        if destination == "duckdb":  # opened once the sync has created the file
+            pipeline = duckdb_pipeline(tmp_path / "k.duckdb")
+        assert visible_runs(pipeline) == {}, "nothing of the killed first sync is visible"
+        past_clock.advance(timedelta(minutes=10))
+        assert main(args) == 0
+        assert_matches_truth(pipeline, world.truth())
+        before = warehouse_runs(pipeline)
+        past_clock.advance(timedelta(hours=6))
+        killed_sync(stage, tmp_path, args)  # a later sync
+        assert warehouse_runs(pipeline) == before, "nothing of the killed later sync is visible"
+        assert stray_steps(pipeline) == (0, 0)
+        past_clock.advance(timedelta(minutes=10))
+        assert main(args) == 0
+        assert_matches_truth(pipeline, world.truth())
+    finally:
+        if destination == "postgres":
+            drop_if_there(pipeline)
 
 
-def configure(sim, db: Path, monkeypatch) -> None:
-    env = {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url, "SOURCES__ZAP_RUNS__ACCESS_TOKEN": sim.token,
-           "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0", "DESTINATION__DUCKDB__CREDENTIALS": str(db),
-           "SOURCES__ZAP_RUNS__PAGE_LIMIT": "50"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-
-
-# committed: a load job's rows are in the destination but dlt has not recorded the job, so the
-# resumed load writes them again (a merge would take both copies from staging).
-@pytest.mark.parametrize("stage", ["extract", "normalize", "load", "committed", "complete"])
+@pytest.mark.parametrize("stage", ["extract", "normalize", "complete"])
 def test_killed_sync_is_finished_by_the_next(make_simulator, past_clock, tmp_path, monkeypatch,
                                              stage):
-    world = small_world(seed=91, clock=past_clock)
+    """Killed while fetching, before normalizing, or after its merge but before dlt marked
+    the load complete: what a reader sees holds together, and the next sync finishes."""
+    world = small_world(seed=91, days=2, clock=past_clock)
     sim = make_simulator(world)
     db = tmp_path / "c.duckdb"
     configure(sim, db, monkeypatch)
     assert main([]) == 0  # a first, complete sync
+    before = warehouse_runs(duckdb_pipeline(db))
     past_clock.advance(timedelta(hours=6))
     killed_sync(stage, tmp_path)
     pipeline = duckdb_pipeline(db)
-    stored = warehouse_runs(pipeline)  # raises on a duplicate run; steps must have parents
-    assert stored, "the first sync's data is still there"
-    with pipeline.sql_client() as client:
-        orphans = client.execute_sql(
-            f"select count(*) from {client.make_qualified_table_name('zap_runs__steps')} s where "
-            f"not exists (select 1 from {client.make_qualified_table_name('zap_runs')} r "
-            "where r._dlt_id = s._dlt_parent_id)")[0][0]
-    assert orphans == 0, "no step rows without their run"
+    stored = warehouse_runs(pipeline)  # raises on a duplicate run or a step of another version
+    assert stray_steps(pipeline) == (0, 0), "every step row belongs to its run's current version"
+    if stage == "complete":  # the merge committed: the new versions are there, each once
+        assert stored.keys() >= before.keys()
+    else:
+        assert stored == before
     past_clock.advance(timedelta(minutes=10))
     assert main([]) == 0
     assert_matches_truth(duckdb_pipeline(db), world.truth())
 
 
-@pytest.mark.parametrize("stage", ["load", "committed"])
-def test_killed_first_sync_is_finished_by_the_next(make_simulator, past_clock, tmp_path,
-                                                   monkeypatch, stage):
-    """The first sync appends rather than merges: a resumed load still leaves each run once."""
-    world = small_world(seed=92, clock=past_clock)
+def test_a_resumed_load_never_shows_a_run_twice(make_simulator, past_clock, tmp_path, monkeypatch):
+    """zap_runs loads from several files: one copy job is recorded, the next commits unrecorded
+    and the sync is killed. The next sync stages the table again from its files before the
+    merge, so when its load commits (killed there too, before any repair after it) the warehouse
+    already holds every run once, with its steps."""
+    world = small_world(seed=95, days=2, clock=past_clock)
     sim = make_simulator(world)
-    db = tmp_path / "f.duckdb"
+    db = tmp_path / "t.duckdb"
     configure(sim, db, monkeypatch)
-    killed_sync(stage, tmp_path)
+    monkeypatch.setenv("NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS", "150")  # several files a table
+    assert main([]) == 0
+    past_clock.advance(timedelta(hours=6))
+    killed_sync("runs_partly_committed", tmp_path)
+    killed_sync("resumed_load", tmp_path)
+    assert_matches_truth(duckdb_pipeline(db), world.truth())
     past_clock.advance(timedelta(minutes=10))
     assert main([]) == 0
     assert_matches_truth(duckdb_pipeline(db), world.truth())
-
-
-@pytest.mark.postgres
-@pytest.mark.parametrize("first", [True, False], ids=["first-sync", "later-sync"])
-def test_killed_sync_into_postgres_is_finished_by_the_next(make_simulator, past_clock, tmp_path,
-                                                           monkeypatch, postgres_dsn, first):
-    """PostgreSQL as well: a load job replayed after a crash neither blocks later syncs nor
-    leaves a run twice, whether the load appended (a first sync) or merged."""
-    world = small_world(seed=94, clock=past_clock)
-    sim = make_simulator(world)
-    configure(sim, tmp_path / "unused.duckdb", monkeypatch)
-    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", postgres_dsn)
-    dataset = f"zr_crash_{tmp_path.name[-8:]}".lower()
-    args = ["--destination", "postgres", "--dataset", dataset]
-    try:
-        if not first:
-            assert main(args) == 0
-            past_clock.advance(timedelta(hours=6))
-        killed_sync("committed", tmp_path, args)
-        past_clock.advance(timedelta(minutes=10))
-        assert main(args) == 0
-        assert_matches_truth(postgres_pipeline(postgres_dsn, dataset), world.truth())
-    finally:
-        drop_datasets(postgres_pipeline(postgres_dsn, dataset))
 
 
 @pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock, tmp_path, request,
                                                       destination):
-    """What a replayed load job leaves (each row of its load twice) is undone, and rows of other
-    loads are not touched."""
+    """The repair after a resumed load: rows a load wrote twice (a copy job run again where
+    nothing staged it anew) keep one copy, and rows of other loads are not touched."""
     from pipelines.zap_runs.recovery import drop_replayed_rows
 
     world = small_world(seed=93, clock=past_clock)
@@ -117,7 +126,7 @@ def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock,
     if destination == "duckdb":
         pipeline = duckdb_pipeline(tmp_path / "r.duckdb")
     else:
-        dataset = f"zr_replay_{tmp_path.name[-8:]}".lower()
+        dataset = f"zr_replay_{uuid.uuid4().hex[:10]}"
         pipeline = postgres_pipeline(request.getfixturevalue("postgres_dsn"), dataset)
     try:
         run_sync(sim, pipeline)
