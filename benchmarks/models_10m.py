@@ -37,7 +37,8 @@ def generate(path: str, runs: int) -> None:
         from range({runs}) t(i)""")
     con.execute("""
         create or replace table zapier.zap_runs__steps as
-        select case when s = 2 and r.status = 'error' then 'error' else 'success' end as status,
+        select r.id as run_id, s::bigint + 1 as step_number, r.zap_id,
+               case when s = 2 and r.status = 'error' then 'error' else 'success' end as status,
                r.start_time + to_seconds(s) as start_time,
                r._dlt_id as _dlt_root_id, r._dlt_id as _dlt_parent_id, s::bigint as _dlt_list_idx,
                r._dlt_id || '-' || s as _dlt_id

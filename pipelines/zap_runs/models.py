@@ -83,7 +83,7 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             client.execute_sql("reset threads")
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
-        if not _exists(client, q("_dlt_loads")):
+        if not (_exists(client, q("zap_runs")) or _exists(client, q("_dlt_loads"))):
             raise ZapRunsError(f"dataset {dataset!r} has no zap_runs table yet: run a sync first.")
         for table, columns in STAND_INS.items():
             if not _exists(client, q(table)):
