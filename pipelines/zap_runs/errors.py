@@ -64,10 +64,14 @@ class UnreachableError(ApiError):
     """No HTTP answer at all: DNS, refused connection, TLS."""
 
 
+def line_of(text: str) -> str:
+    """The first line of `text` that is not blank, stripped ("" when there is none)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's first line, for one-line messages (its type when it says nothing)."""
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:limit]
+    return (line_of(str(exc)) or type(exc).__name__)[:limit]
 
 
 # The one message for a missing token, whoever finds it missing (the source, or dlt).

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from .errors import line_of
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TRACEBACK = "Traceback (most recent call last):"
 
@@ -57,16 +59,12 @@ def one_line(record: logging.LogRecord) -> logging.LogRecord:
     cause = exception_line(trace) if trace else ""
     if not cause and record.exc_info and record.exc_info[1] is not None:
         exc = record.exc_info[1]
-        cause = f"{type(exc).__name__}: {first_line(str(exc))}".rstrip(": ")
-    head = first_line(head).rstrip(":")
+        cause = f"{type(exc).__name__}: {line_of(str(exc))}".rstrip(": ")
+    head = line_of(head).rstrip(":")
     copy = logging.makeLogRecord(record.__dict__)
     copy.msg = f"{head}: {cause}" if head and cause else head or cause
     copy.args = copy.exc_info = copy.exc_text = copy.stack_info = None
     return copy
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def exception_line(trace: str) -> str:
@@ -119,4 +117,4 @@ def printed_exception(kind: type[BaseException], exc: BaseException, tb: object)
     while root.__cause__ is not None or root.__context__ is not None:
         root = root.__cause__ or root.__context__
     log.warning("%s: %s (--log-level DEBUG shows the traceback)", type(root).__name__,
-                first_line(str(root)))
+                line_of(str(root)))
