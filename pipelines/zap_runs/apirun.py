@@ -36,7 +36,6 @@ class ApiRun(msgspec.Struct, gc=False):
 
 class ApiMeta(msgspec.Struct):
     count: int | None = None
-    limit: int | None = None
 
 
 class ApiLinks(msgspec.Struct):

@@ -15,7 +15,7 @@ from .errors import ZapRunsError, first_line, unwrap
 
 log = logging.getLogger("pipelines.zap_runs")
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2  # and 3: another sync still held the lock
+EXIT_FAILED = 1  # a failure that is no ZapRunsError; those carry their own exit_code (errors.py)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -47,7 +47,6 @@ class Page:
 
     data: list[ApiRun]
     count: int | None
-    limit: int | None
     next_url: str | None
 
 
@@ -93,12 +92,6 @@ class ZapierClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> ZapierClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def get_runs(self, params: dict[str, str]) -> Page:
         """One page of GET /v2/zap-runs, retried through transient failures."""
@@ -203,15 +196,14 @@ def parse_page(body: bytes) -> Page:
         return _parse_page_generic(body)
     parts = decoded if isinstance(decoded, list) else [decoded]
     data: list[ApiRun] = []
-    count = limit = next_url = None
+    count = next_url = None
     for part in parts:
         data += part.data
-        if part.meta is not None:
-            count = part.meta.count if part.meta.count is not None else count
-            limit = part.meta.limit if part.meta.limit is not None else limit
+        if part.meta is not None and part.meta.count is not None:
+            count = part.meta.count
         if part.links is not None and part.links.next is not None:
             next_url = part.links.next
-    return Page(data, count, limit, next_url)
+    return Page(data, count, next_url)
 
 
 def _parse_page_generic(body: bytes) -> Page:
@@ -221,7 +213,7 @@ def _parse_page_generic(body: bytes) -> Page:
         raise ValueError(f"not JSON: {str(exc)[:80]}") from None
     parts = payload if isinstance(payload, list) else [payload]
     data: list[ApiRun] = []
-    count = limit = next_url = None
+    count = next_url = None
     for part in parts:
         if not isinstance(part, dict) or not isinstance(part.get("data", []), list):
             raise ValueError("expected an object with a 'data' list")
@@ -234,10 +226,8 @@ def _parse_page_generic(body: bytes) -> Page:
         links = part.get("links") or {}
         if isinstance(meta.get("count"), int):
             count = meta["count"]
-        if isinstance(meta.get("limit"), int):
-            limit = meta["limit"]
         next_url = links.get("next") if isinstance(links.get("next"), str) else next_url
-    return Page(data, count, limit, next_url)
+    return Page(data, count, next_url)
 
 
 def client_error(response: httpx.Response, shown: str, base_url: str) -> ApiError:
