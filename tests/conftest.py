@@ -1,15 +1,19 @@
-"""Shared fixtures: a clean environment, the simulator over real HTTP, pipelines, PostgreSQL."""
+"""Shared fixtures: a clean environment, the simulator over real HTTP, the demo, PostgreSQL."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from pipelines.simulator import Faults, ManualClock, Simulator, World, WorldConfig
+
+from .readme_demo import SETTINGS_ENV, run_demo
 
 PG_DSN = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any password
 
@@ -18,12 +22,19 @@ PG_DSN = "postgresql://postgres:postgres@127.0.0.1:5432/test"  # trust auth: any
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """No test sees a developer's Zapier or destination settings, or writes outside tmp_path."""
     for name in list(os.environ):
-        if name.startswith(("SOURCES__", "DESTINATION__", "ZAP_RUNS__", "RUNTIME__", "NORMALIZE__",
-                            "LOAD__", "EXTRACT__")):
+        if name.startswith(SETTINGS_ENV):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt-data"))
     monkeypatch.setenv("RUNTIME__DLTHUB_TELEMETRY", "false")
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`python -m pipelines.zap_runs --demo` run once per session (about half a minute), in its own
+    folder with a clean environment: (the finished process, the folder)."""
+    folder = tmp_path_factory.mktemp("demo")
+    return run_demo(folder), folder
 
 
 def small_world(seed: int = 3, days: float = 6.0, clock: ManualClock | None = None,

@@ -93,9 +93,8 @@ def test_a_load_job_retried_until_the_sync_fails_ends_in_one_error_line(sync_env
     assert debug.stderr.splitlines()[-1].startswith("error: the load step failed: ")
 
 
-def test_the_demo_prints_a_few_plain_stage_lines_on_stderr(tmp_path):
-    done = subprocess.run([*SYNC, "--demo"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+def test_the_demo_prints_a_few_plain_stage_lines_on_stderr(demo_run):
+    done, _ = demo_run
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stderr.splitlines()
     assert all(LOG_LINE.match(line) for line in lines) and len(lines) <= 8, done.stderr

@@ -123,15 +123,14 @@ def test_unreachable_api_and_exhausted_retries_exit_1(make_simulator, monkeypatc
     assert "gave up after 1 retries" in line and sim.token not in line
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--demo"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+def test_demo_runs_end_to_end(demo_run):
+    done, folder = demo_run
     assert done.returncode == 0, done.stderr[-2000:]
     assert "OK" in done.stdout and "models     9 rebuilt" in done.stdout
     assert "Last 7 days:" in done.stdout and "Dashboard:" in done.stdout
-    assert (tmp_path / "zap_runs_demo.duckdb").exists()
-    assert (tmp_path / "zap_runs_report.html").stat().st_size > 1_000_000
-    assert count(tmp_path / "zap_runs_demo.duckdb") > 10_000
+    assert (folder / "zap_runs_demo.duckdb").exists()
+    assert (folder / "zap_runs_report.html").stat().st_size > 1_000_000
+    assert count(folder / "zap_runs_demo.duckdb") > 10_000
 
 
 def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path, monkeypatch):
