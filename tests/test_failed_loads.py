@@ -214,8 +214,6 @@ def test_rows_of_a_copy_job_retried_after_its_commit_are_dropped(make_simulator,
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason="pipeline.sync does not call "
-                   "recovery.drop_rows_of_retried_copies after its load yet")
 def test_sync_with_a_copy_job_retried_after_its_commit_loads_each_run_once(
         make_simulator, past_clock, tmp_path, monkeypatch, postgres_dsn):
     world = small_world(seed=99, days=2, clock=past_clock)

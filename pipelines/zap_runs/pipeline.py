@@ -20,7 +20,7 @@ from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
-from .recovery import finish_pending
+from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
 from .synclog import Outcome
 
@@ -156,6 +156,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     on_stage("loading")
     normalized = pipeline.normalize()
     info = pipeline.load()
+    # A copy job whose COMMIT went through but whose reply was lost ran again in this load.
+    drop_rows_of_retried_copies(pipeline, info)
     drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
     after = count_runs(pipeline, config)
     stats = progress.client.stats if progress.client else None
