@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pipelines.simulator import World, WorldConfig
+from pipelines.simulator.clock import ManualClock
 from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
 
 from .conftest import small_world
@@ -115,3 +116,22 @@ def test_unlisted_open_statuses_show_first_then_settle_as_the_clock_moves(past_c
             assert run["status"] == "error"
             assert steps[-1] == "error" and set(steps[:-1]) == {"success"}, "a failing step"
     assert outcomes["success"] and outcomes["error"], outcomes
+
+
+def test_runs_triggered_since_the_last_look_are_visible_within_the_same_hour():
+    """The world caches listings; a clock that moved inside an hour already generated, with
+    nothing settled meanwhile, must still show the runs triggered since."""
+    clock = ManualClock(datetime(2026, 11, 2, 10, 0, tzinfo=UTC))
+    world = World(WorldConfig(seed=8, zaps=4, runs_per_day=2000, history_days=1), clock)
+    checked = 0
+    for _ in range(700):
+        shown, version, since = set(world.truth()), world.version, clock.now()
+        clock.advance(timedelta(seconds=5))
+        now = set(world.truth())
+        new = {r.id for r in world.runs if since < r.occurred_at <= clock.now()}
+        if new and world.version == version:  # only the clock moved: the cached listing is stale
+            assert new <= now and shown < now
+            checked += 1
+            if checked == 3:
+                break
+    assert checked, "no step of the clock added runs without other changes"

@@ -162,11 +162,13 @@ class World:
     def visible(self, query: Query) -> list[Run]:
         """Runs matching the filters, triggered at or before now, in the requested order."""
         with self.lock:
-            key = (self.version, query)
+            # The bounds belong in the key: runs triggered since the last call (the clock moved
+            # within an hour already generated, nothing settled) are visible now.
+            lo, hi = self._bounds(query)
+            key = (self.version, query, lo, hi)
             hit = self._cache.get(key)
             if hit is not None:
                 return hit
-            lo, hi = self._bounds(query)
             runs = self.runs[lo:hi]
             if query.zap_id is not None:
                 runs = [r for r in runs if r.zap_id == query.zap_id]
