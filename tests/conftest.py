@@ -44,6 +44,33 @@ def small_world(seed: int = 3, days: float = 6.0, clock: ManualClock | None = No
     return World(config, clock)
 
 
+# Step lists a run goes through: each hand-made run shows the first, then the second an hour on.
+STEP_CHANGES = {"grows": (1, 3), "shrinks": (3, 1), "empties": (2, 0), "nulls": (2, None)}
+
+
+def add_runs_whose_steps_change(world: World, at: datetime) -> dict[str, str]:
+    """Runs (one per kind of change in STEP_CHANGES, all of one zap) seen `delayed` at `at`,
+    settled an hour later with another step list; their ids, by kind."""
+    from pipelines.simulator.lifecycle import Change, Run, iso
+
+    def steps(count: int | None, status: str) -> list[dict] | None:
+        if count is None:
+            return None
+        return [{"status": status, "start_time": iso(at + timedelta(seconds=i))} for i in range(count)]
+
+    ids = {}
+    for n, (kind, (first, then)) in enumerate(STEP_CHANGES.items()):
+        run_id = f"00000000-0000-4000-8000-0000000005{n:02d}"
+        start = at + timedelta(seconds=n)
+        world.add(Run(id=run_id, zap_id=5150, zap_title="steps change", occurred_at=start,
+                      status="delayed", start_time=start, end_time=None,
+                      steps=steps(first, "filtered"), data_in={}, data_out={}),
+                  [Change(at + timedelta(hours=1), "success", start, at + timedelta(hours=1),
+                          steps(then, "success"))])
+        ids[kind] = run_id
+    return ids
+
+
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., Simulator]]:
     """Start simulators on 127.0.0.1 (random ports); all are stopped after the test."""

@@ -14,7 +14,7 @@ from pipelines.simulator import Faults
 from pipelines.zap_runs.destinations import drop_stale_steps, prepare_source
 from pipelines.zap_runs.pipeline import make_pipeline
 
-from .conftest import small_world
+from .conftest import add_runs_whose_steps_change, small_world
 from .warehouse import _time, exact, normalise, run_sync
 
 FAULTS = dict(short_page_rate=0.2, drop_next_rate=0.2, max_limit=37, error_rate=0.03,
@@ -86,6 +86,7 @@ def assert_lake_matches_truth(pipeline: dlt.Pipeline, truth: dict[str, dict]) ->
 def test_lake_equals_truth_after_syncs_of_a_living_world(make_simulator, past_clock, lake_pipeline):
     # A busy day synced often: runs caught open (throttled, pending) settle with fewer steps.
     world = small_world(seed=4, days=1, runs_per_day=4000, clock=past_clock)
+    add_runs_whose_steps_change(world, past_clock.now() - timedelta(minutes=5))
     sim = make_simulator(world, faults=Faults(body_shape="object", **FAULTS))
     pipeline = lake_pipeline()
     results = [run_sync(sim, pipeline)]
