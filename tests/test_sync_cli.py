@@ -146,7 +146,7 @@ def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path, monkeypatch)
                 "select current_setting('threads'), current_setting('memory_limit'), "
                 "current_setting('preserve_insertion_order')")[0]
 
-    assert load_settings("default") == (2, "91.5 MiB", False)  # 96MB
+    assert load_settings("default") == (2, "61.0 MiB", False)  # 64MB
     monkeypatch.setenv("SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT", "200MB")
     assert load_settings("raised") == (2, "190.7 MiB", False)
 
