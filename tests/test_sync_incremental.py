@@ -166,3 +166,26 @@ def test_a_run_in_an_unlisted_status_is_rechecked_until_it_settles(make_simulato
     for key in days:
         want = expected[key]["error_rate"]
         assert got[key] == (None if want is None else pytest.approx(want)), key
+
+
+def test_an_open_run_listed_far_from_its_start_is_anchored_where_the_listing_puts_it():
+    """The API lists runs by when they were triggered: a held run that started days later sits
+    among its trigger-time neighbours, and a re-check at its start time would miss it (then read
+    the zap's whole window). Its anchor is its neighbours' span; an ordinary one keeps its start."""
+    from pipelines.zap_runs.rechecks import Anchors
+    from pipelines.zap_runs.rows import RunKey
+
+    t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    window = (t0 - timedelta(days=5), t0 + timedelta(days=5))
+    anchors, open_runs = Anchors(window), {}
+    for i in range(7):
+        start = t0 + timedelta(minutes=i)
+        if i == 3:  # triggered among the others, started two days later, still open
+            anchors.add(RunKey("late", 1, "queued", t0 + timedelta(days=2)), open_runs)
+        anchors.add(RunKey(f"r{i}", 1, "delayed" if i == 5 else "success", start), open_runs)
+    anchors.resolve(open_runs)
+    late, ordinary = open_runs["late"], open_runs["r5"]
+    assert late.anchor_from <= t0 + timedelta(minutes=2) < t0 + timedelta(minutes=3) <= late.anchor_to
+    assert late.anchor_to - late.anchor_from < timedelta(hours=1)
+    assert (ordinary.anchor_from, ordinary.anchor_to) == (t0 + timedelta(minutes=5),
+                                                          t0 + timedelta(minutes=5, milliseconds=1))

@@ -81,6 +81,7 @@ class Anchors:
         self.window = window
         self._starts: list[datetime | None] = []
         self._waiting: list[tuple[str, int, int]] = []
+        self._started: list[tuple[str, int]] = []
 
     def add(self, run: RunKey, open_runs: dict[str, OpenRun]) -> None:
         start = run.start_time
@@ -88,6 +89,7 @@ class Anchors:
             self._waiting.append((run.id, run.zap_id, len(self._starts)))
         elif run.status not in settings.FINAL_STATUSES:
             open_runs[run.id] = OpenRun(run.zap_id, start, start + _TICK, *self.window)
+            self._started.append((run.id, len(self._starts)))
         else:
             open_runs.pop(run.id, None)
         self._starts.append(start)
@@ -97,22 +99,36 @@ class Anchors:
 
         The neighbours' start times close to their median bound the run (runs that started
         long after they were triggered, or a listing that is not by time, make outliers, which
-        are left out); too few agreeing neighbours, and the whole window is the anchor.
+        are left out); too few agreeing neighbours, and the whole window is the anchor. A run
+        that started far from where the listing puts it (the API lists and filters runs by when
+        they were triggered, and a held run may start days later) is anchored by its neighbours
+        too: a re-check at its start time would miss it and fall back to the whole window.
         """
-        starts = self._starts
         for run_id, zap_id, pos in self._waiting:
-            before = [s for s in starts[max(0, pos - self.REACH):pos] if s][-self.NEIGHBOURS:]
-            after = [s for s in starts[pos + 1:pos + 1 + self.REACH] if s][:self.NEIGHBOURS]
-            near = sorted(before + after)
-            anchor = self.window
-            if before and after and len(near) >= 3:
-                median = near[len(near) // 2]
-                agreeing = [s for s in near if abs(s - median) <= self.CLOSE]
-                if len(agreeing) >= 3:
-                    anchor = (max(self.window[0], agreeing[0] - self.MARGIN),
-                              min(self.window[1], agreeing[-1] + self.MARGIN))
+            anchor = self._neighbours(pos) or self.window
             open_runs[run_id] = OpenRun(zap_id, *anchor, *self.window)
+        for run_id, pos in self._started:
+            start, near = self._starts[pos], self._neighbours(pos)
+            if near is not None and run_id in open_runs and not (
+                    near[0] <= start <= near[1]):
+                open_runs[run_id].anchor_from, open_runs[run_id].anchor_to = near
         self._waiting.clear()
+        self._started.clear()
+
+    def _neighbours(self, pos: int) -> tuple[datetime, datetime] | None:
+        """The span of the agreeing start times around listing position `pos`, or None."""
+        starts = self._starts
+        before = [s for s in starts[max(0, pos - self.REACH):pos] if s][-self.NEIGHBOURS:]
+        after = [s for s in starts[pos + 1:pos + 1 + self.REACH] if s][:self.NEIGHBOURS]
+        near = sorted(before + after)
+        if not (before and after and len(near) >= 3):
+            return None
+        median = near[len(near) // 2]
+        agreeing = [s for s in near if abs(s - median) <= self.CLOSE]
+        if len(agreeing) < 3:
+            return None
+        return (max(self.window[0], agreeing[0] - self.MARGIN),
+                min(self.window[1], agreeing[-1] + self.MARGIN))
 
 
 _TICK = timedelta(milliseconds=1)
