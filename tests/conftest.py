@@ -88,6 +88,17 @@ def make_simulator() -> Iterator[Callable[..., Simulator]]:
 
 
 @pytest.fixture
+def sim_env(make_simulator, monkeypatch):
+    """A simulator the CLI reaches through SOURCES__ZAP_RUNS__* variables, unpaced."""
+    sim = make_simulator()
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__BACKOFF_BASE", "0.01")
+    return sim
+
+
+@pytest.fixture
 def past_clock() -> ManualClock:
     """A world clock three days behind the real one, so tests can step it forward up to now."""
     return ManualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=3))

@@ -16,15 +16,6 @@ def last_error_line(capsys) -> str:
     return err[-1]
 
 
-@pytest.fixture
-def sim_env(make_simulator, monkeypatch):
-    sim = make_simulator()
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
-    return sim
-
-
 @pytest.mark.parametrize("fmt,needle", [
     ("parquet", "filesystem with plain files can only append"),
     ("none", "filesystem with plain files can only append"),

@@ -14,16 +14,6 @@ from pipelines.simulator import Faults
 from pipelines.zap_runs.cli import main
 
 
-@pytest.fixture
-def sim_env(make_simulator, monkeypatch):
-    sim = make_simulator()
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
-    monkeypatch.setenv("SOURCES__ZAP_RUNS__BACKOFF_BASE", "0.01")
-    return sim
-
-
 def count(path, table="zapier.zap_runs") -> int:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(f"select count(*) from {table}").fetchone()[0]
