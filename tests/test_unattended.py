@@ -87,7 +87,8 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
 
 def test_gap_warnings(make_simulator, past_clock, tmp_path, monkeypatch):
     # The sync's clock follows the world's, so days can pass between syncs in a test.
-    monkeypatch.setattr("pipelines.zap_runs.utcnow", lambda: past_clock.now() + timedelta(minutes=1))
+    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow",
+                        lambda: past_clock.now() + timedelta(minutes=1))
     world = small_world(seed=81, days=3, clock=past_clock)
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "g.duckdb")

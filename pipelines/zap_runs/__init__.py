@@ -5,21 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dlt
 
 from . import settings
-from .apirun import ApiRun
 from .client import ZapierClient
-from .clock import iso, utcnow
 from .errors import ConfigError
+from .incremental import read_runs
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, token_source
-from .paging import fetch_window
-from .prefetch import prefetched
-from .rechecks import Anchors, load_open_runs, recheck_open_runs, zap_rates
-from .rows import RUN_COLUMNS, STEP_COLUMNS, RunKey, page_rows, parse_time
-from .window import gap_warnings, plan_window
+from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
+from .spend import Spend
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +29,7 @@ class SyncProgress:
     run_ids: set[str] = field(default_factory=set)
     rechecks: int = 0
     open_runs: int = 0
+    spend: Spend = field(default_factory=Spend)
     warnings: list[str] = field(default_factory=list)
     client: ZapierClient | None = None
 
@@ -48,6 +45,7 @@ def zap_runs_source(
     token_store_path: str = DEFAULT_STORE,
     since: str | None = None,
     lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
+    replay_horizon_hours: float = settings.DEFAULT_REPLAY_HORIZON_HOURS,
     page_limit: int = settings.DEFAULT_PAGE_LIMIT,
     requests_per_minute: float = settings.DEFAULT_REQUESTS_PER_MINUTE,
     request_timeout: float = settings.DEFAULT_TIMEOUT,
@@ -67,6 +65,7 @@ def zap_runs_source(
     tokens = token_source(access_token, refresh_token, client_id, client_secret, token_url,
                           token_store_path, request_timeout)
     for name, value in (("page_limit", page_limit), ("lookback_hours", lookback_hours + 1),
+                        ("replay_horizon_hours", replay_horizon_hours + 1),
                         ("request_timeout", request_timeout), ("max_retries", max_retries + 1)):
         if value <= 0:
             raise ConfigError(f"{name} must be positive (check [sources.zap_runs]).")
@@ -86,7 +85,7 @@ def zap_runs_source(
     progress.client = client
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
     return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
-                    full_refresh, progress, gaps)
+                    full_refresh, progress, gaps, timedelta(hours=replay_horizon_hours))
 
 
 # Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
@@ -101,59 +100,16 @@ MERGE = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": Tr
               columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
 def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
              lookback: timedelta, page_limit: int, full_refresh: bool,
-             progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None
+             progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None,
+             horizon: timedelta = timedelta(hours=settings.DEFAULT_REPLAY_HORIZON_HOURS)
              ) -> Iterator[object]:
-    """Runs in [cursor - lookback, now) plus re-checks of runs still open from earlier syncs.
+    """Runs in [cursor - lookback, now), plus the watched runs (open, or failed within the
+    replay horizon) that changed since the last sync (incremental.py says how it finds them).
 
     The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
-    re-checking open runs deliberately re-reads rows older than the cursor, which incremental
+    re-reading watched runs deliberately reads rows older than the cursor, which incremental
     would filter out. State is committed with the load, so a failed sync moves nothing.
     """
-    state = dlt.current.resource_state()
-    to_date = utcnow()
-    cursor = None if full_refresh else parse_time(state.get("cursor"))
-    open_runs = {} if full_refresh else load_open_runs(state.get("open_runs", {}))
-    from_date = plan_window(cursor, since, force_since, lookback, to_date)
-    progress.window_from, progress.window_to = from_date, to_date
-    if gaps is not None and not full_refresh:
-        progress.warnings.extend(gap_warnings(state, from_date, to_date, *gaps))
-        for warning in progress.warnings:
-            log.warning("%s", warning)
-    default_from = to_date - timedelta(days=30)
-    newest = cursor
-
-    def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
-        """Rows of the runs not handed over yet in this sync (a re-check may meet a run again)."""
-        rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
-                               datetime.now(UTC), request)
-        for key in keys:
-            progress.run_ids.add(key.id)
-            anchors.add(key, open_runs)
-        return rows, keys
-
-    def recheck_window() -> None:
-        progress.rechecks += 1
-
-    filters = {"to_date": iso(to_date)}
-    if from_date is not None:
-        filters["from_date"] = iso(from_date)
-    main = Anchors((from_date or default_from, to_date))
-    seen_per_zap: dict[int, int] = {}
-    for runs, request in prefetched(fetch_window(client, filters, page_limit)):
-        rows, keys = take(runs, request, main)
-        yield rows
-        for key in keys:
-            seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
-        starts = [key.start_time for key in keys if key.start_time is not None]
-        if starts and (newest is None or max(starts) > newest):
-            newest = max(starts)
-    main.resolve(open_runs)
-    rates = zap_rates(seen_per_zap, main.window[0], to_date)
-    yield from recheck_open_runs(client, open_runs, progress.run_ids, rates, page_limit, take,
-                                 recheck_window)
-
-    if newest is not None:
-        state["cursor"] = iso(newest)
-    state["open_runs"] = {k: v.dump() for k, v in open_runs.items()}
-    state["last_window"] = [iso(from_date) if from_date else None, iso(to_date)]
-    progress.open_runs = len(open_runs)
+    yield from read_runs(client, dlt.current.resource_state(), progress, since=since,
+                         force_since=force_since, lookback=lookback, horizon=horizon,
+                         page_limit=page_limit, full_refresh=full_refresh, gaps=gaps)

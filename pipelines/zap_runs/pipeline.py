@@ -22,6 +22,7 @@ from .errors import first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
+from .spend import Spend
 from .synclog import Outcome
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SyncResult:
     retries: int
     rate_limited: int
     elapsed: float
+    spend: Spend = field(default_factory=Spend)
     fetching: float = 0.0
     warnings: list[str] = field(default_factory=list)
     load_info: LoadInfo | None = None
@@ -182,6 +184,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         fetching=fetching,
         warnings=list(progress.warnings),
         load_info=info,
+        spend=progress.spend,
     )
 
 
@@ -206,5 +209,9 @@ def logged_sync(pipeline: dlt.Pipeline, config: SyncConfig | None = None,
         for name in ("window_from", "window_to", "runs_fetched", "runs_new", "runs_updated",
                      "steps_loaded", "open_runs", "requests", "retries", "rate_limited"):
             setattr(outcome, name, getattr(result, name))
+        spend = result.spend
+        for purpose, spent in spend.by_purpose.items():
+            setattr(outcome, f"requests_{purpose}", spent)
+        outcome.budget, outcome.budget_ratio = spend.budget.total, spend.ratio
         synclog.record(pipeline, outcome)
         return result

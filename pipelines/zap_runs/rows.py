@@ -67,12 +67,13 @@ def _time(value: str | None) -> datetime | None:
 
 @dataclass(slots=True)
 class RunKey:
-    """What the sync's bookkeeping needs of a run: its open-run anchors and the cursor."""
+    """What the sync's bookkeeping needs of a run: where to watch it again, and the cursor."""
 
     id: str
     zap_id: int
     status: str
     start_time: datetime | None
+    end_time: datetime | None = None
 
 
 def zap_id_of(value: object) -> int:
@@ -98,11 +99,12 @@ def run_row(run: ApiRun, fetched_at: datetime) -> tuple[dict, RunKey]:
     steps = [{"run_id": run.id, "step_number": number, "zap_id": zap_id,
               "status": step.status, "start_time": _time(step.start_time)}
              for number, step in enumerate(run.steps or (), 1)]
+    end = _time(run.end_time)
     row = {"id": run.id, "zap_id": zap_id, "zap_title": run.zap_title, "status": run.status,
-           "start_time": start, "end_time": _time(run.end_time),
+           "start_time": start, "end_time": end,
            "data_in": _json_text(run.data_in), "data_out": _json_text(run.data_out),
            "fetched_at": fetched_at, "steps": steps}
-    return row, RunKey(run.id, zap_id, run.status, start)
+    return row, RunKey(run.id, zap_id, run.status, start, end)
 
 
 def page_rows(runs: list[ApiRun], fetched_at: datetime, request: str

@@ -24,16 +24,23 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_BACKOFF_MAX = 60.0
 
-# Late changes to runs that are already settled come from manual replays and late-arriving
-# runs; autoreplay (up to ~10.5 h) and Delay steps (up to a month) show open statuses and are
-# re-checked one by one. 24 h re-reads a day of runs per sync: cheap, and it covers the
-# replays users make the day a run fails.
-DEFAULT_LOOKBACK_HOURS = 24.0
+# What the lookback is still for: runs Zapier records a little after they were triggered (the
+# API lists runs by trigger time, so such a run appears in a window the last sync already read).
+# Open runs are found through the `statuses=` listing and replays of failed runs through the
+# error listing, so the lookback no longer carries them. README, "Why the lookback is 15 minutes".
+DEFAULT_LOOKBACK_HOURS = 0.25
+# Errored runs are watched for replays (autoreplay ~10.5 h, people later) this long after they
+# failed, through a `statuses=error` listing.
+DEFAULT_REPLAY_HORIZON_HOURS = 72.0
 
 # The contract's final statuses. A run in any other status (open ones such as delayed or held,
 # and values the contract does not list: the endpoint is experimental) is re-checked until it
 # settles or is purged.
 FINAL_STATUSES = frozenset({"success", "error", "error_handled", "halted", "filtered", "skipped"})
+# The contract's open statuses: `statuses=` lists the runs in them.
+OPEN_STATUSES = frozenset({"delayed", "scheduled", "pending", "throttled", "held"})
+# Every status `statuses=` accepts; a run in any other one can only be found by its window.
+LISTED_STATUSES = FINAL_STATUSES | OPEN_STATUSES
 # Open runs of one zap whose start times lie this close are re-checked with one request.
 RECHECK_CLUSTER_SECONDS = 600.0
 # An open run not seen again in this many re-checks is dropped from the list (purged upstream).

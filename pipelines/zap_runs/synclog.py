@@ -22,9 +22,13 @@ DDL = (
     "runs_fetched bigint, runs_new bigint, runs_updated bigint, steps_loaded bigint, "
     "open_runs bigint, requests bigint, retries bigint, rate_limited bigint)"
 )
+# Added later: a log made by an older version gets them (ALTER TABLE) before its next row.
+SPEND_COLUMNS = {"requests_new": "bigint", "requests_lookback": "bigint", "requests_open": "bigint",
+                 "requests_errors": "bigint", "requests_rechecks": "bigint", "budget": "bigint",
+                 "budget_ratio": "double precision"}
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
            "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
-           "requests", "retries", "rate_limited")
+           "requests", "retries", "rate_limited", *SPEND_COLUMNS)
 
 
 @dataclass
@@ -47,6 +51,13 @@ class Outcome:
     requests: int | None = None
     retries: int | None = None
     rate_limited: int | None = None
+    requests_new: int | None = None
+    requests_lookback: int | None = None
+    requests_open: int | None = None
+    requests_errors: int | None = None
+    requests_rechecks: int | None = None
+    budget: int | None = None
+    budget_ratio: float | None = None
 
 
 def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
@@ -61,11 +72,21 @@ def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
             table = client.make_qualified_table_name(TABLE)
             client.execute_sql(sqlglot.transpile(DDL.format(table=table), read="postgres",
                                                  write=dialect)[0])
+            _add_missing_columns(client, table, dialect)
             marks = ", ".join(["%s"] * len(COLUMNS))
             client.execute_sql(f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})",
                                *[getattr(outcome, c) for c in COLUMNS])
     except Exception as exc:  # noqa: BLE001 - the sync's own result matters more than its log
         log.warning("could not record the sync outcome in %s: %s", TABLE, first_line(exc, 200))
+
+
+def _add_missing_columns(client, table: str, dialect: str) -> None:
+    with client.execute_query(f"select * from {table} where 1 = 0") as cursor:
+        have = {d[0].lower() for d in cursor.description}
+    for name, kind in SPEND_COLUMNS.items():
+        if name not in have:
+            sql = f"alter table {table} add column {name} {kind}"
+            client.execute_sql(sqlglot.transpile(sql, read="postgres", write=dialect)[0])
 
 
 def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:

@@ -24,6 +24,10 @@ def format_status(where: str, last: dict | None, success: dict | None, newest: d
         lines.append(f"  window         {window_text(success['window_from'], success['window_to'])}")
         lines.append(f"  runs           {success['runs_fetched']} fetched, {success['runs_new']} new, "
                      f"{success['open_runs']} still open")
+        if success.get("budget") is not None:
+            ratio = success.get("budget_ratio")
+            lines.append(f"  requests       {success['requests']} spent, budget B {success['budget']}"
+                         f" (what changed), ratio {'n/a' if ratio is None else f'{ratio:.2f}'}")
         if success["warning"]:
             lines.append(f"  WARNING        {success['warning']}")
     lines.append(f"  newest run     {ago(newest, now)}")

@@ -17,6 +17,7 @@ def format_summary(result) -> str:
         f"  open runs  {result.open_runs:,} still open, {result.rechecks:,} re-check windows",
         f"  requests   {result.requests:,} ({result.retries:,} retries, "
         f"{result.rate_limited:,} rate limited)",
+        f"  spent on   {result.spend.text()}",
         f"  elapsed    {result.elapsed:.1f} s ({result.fetching:.1f} s fetching)",
     ]
     lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]

@@ -1,0 +1,83 @@
+"""What a sync spent of the rate limit, by purpose, against the budget of what changed.
+
+An incremental sync should cost what changed, not what exists. For new = runs that started
+since the last sync, open = runs open now, recent_errors = failed runs within the replay
+horizon and changed = watched runs whose status changed, the budget is
+
+    B = ceil(new / page) + ceil(open / page) + ceil(recent_errors / page) + changed
+
+The lookback (runs Zapier records late) and retries after faults are counted apart from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+# The purposes requests are spent on, in the order the summary shows them.
+PURPOSES = ("new", "lookback", "open", "errors", "rechecks")
+LABELS = {"new": "new runs", "lookback": "lookback", "open": "open listing",
+          "errors": "error listing", "rechecks": "re-checks of changed runs"}
+
+
+@dataclass
+class Budget:
+    """The counts B is made of, as this sync saw them."""
+
+    new: int = 0
+    open: int = 0
+    recent_errors: int = 0
+    changed: int = 0
+    page: int = 100
+
+    @property
+    def total(self) -> int:
+        pages = sum(math.ceil(n / self.page) for n in (self.new, self.open, self.recent_errors))
+        return pages + self.changed
+
+
+@dataclass
+class Spend:
+    """Requests by purpose; retries (a request sent again after a fault) apart."""
+
+    by_purpose: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PURPOSES, 0))
+    retries: int = 0
+    budget: Budget = field(default_factory=Budget)
+
+    @property
+    def in_budget(self) -> int:
+        """The requests B is meant to bound: everything but the lookback and retries."""
+        return sum(n for purpose, n in self.by_purpose.items() if purpose != "lookback")
+
+    @property
+    def ratio(self) -> float | None:
+        """Requests spent over B; None when B is 0 (nothing new, open or failed)."""
+        total = self.budget.total
+        return self.in_budget / total if total else None
+
+    @contextmanager
+    def on(self, purpose: str, stats) -> Iterator[None]:
+        """Count the client's requests made inside the block under `purpose`."""
+        requests, retries = stats.requests, stats.retries
+        try:
+            yield
+        finally:
+            again = stats.retries - retries
+            self.retries += again
+            self.by_purpose[purpose] += stats.requests - requests - again
+
+    def split_main(self, lookback_runs: int, new_runs: int, page: int) -> None:
+        """The main window is one listing from cursor - lookback: the pages the lookback's runs
+        fill count as lookback, the rest as new runs (all of it when nothing new came)."""
+        spent = self.by_purpose["new"]
+        lookback = spent if not new_runs else min(spent, math.ceil(lookback_runs / page))
+        self.by_purpose["new"], self.by_purpose["lookback"] = spent - lookback, lookback
+
+    def text(self) -> str:
+        """e.g. '12 = 3 new runs + 1 lookback + ... ; budget B 14, ratio 0.79'"""
+        parts = " + ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in PURPOSES)
+        ratio = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
+        return (f"{parts} + {self.retries:,} retries; budget B {self.budget.total:,}, "
+                f"ratio {ratio}")
