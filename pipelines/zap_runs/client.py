@@ -103,8 +103,9 @@ class ZapierClient:
         while True:
             with self._lock:  # one refresh at a time: a refresh token may rotate
                 token = self.tokens.current()
-            self.pacer.wait()
+            ticket = self.pacer.wait()
             self._count("requests")
+            response = None
             try:
                 # The query string built once here costs a third less than httpx's params=.
                 response = self._http.get(f"{url}?{query}",
@@ -113,7 +114,9 @@ class ZapierClient:
                 problem, wait = "timed out", None
             except httpx.TransportError as exc:
                 problem, wait = f"could not connect ({type(exc).__name__})", None
-            else:
+            finally:  # its X-RateLimit-* headers pace the requests after it (pacing.py)
+                self.pacer.answered(ticket, None if response is None else response.headers)
+            if response is not None:
                 status = response.status_code
                 if status == 200:
                     try:
