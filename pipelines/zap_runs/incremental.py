@@ -17,19 +17,22 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
 from .clock import iso, utcnow
-from .listings import ERROR, OPEN, list_statuses, unlisted_count
+from .listings import ERROR, OPEN, list_statuses, unlisted_changes
 from .paging import fetch_window
 from .prefetch import prefetched
 from .rechecks import plan_rechecks, recheck_changed, reread, zap_rates
 from .rows import RunKey, page_rows, parse_time
-from .watch import Anchors, Watched, forget_old_errors, load_watched
+from .watch import Anchors, Watched, forget_old_errors, forget_purged, load_watched
 from .window import gap_warnings, plan_window
 
 log = logging.getLogger(__name__)
 
+# Runs this close to the retention limit are about to be purged: no longer worth a request.
+PURGE_MARGIN = timedelta(hours=1)
 # Two count requests stand in for re-reading the unlisted runs only when that takes more.
 PROBE_COST = 2
 
@@ -92,8 +95,12 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
                 if start is not None and (newest is None or start > newest):
                     newest = start
     main.resolve(watched)
-    errors_since = min(to_date, newest or to_date) - horizon
+    server_now = min(to_date, newest or to_date)
+    errors_since = server_now - horizon
     forget_old_errors(watched, errors_since)
+    retention = gaps[1] if gaps else timedelta(days=settings.DEFAULT_RETENTION_DAYS)
+    purged_before = server_now - retention + PURGE_MARGIN
+    forget_purged(watched, purged_before)
     spend.split_main(lookback_runs, new_runs, page_limit)
     rates = zap_rates(seen_per_zap, region[0], to_date)
     targets: set[str] = set()
@@ -139,18 +146,21 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     # 5. Runs in statuses `statuses=` cannot name.
     unlisted = unseen("unlisted")
     if unlisted:
-        count = None
-        if len(plan_rechecks(unlisted, rates, page_limit)) > PROBE_COST:
-            span = (min(v.wide_from for v in unlisted.values()), region[0])
-            if span[0] < span[1]:
-                with spend.on("open", stats):
-                    count = unlisted_count(client, span)
-        if count != len(unlisted):
+        def worth_probing(runs: dict[str, Watched]) -> bool:
+            return len(plan_rechecks(runs, rates, page_limit)) > PROBE_COST
+
+        suspects = set(unlisted)
+        # Runs before purged_before are no longer watched: the count must not see them either.
+        span = (max(purged_before, min(v.wide_from for v in unlisted.values())), region[0])
+        if worth_probing(unlisted) and span[0] < span[1]:
+            with spend.on("open", stats):
+                suspects = unlisted_changes(client, unlisted, span, worth_probing)
+        if suspects:
             with spend.on("rechecks", stats):
-                yield from recheck_changed(client, set(unlisted), watched, rates, page_limit,
-                                           take, on_window, errors_since)
-            changed += sum(1 for k, v in unlisted.items()
-                           if k not in watched or watched[k].status != v.status)
+                yield from recheck_changed(client, suspects, watched, rates, page_limit, take,
+                                           on_window, errors_since)
+            changed += sum(1 for k in suspects
+                           if k not in watched or watched[k].status != unlisted[k].status)
 
     forget_old_errors(watched, errors_since)
     open_now = sum(1 for v in watched.values() if v.kind != "error")

@@ -7,7 +7,8 @@ to a status the contract does not list, or was purged), and only those are re-re
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from . import settings
 from .client import ZapierClient
@@ -49,3 +50,48 @@ def unlisted_count(client: ZapierClient, span: tuple[datetime, datetime]) -> int
     listed = client.get_runs({**window, "statuses": LISTED}).count
     return None if every is None or listed is None else every - listed
 
+
+
+def unlisted_changes(client: ZapierClient, runs: dict[str, Watched],
+                     span: tuple[datetime, datetime], worth_probing: Callable[[dict], bool]
+                     ) -> set[str]:
+    """The runs among `runs` (all seen in an unlisted status, triggered in `span`) that may have
+    changed, found by counting: a part of the span whose count of unlisted runs matches the
+    watched runs in it is clean; one that does not is halved and counted again, until a part is
+    cheaper to re-read than to count (`worth_probing` says no). One count of a half tells the
+    other half's too, so each halving costs one probe."""
+    count = unlisted_count(client, span)
+    if count is None:
+        return set(runs)
+    return _bisect(client, runs, span, count, worth_probing)
+
+
+def _bisect(client: ZapierClient, runs: dict[str, Watched], span: tuple[datetime, datetime],
+            count: int, worth_probing: Callable[[dict], bool]) -> set[str]:
+    if count == len(runs):
+        return set()
+    split = _clean_split(runs)
+    if split is None or not worth_probing(runs):
+        return set(runs)
+    left = {k: v for k, v in runs.items() if v.triggered_by() < split}
+    right = {k: v for k, v in runs.items() if k not in left}
+    left_count = unlisted_count(client, (span[0], split))
+    if left_count is None:
+        return set(runs)
+    return (_bisect(client, left, (span[0], split), left_count, worth_probing)
+            | _bisect(client, right, (split, span[1]), count - left_count, worth_probing))
+
+
+def _clean_split(runs: dict[str, Watched]) -> datetime | None:
+    """A time near the middle of the runs that no run's possible trigger times straddle."""
+    ordered = sorted(runs.values(), key=lambda v: v.triggered_by())
+    middle = len(ordered) // 2
+    for offset in range(len(ordered)):
+        for pos in (middle - offset, middle + offset):
+            if not 0 < pos < len(ordered):
+                continue
+            split = ordered[pos - 1].triggered_by() + timedelta(milliseconds=1)
+            if ordered[pos].triggered_by() >= split and all(
+                    v.triggered_by() < split or v.wide_from >= split for v in ordered):
+                return split
+    return None

@@ -55,13 +55,21 @@ class Watched:
         since = parse_time(raw[7]) if len(raw) > 7 else None
         return cls(int(raw[0]), *(parse_time(v) for v in raw[1:5]), int(raw[5]), status, since)
 
+    def triggered_by(self) -> datetime:
+        """The latest time the run can have been triggered: its start, when it is anchored at
+        it (a run starts no earlier than it is triggered), else the end of its window."""
+        if self.anchor_to - self.anchor_from <= _TICK:
+            return min(self.wide_to, self.anchor_to)
+        return self.wide_to
+
     def is_narrow(self) -> bool:
         return (self.anchor_from, self.anchor_to) != (self.wide_from, self.wide_to)
 
     def missed(self) -> bool:
         """Record a re-check that did not find the run; True once it should be forgotten."""
         if self.is_narrow():
-            self.anchor_from, self.anchor_to = self.wide_from, self.wide_to
+            self.anchor_from, self.anchor_to = self.wide_from, self.triggered_by()
+            self.wide_to = self.anchor_to
             return False
         self.misses += 1
         return self.misses >= settings.RECHECK_MISSES_BEFORE_DROP
@@ -83,6 +91,14 @@ def forget_old_errors(watched: dict[str, Watched], errors_since: datetime) -> No
     for run_id in [k for k, v in watched.items()
                    if v.kind == "error" and (v.since is None or v.since < errors_since)]:
         del watched[run_id]
+
+
+def forget_purged(watched: dict[str, Watched], purged_before: datetime) -> int:
+    """Runs triggered before `purged_before` are gone from Zapier (retention)."""
+    gone = [k for k, v in watched.items() if v.triggered_by() < purged_before]
+    for run_id in gone:
+        del watched[run_id]
+    return len(gone)
 
 
 class Anchors:
