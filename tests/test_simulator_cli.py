@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from pipelines.simulator import Faults, WorldConfig
-from pipelines.simulator.cli import build_parser, build_simulator, main
+from pipelines.simulator.cli import build_parser, build_simulator, main, world_config
 from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
+from pipelines.simulator.world import PROFILES
 
 SMALL = ["--port", "0", "--zaps", "3", "--days", "2", "--runs-per-day", "300", "--rate-limit", "0"]
 
@@ -73,6 +74,13 @@ def _unlisted(sim) -> None:
     assert sim.world.config.unlisted_settle_hours == 3
 
 
+def _delayed(sim) -> None:
+    runs = get(sim, limit=100000).json()[0]["data"]
+    delayed = [r for r in runs if r["status"] == "delayed"]
+    assert len(delayed) > 100, "about 200 runs wait on a Delay step"
+    assert sim.world.config.delayed_runs == 200 and sim.world.config.delay_max_days == 3
+
+
 def _refresh_ttl(sim) -> None:
     granted = httpx.post(sim.base_url + "/oauth/token/", data={
         "grant_type": "refresh_token", "refresh_token": sim.tokens.issue_refresh(),
@@ -125,6 +133,7 @@ CASES: dict[str, tuple[list[str], Callable]] = {
     "rate-limit": (["--rate-limit", "2", "--cooldown", "30"], _rate_limit),
     "retention": (["--retention-days", "1"], _retention),
     "unlisted": (["--unlisted-open-rate", "1", "--unlisted-settle-hours", "3"], _unlisted),
+    "delayed-runs": (["--delayed-runs", "200", "--delay-min-days", "1", "--delay-max-days", "3"], _delayed),
     "access-ttl": (["--access-ttl", "60"], _refresh_ttl),
     "slow": (["--slow-seconds", "0.2"], _slow),
     "timeout": (["--timeout-rate", "1", "--hang-seconds", "1"], _timeout),
@@ -144,9 +153,21 @@ def test_defaults_of_the_flags_are_the_library_defaults():
         default = field.default_factory() if field.default is dataclasses.MISSING \
             else field.default
         assert getattr(args, field.name) == default, field.name
-    flag_of = {"history_days": "days"}
+    assert args.profile == "default" and world_config(args) == WorldConfig()
+    flags = {o for action in build_parser()._actions for o in action.option_strings}
     for field in dataclasses.fields(WorldConfig):
-        assert getattr(args, flag_of.get(field.name, field.name)) == field.default, field.name
+        flag = "--days" if field.name == "history_days" else "--" + field.name.replace("_", "-")
+        assert flag in flags, f"WorldConfig.{field.name} has no flag"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_profile_flag_is_the_profile_and_flags_given_win(profile):
+    parse = build_parser().parse_args
+    assert world_config(parse(["--profile", profile])) == WorldConfig.profile(profile)
+    mine = world_config(parse(["--profile", profile, "--runs-per-day", "5", "--days", "3", "--seed", "2",
+                               "--delay-max-days", "9", "--late-replay-share", "0.3"]))
+    assert mine == WorldConfig.profile(profile, runs_per_day=5, history_days=3, seed=2,
+                                       delay_max_days=9, late_replay_share=0.3)
 
 
 @pytest.mark.parametrize("argv,named", [
@@ -162,6 +183,11 @@ def test_defaults_of_the_flags_are_the_library_defaults():
     (["--script", "500,abc"], "--script"),
     (["--script", "302"], "--script: expected 200 or error statuses"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--profile", "lazy"], "--profile: invalid choice: 'lazy'"),
+    (["--delayed-runs", "-5"], "--delayed-runs: must be at least 0"),
+    (["--delay-min-days", "0"], "--delay-min-days: must be above 0"),
+    (["--replay-share", "1.5"], "--replay-share: must be between 0 and 1"),
+    (["--late-replay-max-days", "0.5"], "--late-replay-max-days: must be at least 1"),
 ])
 def test_bad_flag_values_exit_2_with_one_line(capsys, argv, named):
     with pytest.raises(SystemExit) as exit_:
@@ -172,6 +198,18 @@ def test_bad_flag_values_exit_2_with_one_line(capsys, argv, named):
     assert err.startswith("python -m pipelines.simulator: error: argument " if argv[0] != "--no-such-flag"
                           else "python -m pipelines.simulator: error: ")
     assert named in err and err.rstrip().endswith("(see --help)")
+
+
+@pytest.mark.parametrize("argv,named", [
+    (["--delay-min-days", "40"], "--delay-max-days must be at least --delay-min-days, not 30.0"),
+    (["--profile", "replay-heavy", "--replay-share", "0.9"],
+     "--replay-share plus --late-replay-share must be at most 1, not 0.9 + 0.2"),
+])
+def test_flags_that_disagree_exit_2_with_one_line_naming_them(capsys, argv, named):
+    assert main([*argv, "--port", "0", "--days", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m pipelines.simulator: error: ") and named in err
 
 
 def test_readme_lists_every_flag():
@@ -191,7 +229,7 @@ def _lines(proc: subprocess.Popen) -> queue.Queue:
 def test_standalone_command_serves_the_flags_over_http():
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.simulator", *SMALL,
                              "--script", "503", "--retry-after-format", "http-date",
-                             "--unlisted-open-rate", "0.5"],
+                             "--unlisted-open-rate", "0.5", "--profile", "replay-heavy"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = _lines(proc)
@@ -202,6 +240,9 @@ def test_standalone_command_serves_the_flags_over_http():
         faults_line = next(line for line in iter(lambda: lines.get(timeout=10), None)
                            if "faults:" in line)
         assert "rate limit:    off" in faults_line and "script=[503]" in faults_line
+        account = lines.get(timeout=10)
+        assert account.startswith("  account:       profile replay-heavy; ") and \
+            "late_replay_share=0.2" in account and "history_days=2" in account, account
         headers = {"Authorization": f"Bearer {token}"}
         unavailable = httpx.get(base + "/v2/zap-runs", headers=headers, timeout=10)
         assert unavailable.status_code == 503 and "GMT" in unavailable.headers["Retry-After"]

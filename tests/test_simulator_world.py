@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import math
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from pipelines.simulator import World, WorldConfig
 from pipelines.simulator.clock import ManualClock
-from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
+from pipelines.simulator.content import hourly_factor
+from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES, Run
+from pipelines.simulator.world import PROFILES, Query
 
 from .conftest import small_world
 from .contract import STATUSES
@@ -135,3 +143,136 @@ def test_runs_triggered_since_the_last_look_are_visible_within_the_same_hour():
             if checked == 3:
                 break
     assert checked, "no step of the clock added runs without other changes"
+
+
+# --- account profiles (issue 12: benchmarks ask for a busy, a delay-heavy, a replay-heavy account)
+
+FIXED = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+# sha256 of World(WorldConfig(seed=7)) at 2026-11-02 10:30 UTC (see _fingerprint), made before the
+# profiles' knobs existed. A change that means to alter the default world updates it and says so.
+DEFAULT_WORLD_SHA256 = "06219e90777c74b7cb7f252cd2943c0250a095785688ff83b16af6a36bc76f1e"
+
+
+def _fingerprint(world: World) -> str:
+    """Every run's trigger time and exact API bytes, then every pending change."""
+    digest = hashlib.sha256()
+    for run in world.runs:
+        digest.update(run.occurred_at.isoformat().encode())
+        digest.update(run.encoded())
+    for at, _, run_id, change in sorted(world._changes):
+        digest.update(json.dumps([at, run_id, change.status, str(change.start_time),
+                                  str(change.end_time), change.steps]).encode())
+    return digest.hexdigest()
+
+
+def test_the_default_world_is_the_same_run_for_run():
+    """Tests elsewhere compare runs by seed: a knob at its default must draw no random number."""
+    assert WorldConfig.profile("default", seed=7) == WorldConfig(seed=7)
+    world = World(WorldConfig(seed=7), ManualClock(datetime(2026, 11, 2, 10, 30, tzinfo=UTC)))
+    assert (len(world.runs), len(world._changes)) == (28422, 97)
+    assert _fingerprint(world) == DEFAULT_WORLD_SHA256
+
+
+def test_a_profile_sets_only_its_knobs_and_overrides_win():
+    default = WorldConfig()
+    for name, knobs in PROFILES.items():
+        config = WorldConfig.profile(name)
+        changed = {f.name for f in dataclasses.fields(WorldConfig)
+                   if getattr(config, f.name) != getattr(default, f.name)}
+        assert changed <= set(knobs), name
+    assert WorldConfig.profile("busy").runs_per_day == 100_000
+    mine = WorldConfig.profile("delay-heavy", seed=3, history_days=31, delayed_runs=10)
+    assert (mine.seed, mine.history_days, mine.delayed_runs, mine.delay_max_days) == (3, 31, 10, 30)
+    with pytest.raises(ValueError, match="unknown profile 'lazy': pick one of default, busy"):
+        WorldConfig.profile("lazy")
+
+
+@pytest.mark.parametrize("knobs,message", [
+    ({"delayed_runs": -1}, "delayed_runs must be 0 or more, not -1"),
+    ({"delay_min_days": 0}, "delay_min_days must be above 0"),
+    ({"delay_min_days": 5, "delay_max_days": 2}, "delay_max_days must be at least delay_min_days"),
+    ({"delay_max_days": math.inf}, "delay_max_days must be at least delay_min_days, not inf"),
+    ({"replay_share": 1.5}, "replay_share must be between 0 and 1, not 1.5"),
+    ({"late_replay_share": math.nan}, "late_replay_share must be between 0 and 1"),
+    ({"replay_share": 0.6, "late_replay_share": 0.6},
+     "replay_share plus late_replay_share must be at most 1"),
+    ({"late_replay_max_days": 0.5}, "late_replay_max_days must be at least 1"),
+])
+def test_the_profiles_knobs_refuse_bad_values(knobs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        WorldConfig(**knobs)
+
+
+def test_busy_profile_makes_100000_runs_a_day():
+    """Six hours of history, scaled by the daily rhythm the hours have (a day takes ~10 s)."""
+    clock = ManualClock(FIXED)
+    world = World(WorldConfig.profile("busy", history_days=0.25), clock)
+    runs = world.visible(Query(FIXED - timedelta(hours=6), FIXED))
+    expected = sum(hourly_factor(h) for h in range(4, 10)) / 24 * 100_000
+    assert 0.9 * expected <= len(runs) <= 1.1 * expected, (len(runs), expected)
+    assert abs(sum(hourly_factor(h) for h in range(24)) / 24 - 1) < 0.01  # so about 100,000 a day
+
+
+def test_delay_heavy_profile_holds_about_5000_runs_for_1_to_30_days_and_settles_some_each_hour():
+    clock = ManualClock(FIXED)
+    world = World(WorldConfig.profile("delay-heavy", runs_per_day=100, history_days=31), clock)
+    step_count = {z.id: z.step_count for z in world.zaps}
+    delay_step = {z.id: z.delay_step for z in world.zaps}
+
+    def delayed() -> dict[str, Run]:
+        world.advance_to_clock()
+        return {r.id: r for r in world.visible(Query(None, None)) if r.status == "delayed"}
+
+    waiting = delayed()
+    assert 4000 <= len(waiting) <= 6000, "the world starts in the steady state"
+    for run in waiting.values():
+        held = delay_step[run.zap_id]
+        assert [s["status"] for s in run.steps] == ["success"] * (held + 1) + \
+            ["filtered"] * (step_count[run.zap_id] - held - 1)
+        assert all(s["start_time"] is None for s in run.steps[held + 1:]) and run.end_time is None
+    ages = sorted(FIXED - run.occurred_at for run in waiting.values())
+    assert ages[0] < timedelta(hours=1) and timedelta(days=27) < ages[-1] <= timedelta(days=30)
+    waits = [r.end_time - r.start_time for r in world.runs
+             if r.status in ("success", "error") and r.end_time - r.start_time >= timedelta(days=1)]
+    assert len(waits) > 3000 and min(waits) < timedelta(days=1.2) and max(waits) > timedelta(days=27)
+    assert max(waits) <= timedelta(days=30, hours=12)  # 30 days, then perhaps a replay by hand
+
+    settled_each_hour = []
+    for _ in range(6):
+        clock.advance(timedelta(hours=1))
+        still = delayed()
+        settled = [run for run_id, run in waiting.items() if run_id not in still]
+        for run in settled:
+            assert run.status in ("success", "error") and run.end_time is not None
+            assert len(run.steps) > delay_step[run.zap_id] + 1, "the steps after the Delay ran"
+        settled_each_hour.append(len(settled))
+        waiting = still
+    # ~5,000 / (15.5 days * 24 h) = 13 an hour
+    assert all(n >= 3 for n in settled_each_hour) and 40 <= sum(settled_each_hour) <= 130, \
+        settled_each_hour
+    assert 4000 <= len(waiting) <= 6000
+
+
+def test_replay_heavy_profile_replays_failed_runs_within_hours_and_days_later():
+    """Runs seen failing in the first 12 hours, watched for four days in steps of three hours:
+    how long after its failure each became a success (its end_time moves to the replay)."""
+    clock = ManualClock(FIXED)
+    world = World(WorldConfig.profile("replay-heavy", seed=1, zaps=10, runs_per_day=4000,
+                                      history_days=1), clock)
+    failed: dict[str, datetime] = {}
+    replayed_after: dict[str, timedelta] = {}
+    for step in range(32):
+        world.advance_to_clock()
+        for run in world.visible(Query(FIXED - timedelta(days=1), None)):
+            if run.status == "error" and step < 4:
+                failed.setdefault(run.id, run.end_time)
+            elif run.status == "success" and run.id in failed:
+                replayed_after.setdefault(run.id, run.end_time - failed[run.id])
+        clock.advance(timedelta(hours=3))
+    quick = [d for d in replayed_after.values() if d <= timedelta(hours=12)]
+    late = [d for d in replayed_after.values() if d > timedelta(hours=12)]
+    assert len(failed) > 150
+    assert 0.02 <= len(quick) / len(failed) <= 0.15, (len(quick), len(failed))  # within hours
+    assert 0.12 <= len(late) / len(failed) <= 0.3, (len(late), len(failed))  # days later
+    assert min(late) > timedelta(hours=23) and max(late) <= timedelta(days=3)
+    assert sum(d > timedelta(days=2) for d in late) > 5, "spread over the days"

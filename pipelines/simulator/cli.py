@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -13,7 +14,7 @@ from typing import NoReturn
 
 from .faults import Faults
 from .server import Simulator
-from .world import World, WorldConfig
+from .world import PROFILES, World, WorldConfig
 
 PROG = "python -m pipelines.simulator"
 
@@ -66,24 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_number(int, 0, 65535), default=8787,
                         help="port (default 8787; 0 picks one)")
-    world = parser.add_argument_group("the simulated account")
-    world.add_argument("--seed", type=int, default=7, help="world seed (default 7)")
-    world.add_argument("--zaps", type=_number(int, 1), default=25, metavar="N",
-                       help="number of zaps (default 25)")
-    world.add_argument("--runs-per-day", type=_number(float, 0.0), default=800.0, metavar="N",
-                       help="runs a day across all zaps (default 800)")
-    world.add_argument("--days", type=_number(float, 0.0), default=35.0, metavar="DAYS",
+    world = parser.add_argument_group(
+        "the simulated account", "A --profile names an account; a flag given wins over its value.")
+    world.add_argument("--profile", choices=list(PROFILES), default="default",
+                       help="busy: 100,000 runs a day (pair with a few --days); delay-heavy: about "
+                            "5,000 runs held by 1-30 day Delays; replay-heavy: failed runs replayed "
+                            "within hours and days later (default: default)")
+    # The account's flags default to None, "not given", so that a --profile's values stand.
+    world.add_argument("--seed", type=int, help="world seed (default 7)")
+    world.add_argument("--zaps", type=_number(int, 1), metavar="N", help="number of zaps (default 25)")
+    world.add_argument("--runs-per-day", type=_number(float, 0.0), metavar="N",
+                       help="runs a day across all zaps (default 800; busy: 100000)")
+    world.add_argument("--days", type=_number(float, 0.0), metavar="DAYS",
                        help="days of history (default 35)")
-    world.add_argument("--retention-days", type=_number(float, 0.0, above=True), default=60.0,
-                       metavar="DAYS",
+    world.add_argument("--retention-days", type=_number(float, 0.0, above=True), metavar="DAYS",
                        help="runs older than this many days are purged, as Zapier does (default 60)")
-    world.add_argument("--replay-max-hours", type=_number(float, 0.0), default=12.0, metavar="HOURS",
+    world.add_argument("--replay-max-hours", type=_number(float, 0.0), metavar="HOURS",
                        help="failed runs replayed by hand within this many hours; 0: never (default 12)")
-    world.add_argument("--unlisted-open-rate", type=RATE, default=0.0, metavar="RATE",
+    world.add_argument("--replay-share", type=RATE, metavar="RATE",
+                       help="share of failed runs replayed by hand within --replay-max-hours "
+                            "(default 0.2; replay-heavy: 0.1)")
+    world.add_argument("--late-replay-share", type=RATE, metavar="RATE",
+                       help="share of failed runs replayed by hand 1 to --late-replay-max-days days "
+                            "after they failed (default 0; replay-heavy: 0.2)")
+    world.add_argument("--late-replay-max-days", type=_number(float, 1.0), metavar="DAYS",
+                       help="latest such a replay comes (default 3)")
+    world.add_argument("--delayed-runs", type=_number(int, 0), metavar="N",
+                       help="about this many runs held by a long Delay step at any time, on top of "
+                            "--runs-per-day (default 0; delay-heavy: 5000)")
+    world.add_argument("--delay-min-days", type=_number(float, 0.0, above=True), metavar="DAYS",
+                       help="shortest of those Delays (default 1)")
+    world.add_argument("--delay-max-days", type=_number(float, 0.0, above=True), metavar="DAYS",
+                       help="longest of those Delays (default 30)")
+    world.add_argument("--unlisted-open-rate", type=RATE, metavar="RATE",
                        help="share of runs that first show a status the contract does not list "
                             "(queued, waiting), then settle as success or error (default 0)")
-    world.add_argument("--unlisted-settle-hours", type=_number(float, 0.0, above=True), default=6.0,
-                       metavar="HOURS",
+    world.add_argument("--unlisted-settle-hours", type=_number(float, 0.0, above=True), metavar="HOURS",
                        help="those runs settle within this many hours (default 6)")
     limits = parser.add_argument_group("rate limiting and tokens")
     limits.add_argument("--rate-limit", type=_number(int, 0), default=60, metavar="N",
@@ -134,12 +153,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag(field: str) -> str:
+    """The flag of a WorldConfig field: its name with dashes (history_days is --days)."""
+    return "--days" if field == "history_days" else "--" + field.replace("_", "-")
+
+
+def world_config(args: argparse.Namespace) -> WorldConfig:
+    """The account the flags describe: the --profile's knobs, then every account flag given."""
+    given = {}
+    for field in dataclasses.fields(WorldConfig):
+        value = getattr(args, _flag(field.name)[2:].replace("-", "_"))
+        if value is not None:
+            given[field.name] = value
+    return WorldConfig.profile(args.profile, **given)
+
+
+def _in_flags(message: str) -> str:
+    """A WorldConfig error, its knobs named as the flags that set them."""
+    for field in dataclasses.fields(WorldConfig):
+        if "_" in field.name:
+            message = re.sub(rf"\b{field.name}\b", _flag(field.name), message)
+    return message
+
+
+def _knobs(config: WorldConfig) -> str:
+    default = WorldConfig()
+    changed = [f"{f.name}={getattr(config, f.name):g}" for f in dataclasses.fields(WorldConfig)
+               if getattr(config, f.name) != getattr(default, f.name)]
+    return ", ".join(changed) or "every knob at its default"
+
+
 def build_simulator(args: argparse.Namespace) -> Simulator:
     """The (not yet started) simulator the parsed flags describe."""
-    world = World(WorldConfig(
-        seed=args.seed, zaps=args.zaps, runs_per_day=args.runs_per_day, history_days=args.days,
-        retention_days=args.retention_days, replay_max_hours=args.replay_max_hours,
-        unlisted_open_rate=args.unlisted_open_rate, unlisted_settle_hours=args.unlisted_settle_hours))
+    world = World(world_config(args))
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
     faults.script = list(args.script)  # the server pops from it; args keep theirs
     ttl = timedelta(seconds=args.access_ttl) if args.access_ttl else None
@@ -162,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
               "pick another --port", file=sys.stderr)
         return 2
+    except ValueError as exc:  # knobs valid alone but not together (--delay-min-days > max)
+        print(f"{PROG}: error: {_in_flags(str(exc))} (see --help)", file=sys.stderr)
+        return 2
     world = sim.world
     refresh = sim.tokens.issue_refresh()
     # The first two lines are read by scripts (benchmarks, tests): URL, then the access token.
@@ -171,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  refresh token: {refresh} (client_id {sim.tokens.client_id}, "
           f"client_secret {sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/)")
     print(f"  rate limit:    {f'{args.rate_limit}/minute' if args.rate_limit else 'off'}; "
-          f"faults: {_faults_on(sim.faults)}; unlisted_open_rate={args.unlisted_open_rate:g}")
+          f"faults: {_faults_on(sim.faults)}; unlisted_open_rate={world.config.unlisted_open_rate:g}")
+    print(f"  account:       profile {args.profile}; {_knobs(world.config)}")
     print(f"  try: curl -H 'Authorization: Bearer {sim.token}' '{sim.base_url}/v2/zap-runs?limit=2'")
     print(f"  sync: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN={sim.token} "
           "python -m pipelines.zap_runs")

@@ -102,7 +102,9 @@ def _ms(when: datetime, rng: random.Random) -> datetime:
 
 def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
              replay_max_hours: float, unlisted_open_rate: float = 0.0,
-             unlisted_settle_hours: float = 6.0) -> tuple[Run, list[Change]]:
+             unlisted_settle_hours: float = 6.0, *, replay_share: float = 0.2,
+             late_replay_share: float = 0.0, late_replay_max_days: float = 3.0,
+             delay_hours: tuple[float, float] | None = None) -> tuple[Run, list[Change]]:
     """A run in its first visible state, and the changes it will go through later.
 
     A share `unlisted_open_rate` of runs first shows an open status the contract does not list
@@ -110,6 +112,15 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
     `unlisted_settle_hours` and all of it later: as error (steps up to a failing one) when the
     run was to fail, else as success (every step). At 0 no random number is drawn for it, so the
     default world is the same as before the knob existed.
+
+    A run that ends in `error` is replayed by hand (and then succeeds) with chance
+    `replay_share` within `replay_max_hours`, or with chance `late_replay_share` one to
+    `late_replay_max_days` days after it failed: changes far behind a sync's lookback. Both
+    come from the one number drawn for every failed run, so the late share draws nothing more.
+
+    `delay_hours` (low, high): the run is held by its zap's Delay step (the zap must have one)
+    for that many hours, shown `delayed`, then settles as success or error. None: the zap's
+    usual habits (half the runs of a zap with a Delay step wait hours to a month).
     """
     occurred_at = _ms(occurred_at, rng)
     n = zap.step_count
@@ -142,7 +153,16 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
 
     changes: list[Change] = []
     start: datetime | None = occurred_at
-    if unlisted_open_rate > 0 and rng.random() < unlisted_open_rate:
+    if delay_hours is not None:
+        # A long Delay ("follow up in two weeks"): open for days, then success or error.
+        if final != "error":
+            final, fail_at = ("error", fail_at) if final == "error_handled" else ("success", None)
+        if fail_at is not None:
+            fail_at = max(fail_at, zap.delay_step + 1)  # the step that fails ran after the Delay
+        first = _held_by_delay(zap, occurred_at, offsets)
+        changes.append(settled(occurred_at, final, fail_at,
+                               occurred_at + timedelta(hours=rng.uniform(*delay_hours))))
+    elif unlisted_open_rate > 0 and rng.random() < unlisted_open_rate:
         # An open state Zapier never documented: a client must not take it for final.
         first = Change(occurred_at, rng.choice(UNLISTED_OPEN_STATUSES), occurred_at, None,
                        [{"status": "success", "start_time": iso(occurred_at)}])
@@ -155,11 +175,7 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
         first = Change(occurred_at, "pending", None, None, None)
         changes.append(settled(start, final, fail_at, start))
     elif zap.delay_step is not None and final in ("success", "error") and rng.random() < 0.5:
-        # A Delay step holds the run; steps after it show `filtered` until it resumes.
-        held = [{"status": "success" if i <= zap.delay_step else "filtered",
-                 "start_time": iso(occurred_at + timedelta(seconds=offsets[i]))
-                 if i <= zap.delay_step else None} for i in range(n)]
-        first = Change(occurred_at, "delayed", occurred_at, None, held)
+        first = _held_by_delay(zap, occurred_at, offsets)
         roll = rng.random()  # most Delays are hours, some days, a few up to a month
         hours = rng.uniform(1, 24) if roll < 0.7 else rng.uniform(24, 168) if roll < 0.95 \
             else rng.uniform(168, 720)
@@ -193,11 +209,16 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
             first = settled(occurred_at, final, fail_at, occurred_at)
 
     last = changes[-1] if changes else first
-    if last.status == "error" and rng.random() < 0.2 and replay_max_hours > 0:
-        # A user replays the failed run by hand; it then succeeds.
-        at = last.at + timedelta(hours=rng.uniform(0.1, replay_max_hours))
-        changes.append(Change(at, "success", last.start_time, _ms(at, rng),
-                              _steps(last.start_time or occurred_at, n, None, "success", offsets)))
+    if last.status == "error":
+        # A user replays the failed run by hand, soon or days later; it then succeeds.
+        roll, at = rng.random(), None
+        if roll < replay_share and replay_max_hours > 0:
+            at = last.at + timedelta(hours=rng.uniform(0.1, replay_max_hours))
+        elif late_replay_share > 0 and replay_share <= roll < replay_share + late_replay_share:
+            at = last.at + timedelta(days=rng.uniform(1.0, late_replay_max_days))
+        if at is not None:
+            changes.append(Change(at, "success", last.start_time, _ms(at, rng),
+                                  _steps(last.start_time or occurred_at, n, None, "success", offsets)))
 
     run = Run(
         id=_uuid(rng), zap_id=zap.id, zap_title=zap.title, occurred_at=occurred_at,
@@ -205,6 +226,14 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
         steps=first.steps, data_in=make_data(rng, index), data_out=make_data(rng, index + 1),
     )
     return run, changes
+
+
+def _held_by_delay(zap: Zap, occurred_at: datetime, offsets: list[float]) -> Change:
+    """A Delay step holds the run; steps after it show `filtered` until it resumes."""
+    held = [{"status": "success" if i <= zap.delay_step else "filtered",
+             "start_time": iso(occurred_at + timedelta(seconds=offsets[i]))
+             if i <= zap.delay_step else None} for i in range(zap.step_count)]
+    return Change(occurred_at, "delayed", occurred_at, None, held)
 
 
 def _uuid(rng: random.Random) -> str:

@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import ManualClock, RealClock
-from .content import hourly_factor, make_zaps
+from .content import Zap, hourly_factor, make_zaps
 from .lifecycle import Change, Run, make_run
 
 
 @dataclass
 class WorldConfig:
-    """The size and habits of the simulated account."""
+    """The size and habits of the simulated account.
+
+    Every knob's default is the world as it always was: for one seed the default world is the
+    same run for run, because a knob at its default draws no random number of its own.
+    """
 
     seed: int = 7
     zaps: int = 25
@@ -30,13 +34,58 @@ class WorldConfig:
     # "waiting") and settle as success or error within `unlisted_settle_hours`; 0: none.
     unlisted_open_rate: float = 0.0
     unlisted_settle_hours: float = 6.0
+    # About this many runs held by a long Delay step at any time (steady state, on top of
+    # runs_per_day): ~delayed_runs / (mean delay in hours) an hour enter `delayed` and as many
+    # settle; each waits between delay_min_days and delay_max_days. 0: none.
+    delayed_runs: int = 0
+    delay_min_days: float = 1.0
+    delay_max_days: float = 30.0
+    # Shares (0..1) of runs ending in `error` that a user replays by hand (success after):
+    # within replay_max_hours, or one to late_replay_max_days days after the failure.
+    replay_share: float = 0.2
+    late_replay_share: float = 0.0
+    late_replay_max_days: float = 3.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.unlisted_open_rate <= 1.0:
-            raise ValueError(f"unlisted_open_rate must be between 0 and 1, not {self.unlisted_open_rate}")
-        for name in ("retention_days", "unlisted_settle_hours"):
+        for name in ("unlisted_open_rate", "replay_share", "late_replay_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {value}")
+        for name in ("retention_days", "unlisted_settle_hours", "delay_min_days", "delay_max_days"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be above 0, not {getattr(self, name)}")
+        if not (0 <= self.delayed_runs < math.inf):
+            raise ValueError(f"delayed_runs must be 0 or more, not {self.delayed_runs}")
+        if not self.delay_min_days <= self.delay_max_days < math.inf:
+            raise ValueError(f"delay_max_days must be at least delay_min_days, not {self.delay_max_days} "
+                             f"(delay_min_days is {self.delay_min_days})")
+        if self.replay_share + self.late_replay_share > 1.0:
+            raise ValueError(f"replay_share plus late_replay_share must be at most 1, not "
+                             f"{self.replay_share} + {self.late_replay_share}")
+        if not 1.0 <= self.late_replay_max_days < math.inf:
+            raise ValueError(f"late_replay_max_days must be at least 1 (late replays come a day or more "
+                             f"after the failure), not {self.late_replay_max_days}")
+
+    @classmethod
+    def profile(cls, name: str, **overrides: object) -> WorldConfig:
+        """The config of a named account (PROFILES), with `overrides` winning over its values."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}: pick one of {', '.join(PROFILES)}")
+        return cls(**{**PROFILES[name], **overrides})
+
+
+# Named accounts a person or a benchmark asks for (`--profile`, WorldConfig.profile): what each
+# sets; every other knob keeps its default.
+PROFILES: dict[str, dict[str, float]] = {
+    "default": {},
+    # 100,000 runs a day: pair it with a few days of history (about 30 s and 1 GB for 3 days).
+    "busy": {"runs_per_day": 100_000.0},
+    # About 5,000 runs waiting on Delay steps of 1 to 30 days, so ~13 settle every hour; with
+    # history_days >= delay_max_days the world starts in that steady state.
+    "delay-heavy": {"delayed_runs": 5_000, "delay_min_days": 1.0, "delay_max_days": 30.0},
+    # A tenth of failed runs replayed by hand within hours, a fifth one to three days later.
+    "replay-heavy": {"replay_share": 0.1, "late_replay_share": 0.2, "late_replay_max_days": 3.0},
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +113,7 @@ class World:
         self.started_at = now - timedelta(days=self.config.history_days)
         self.zaps = make_zaps(self._rng, self.config.zaps, self.config.runs_per_day,
                               self.started_at, now + timedelta(days=365))
+        self._delay_zaps = _long_delay_zaps(self.zaps) if self.config.delayed_runs > 0 else []
         self.runs: list[Run] = []
         self._keys: list[float] = []  # occurred_at as epoch seconds, parallel to runs
         self._by_id: dict[str, Run] = {}
@@ -105,15 +155,28 @@ class World:
                 self._cache.clear()
 
     def _generate_hour(self, hour: datetime) -> None:
-        rng = self._rng
+        rng, config = self._rng, self.config
         batch: list[tuple[Run, list[Change]]] = []
         factor = hourly_factor(hour.hour)
+        habits = {"replay_share": config.replay_share, "late_replay_share": config.late_replay_share,
+                  "late_replay_max_days": config.late_replay_max_days}
         for zap in self.zaps:
             for _ in range(_poisson(rng, zap.runs_per_hour * factor)):
                 when = hour + timedelta(seconds=rng.uniform(0, 3600))
                 batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
-                                      self.config.replay_max_hours, self.config.unlisted_open_rate,
-                                      self.config.unlisted_settle_hours))
+                                      config.replay_max_hours, config.unlisted_open_rate,
+                                      config.unlisted_settle_hours, **habits))
+        if self._delay_zaps:
+            # Little's law: delayed_runs in waiting = arrivals an hour * mean wait in hours. The
+            # arrivals keep no daily rhythm, so the count stays level and settles come hourly.
+            low, high = config.delay_min_days * 24.0, config.delay_max_days * 24.0
+            weights = [zap.runs_per_hour for zap in self._delay_zaps] if config.runs_per_day > 0 else None
+            for _ in range(_poisson(rng, config.delayed_runs / ((low + high) / 2.0))):
+                zap = rng.choices(self._delay_zaps, weights)[0]
+                when = hour + timedelta(seconds=rng.uniform(0, 3600))
+                batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
+                                      config.replay_max_hours, config.unlisted_open_rate,
+                                      config.unlisted_settle_hours, **habits, delay_hours=(low, high)))
         batch.sort(key=lambda item: item[0].occurred_at)
         for run, changes in batch:
             self.runs.append(run)
@@ -202,6 +265,21 @@ def _matches(run: Run, search: str) -> bool:
     text = " ".join([run.zap_title or "", json.dumps(run.data_in, ensure_ascii=False),
                      json.dumps(run.data_out, ensure_ascii=False)]).casefold()
     return all(word in text for word in search.casefold().split())
+
+
+def _long_delay_zaps(zaps: list[Zap]) -> list[Zap]:
+    """The zaps whose Delay steps hold the long-delayed runs: those with a Delay step, or else
+    the busiest zap with room for one (a trigger, the Delay, an action), which gets one."""
+    held = [zap for zap in zaps if zap.delay_step is not None]
+    if held:
+        return held
+    roomy = [zap for zap in zaps if zap.step_count >= 3]
+    if not roomy:
+        raise ValueError(f"delayed_runs needs a zap with 3 or more steps to hold a Delay step, and "
+                         f"the {len(zaps)} zaps of this seed have fewer: ask for more zaps or another seed")
+    busiest = max(roomy, key=lambda zap: zap.runs_per_hour)
+    busiest.delay_step = 1
+    return [busiest]
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
