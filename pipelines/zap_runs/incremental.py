@@ -88,7 +88,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             for key in keys:
                 seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
                 start = key.start_time
-                if cursor is not None and (start is None or start < cursor):
+                if cursor is not None and (start is None or start <= cursor):
                     lookback_runs += 1
                 else:
                     new_runs += 1
