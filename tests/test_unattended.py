@@ -67,6 +67,8 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
     assert main(["status"]) == 1  # nothing recorded yet
     assert "run a sync first" in capsys.readouterr().err
     assert main([]) == 0
+    spent_line = next(line for line in capsys.readouterr().out.splitlines() if "spent on" in line)
+    assert "new runs" in spent_line and "open listing" in spent_line and "ratio" in spent_line
     sim.faults.error_rate = 1.0
     os.environ["SOURCES__ZAP_RUNS__MAX_RETRIES"] = "1"
     try:
@@ -81,8 +83,30 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "last sync" in out and "failed" in out and "OK:" in out
+    assert "budget B" in out and "ratio" in out
     assert main(["status", "--max-age", "0"]) == 1
     assert "STALE" in capsys.readouterr().out
+
+
+def test_an_old_sync_log_gets_the_request_split_columns(make_simulator, env, tmp_path):
+    """A log made before requests were split keeps its rows and gains the new columns; each
+    sync's split adds up to its requests."""
+    from pipelines.zap_runs.synclog import DDL
+
+    with duckdb.connect(str(tmp_path / "u.duckdb")) as con:
+        con.execute("create schema zapier")
+        con.execute(DDL.format(table="zapier.zap_runs_sync_log"))
+        con.execute("insert into zapier.zap_runs_sync_log (sync_id, result) values ('old', 'success')")
+    env(make_simulator())
+    assert main([]) == 0 and main([]) == 0
+    with duckdb.connect(str(tmp_path / "u.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "select sync_id, requests, retries, requests_new + requests_lookback + requests_open + "
+            "requests_errors + requests_rechecks, budget, budget_ratio "
+            "from zapier.zap_runs_sync_log order by started_at nulls first").fetchall()
+    assert rows[0][0] == "old" and rows[0][4] is None
+    for _, requests, retries, split, budget, _ in rows[1:]:
+        assert split == requests - retries and budget >= 0
 
 
 def test_gap_warnings(make_simulator, past_clock, tmp_path, monkeypatch):
