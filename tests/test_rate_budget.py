@@ -51,13 +51,6 @@ def spent(sim, mark: int) -> dict[str, int]:
     return out
 
 
-def beyond_budget(cost: dict[str, int]) -> int:
-    """Requests B leaves out by design: the two-request counts of runs in statuses `statuses=`
-    cannot name (and their halvings), and the `statuses=error` windows of runs that failed
-    within the horizon but were triggered before it (after a long Delay)."""
-    return cost["probe"] + cost["late_errors"]
-
-
 def add_delayed(world, at, count: int, zaps: int = 10, settle_after: timedelta | None = None,
                 spread: timedelta = timedelta(days=2), status: str = "delayed",
                 first: int = 0) -> list[str]:
@@ -94,6 +87,7 @@ def test_open_runs_that_stay_open_cost_their_listing_pages_not_a_request_each(
     assert truth.open >= 500
     assert 5 <= cost["open"] <= math.ceil(truth.open / PAGE)
     assert cost["open"] == result.spend.by_purpose["open"]
+    assert cost["probe"] == result.spend.by_purpose["counts"]
     assert cost["rechecks"] <= truth.changed
     assert result.spend.in_budget <= truth.total
 
@@ -137,7 +131,7 @@ def test_a_quiet_account_costs_its_lookback_page_plus_the_listings(make_simulato
     assert spent(sim, mark) == {"main": 1, "open": 1, "errors": 1, "late_errors": 0,
                                 "rechecks": 0, "probe": 0}
     assert result.spend.by_purpose == {"new": 0, "lookback": 1, "open": 1, "errors": 1,
-                                       "rechecks": 0}
+                                       "rechecks": 0, "counts": 0, "late": 0}
     assert truth_budget(world, before, PAGE).total == 2 == result.spend.in_budget
 
 
@@ -221,7 +215,9 @@ def test_living_world_with_faults_stays_exact_within_budget(make_simulator, past
             mark = len(sim.zap_run_requests())
             result = run_sync(sim, pipeline)
             truth = truth_budget(world, before, PAGE)
-            spent_in_budget = result.spend.in_budget - beyond_budget(spent(sim, mark))
+            spent_in_budget = result.spend.in_budget
+            every = sum(result.spend.by_purpose.values()) + result.spend.retries
+            assert every == len(sim.zap_run_requests()) - mark, "every request is accounted for"
             if sync_number:  # the first after the backfill pins each unlisted run
                 ratios.append(round(spent_in_budget / truth.total, 2))
             retries += result.spend.retries

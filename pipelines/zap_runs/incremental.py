@@ -131,7 +131,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             if k not in progress.run_ids and k not in targets}
     if late:
         error_rates = error_rate_bounds(errors_seen, late, listed_span) if listed else {}
-        with spend.on("errors", stats):
+        with spend.on("late", stats):
             targets |= yield from reread(client, plan_rechecks(late, error_rates, page_limit),
                                          watched, page_limit, take, on_window, errors_since,
                                          statuses=ERROR)
@@ -153,7 +153,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # Runs before purged_before are no longer watched: the count must not see them either.
         span = (max(purged_before, min(v.wide_from for v in unlisted.values())), region[0])
         if worth_probing(unlisted) and span[0] < span[1]:
-            with spend.on("open", stats):
+            with spend.on("counts", stats):
                 suspects = unlisted_changes(client, unlisted, span, worth_probing)
         if suspects:
             with spend.on("rechecks", stats):

@@ -6,7 +6,10 @@ horizon and changed = watched runs whose status changed, the budget is
 
     B = ceil(new / page) + ceil(open / page) + ceil(recent_errors / page) + changed
 
-The lookback (runs Zapier records late) and retries after faults are counted apart from it.
+Counted apart from it: the lookback (runs Zapier records late), retries after faults, and what
+exactness costs where `statuses=` cannot list: the counts of runs in statuses the contract does
+not name, and the `statuses=error` windows of runs that failed within the horizon but were
+triggered before it (after a long Delay).
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # The purposes requests are spent on, in the order the summary shows them.
-PURPOSES = ("new", "lookback", "open", "errors", "rechecks")
-LABELS = {"new": "new runs", "lookback": "lookback", "open": "open listing",
-          "errors": "error listing", "rechecks": "re-checks of changed runs"}
+PURPOSES = ("new", "open", "errors", "rechecks", "lookback", "counts", "late")
+LABELS = {"new": "new runs", "open": "open listing", "errors": "error listing",
+          "rechecks": "re-checks of changed runs", "lookback": "lookback",
+          "counts": "unlisted-status counts", "late": "late failures"}
+# The purposes B bounds; the others are counted apart from it.
+IN_BUDGET = ("new", "open", "errors", "rechecks")
 
 
 @dataclass
@@ -48,8 +54,8 @@ class Spend:
 
     @property
     def in_budget(self) -> int:
-        """The requests B is meant to bound: everything but the lookback and retries."""
-        return sum(n for purpose, n in self.by_purpose.items() if purpose != "lookback")
+        """The requests B is meant to bound."""
+        return sum(self.by_purpose[purpose] for purpose in IN_BUDGET)
 
     @property
     def ratio(self) -> float | None:
@@ -76,8 +82,10 @@ class Spend:
         self.by_purpose["new"], self.by_purpose["lookback"] = spent - lookback, lookback
 
     def text(self) -> str:
-        """e.g. '12 = 3 new runs + 1 lookback + ... ; budget B 14, ratio 0.79'"""
-        parts = " + ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in PURPOSES)
+        """e.g. '3 new runs + 1 open listing + ...; apart: 1 lookback, ...; budget B 14, ratio 0.79'"""
+        inside = " + ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in IN_BUDGET)
+        apart = ", ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in PURPOSES
+                          if p not in IN_BUDGET)
         ratio = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
-        return (f"{parts} + {self.retries:,} retries; budget B {self.budget.total:,}, "
-                f"ratio {ratio}")
+        return (f"{inside}; apart: {apart}, {self.retries:,} retries; "
+                f"budget B {self.budget.total:,}, ratio {ratio}")
