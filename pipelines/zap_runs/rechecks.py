@@ -99,13 +99,14 @@ def recheck_changed(client: ZapierClient, targets: set[str], watched: dict[str, 
                     on_window: Callable[[], None], errors_since: datetime) -> Reread:
     """Rows of the watched runs in `targets`, re-read in their zap's narrow windows.
 
-    Runs a narrow re-check missed get their whole window in a second round, in this same sync;
-    a run missed RECHECK_MISSES_BEFORE_DROP times is forgotten (purged upstream). Returns the
-    targets not found.
+    Runs a narrow re-check missed get a wider window in another round, in this same sync (their
+    neighbours' span, then the window they were found in); a run missed in its widest window
+    RECHECK_MISSES_BEFORE_DROP times is forgotten (purged upstream). Returns the targets not
+    found.
     """
     todo = {run_id: watched[run_id] for run_id in targets if run_id in watched}
     lost: set[str] = set()
-    for round_ in (1, 2):
+    while todo:
         plans = plan_rechecks(todo, rates, page_limit)
         missing = yield from reread(client, plans, watched, page_limit, take, on_window,
                                     errors_since)
@@ -113,17 +114,16 @@ def recheck_changed(client: ZapierClient, targets: set[str], watched: dict[str, 
         for run_id in sorted(missing):
             if run_id not in watched:
                 continue
-            widened = watched[run_id].is_narrow()
-            if watched[run_id].missed():
+            run = watched[run_id]
+            where = (run.anchor_from, run.anchor_to)
+            if run.missed():
                 log.warning("watched run %s was not found in %d re-checks; it was probably "
                             "purged by Zapier and is no longer tracked", run_id,
                             settings.RECHECK_MISSES_BEFORE_DROP)
                 del watched[run_id]
                 lost.add(run_id)
-            elif widened and round_ == 1:
-                todo[run_id] = watched[run_id]
+            elif where != (run.anchor_from, run.anchor_to):
+                todo[run_id] = run  # a wider window to try, in this same sync
             else:
                 lost.add(run_id)
-        if not todo:
-            break
     return lost

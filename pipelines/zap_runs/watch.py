@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 class Watched:
     """A run to look at again: its zap, the status it was seen in, and where to find it.
 
-    `anchor` is the narrow window a re-check asks for; `wide` is the window the run was last
-    found in (the API lists by trigger time, which lies in it), used once a narrow re-check
-    fails. `since` is when a failed run failed (its end time): it is watched for replays until
-    the replay horizon passes that.
+    `anchor` is the narrow window a re-check asks for; `wide` is where the run's trigger time
+    lies (the API lists by trigger time), used once a narrow re-check fails: the span of its
+    listing neighbours when they agreed with its start, else the window it was found in, which
+    is then kept as `outer` for the case the neighbours misled. `since` is when a failed run
+    failed (its end time): it is watched for replays until the replay horizon passes that.
     """
 
     zap_id: int
@@ -36,6 +37,7 @@ class Watched:
     misses: int = 0
     status: str = ""  # "" in state written before statuses were kept: an unlisted status
     since: datetime | None = None
+    outer: tuple[datetime, datetime] | None = None
 
     @property
     def kind(self) -> str:
@@ -45,15 +47,18 @@ class Watched:
         return "open" if self.status in settings.OPEN_STATUSES else "unlisted"
 
     def dump(self) -> list:
-        return [self.zap_id, iso(self.anchor_from), iso(self.anchor_to), iso(self.wide_from),
-                iso(self.wide_to), self.misses, self.status,
-                iso(self.since) if self.since else None]
+        out = [self.zap_id, iso(self.anchor_from), iso(self.anchor_to), iso(self.wide_from),
+               iso(self.wide_to), self.misses, self.status,
+               iso(self.since) if self.since else None]
+        return out + [iso(self.outer[0]), iso(self.outer[1])] if self.outer else out
 
     @classmethod
     def load(cls, raw: list) -> Watched:
         status = str(raw[6]) if len(raw) > 6 else ""
         since = parse_time(raw[7]) if len(raw) > 7 else None
-        return cls(int(raw[0]), *(parse_time(v) for v in raw[1:5]), int(raw[5]), status, since)
+        outer = (parse_time(raw[8]), parse_time(raw[9])) if len(raw) > 9 else None
+        return cls(int(raw[0]), *(parse_time(v) for v in raw[1:5]), int(raw[5]), status, since,
+                   outer)
 
     def triggered_by(self) -> datetime:
         """The latest time the run can have been triggered: its start, when it is anchored at
@@ -70,6 +75,10 @@ class Watched:
         if self.is_narrow():
             self.anchor_from, self.anchor_to = self.wide_from, self.triggered_by()
             self.wide_to = self.anchor_to
+            return False
+        if self.outer is not None:
+            self.anchor_from, self.anchor_to = self.outer[0], min(self.outer[1], self.anchor_to)
+            self.wide_from, self.wide_to, self.outer = self.anchor_from, self.anchor_to, None
             return False
         self.misses += 1
         return self.misses >= settings.RECHECK_MISSES_BEFORE_DROP
@@ -161,8 +170,14 @@ class Anchors:
             watched[run_id] = Watched(zap_id, *anchor, *self.window, status=status, since=since)
         for run_id, pos in self._started:
             start, near = self._starts[pos], self._neighbours(pos)
-            if near is not None and run_id in watched and not (near[0] <= start <= near[1]):
-                watched[run_id].anchor_from, watched[run_id].anchor_to = near
+            if near is None or run_id not in watched:
+                continue
+            run = watched[run_id]
+            if not near[0] <= start <= near[1]:
+                run.anchor_from, run.anchor_to = near
+            elif near != self.window:
+                # Its start agrees with its neighbours': it was triggered among them.
+                run.outer, (run.wide_from, run.wide_to) = (run.wide_from, run.wide_to), near
         self._waiting.clear()
         self._started.clear()
 
