@@ -87,8 +87,9 @@ def test_open_runs_that_stay_open_cost_their_listing_pages_not_a_request_each(
     assert truth.open >= 500
     assert 5 <= cost["open"] <= math.ceil(truth.open / PAGE)
     assert cost["open"] == result.spend.by_purpose["open"]
-    assert cost["probe"] == result.spend.by_purpose["counts"]
-    assert cost["rechecks"] <= truth.changed
+    assert cost["probe"] <= result.spend.by_purpose["unlisted"]
+    assert result.spend.by_purpose["rechecks"] <= truth.changed
+    assert sum(result.spend.by_purpose.values()) == sum(cost.values())
     assert result.spend.in_budget <= truth.total
 
 
@@ -108,7 +109,7 @@ def test_a_changed_run_costs_at_most_one_request(make_simulator, past_clock, tmp
     result = run_sync(sim, pipeline)
     cost, truth = spent(sim, mark), truth_budget(world, before, PAGE)
     assert truth.changed >= 7
-    assert 1 <= cost["rechecks"] <= truth.changed
+    assert 1 <= result.spend.by_purpose["rechecks"] <= cost["rechecks"] <= truth.changed
     stored = warehouse_runs(pipeline)
     assert {stored[i]["status"] for i in settling_ids} == {"success"}
     assert result.spend.in_budget <= truth.total
@@ -131,7 +132,7 @@ def test_a_quiet_account_costs_its_lookback_page_plus_the_listings(make_simulato
     assert spent(sim, mark) == {"main": 1, "open": 1, "errors": 1, "late_errors": 0,
                                 "rechecks": 0, "probe": 0}
     assert result.spend.by_purpose == {"new": 0, "lookback": 1, "open": 1, "errors": 1,
-                                       "rechecks": 0, "counts": 0, "late": 0}
+                                       "rechecks": 0, "unlisted": 0, "late": 0}
     assert truth_budget(world, before, PAGE).total == 2 == result.spend.in_budget
 
 

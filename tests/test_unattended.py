@@ -102,7 +102,7 @@ def test_an_old_sync_log_gets_the_request_split_columns(make_simulator, env, tmp
     with duckdb.connect(str(tmp_path / "u.duckdb"), read_only=True) as con:
         rows = con.execute(
             "select sync_id, requests, retries, requests_new + requests_lookback + requests_open + "
-            "requests_errors + requests_rechecks + requests_counts + requests_late, budget, "
+            "requests_errors + requests_rechecks + requests_unlisted + requests_late, budget, "
             "budget_ratio "
             "from zapier.zap_runs_sync_log order by started_at nulls first").fetchall()
     assert rows[0][0] == "old" and rows[0][4] is None

@@ -95,6 +95,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
                 if start is not None and (newest is None or start > newest):
                     newest = start
     main.resolve(watched)
+    in_window = set(progress.run_ids)
     server_now = min(to_date, newest or to_date)
     errors_since = server_now - horizon
     forget_old_errors(watched, errors_since)
@@ -144,7 +145,8 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
                                    errors_since)
 
     # 5. Runs in statuses `statuses=` cannot name.
-    unlisted = unseen("unlisted")
+    # Every watched unlisted run outside the window counts, also those a re-check just read.
+    unlisted = {k: v for k, v in watched.items() if v.kind == "unlisted" and k not in in_window}
     if unlisted:
         def worth_probing(runs: dict[str, Watched]) -> bool:
             return len(plan_rechecks(runs, rates, page_limit)) > PROBE_COST
@@ -153,10 +155,12 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # Runs before purged_before are no longer watched: the count must not see them either.
         span = (max(purged_before, min(v.wide_from for v in unlisted.values())), region[0])
         if worth_probing(unlisted) and span[0] < span[1]:
-            with spend.on("counts", stats):
+            with spend.on("unlisted", stats):
                 suspects = unlisted_changes(client, unlisted, span, worth_probing)
+        suspects -= progress.run_ids
         if suspects:
-            with spend.on("rechecks", stats):
+            # Counted apart from B: runs `statuses=` cannot list cost what finding them costs.
+            with spend.on("unlisted", stats):
                 yield from recheck_changed(client, suspects, watched, rates, page_limit, take,
                                            on_window, errors_since)
             changed += sum(1 for k in suspects

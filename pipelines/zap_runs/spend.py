@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 # The purposes requests are spent on, in the order the summary shows them.
-PURPOSES = ("new", "open", "errors", "rechecks", "lookback", "counts", "late")
+PURPOSES = ("new", "open", "errors", "rechecks", "lookback", "unlisted", "late")
 LABELS = {"new": "new runs", "open": "open listing", "errors": "error listing",
           "rechecks": "re-checks of changed runs", "lookback": "lookback",
-          "counts": "unlisted-status counts", "late": "late failures"}
+          "unlisted": "unlisted-status checks", "late": "late failures"}
 # The purposes B bounds; the others are counted apart from it.
 IN_BUDGET = ("new", "open", "errors", "rechecks")
 

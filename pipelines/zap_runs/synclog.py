@@ -25,7 +25,7 @@ DDL = (
 # Added later: a log made by an older version gets them (ALTER TABLE) before its next row.
 SPEND_COLUMNS = {"requests_new": "bigint", "requests_open": "bigint", "requests_errors": "bigint",
                  "requests_rechecks": "bigint", "requests_lookback": "bigint",
-                 "requests_counts": "bigint", "requests_late": "bigint", "budget": "bigint",
+                 "requests_unlisted": "bigint", "requests_late": "bigint", "budget": "bigint",
                  "budget_ratio": "double precision"}
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
            "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
@@ -57,7 +57,7 @@ class Outcome:
     requests_open: int | None = None
     requests_errors: int | None = None
     requests_rechecks: int | None = None
-    requests_counts: int | None = None
+    requests_unlisted: int | None = None
     requests_late: int | None = None
     budget: int | None = None
     budget_ratio: float | None = None

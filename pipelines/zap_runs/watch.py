@@ -175,8 +175,8 @@ class Anchors:
             run = watched[run_id]
             if not near[0] <= start <= near[1]:
                 run.anchor_from, run.anchor_to = near
-            elif near != self.window:
-                # Its start agrees with its neighbours': it was triggered among them.
+            if near != self.window:
+                # It was triggered among its neighbours (whatever its start says).
                 run.outer, (run.wide_from, run.wide_to) = (run.wide_from, run.wide_to), near
         self._waiting.clear()
         self._started.clear()
