@@ -111,3 +111,25 @@ def test_look_ahead_changes_timing_never_results(make_simulator, past_clock, rat
         assert spent > len(default)  # some guesses fell on short pages: dropped, re-requested
     else:
         assert spent == len(default)
+
+
+@pytest.mark.parametrize("lookahead", [False, None], ids=["sequential", "look-ahead"])
+def test_a_capped_window_stops_after_its_first_page_when_it_needs_more(make_simulator,
+                                                                      past_clock, lookahead):
+    """A re-check window shared by k runs may cost k pages, no more: when the first page's
+    count says it needs more, paging stops there (and spends no guess on the next page)."""
+    from pipelines.zap_runs.paging import PageCap
+
+    world = small_world(seed=36, clock=past_clock)
+    sim = make_simulator(world)
+    total = len(world.truth())
+    needed = math.ceil(total / 50)
+    for pages, cut in ((needed - 1, True), (needed, False)):
+        client = ZapierClient(sim.base_url, sim.token, requests_per_minute=None, backoff_base=0)
+        cap = PageCap(pages)
+        runs = [run.id for page, _ in fetch_window(client, {}, page_limit=50,
+                                                   lookahead=lookahead, cap=cap) for run in page]
+        assert cap.cut is cut
+        assert len(runs) == (50 if cut else total)
+        assert client.stats.requests == (1 if cut else needed)
+        client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from .apirun import ApiRun
 from .client import ZapierClient, describe
@@ -15,8 +16,18 @@ log = logging.getLogger(__name__)
 MAX_PASSES = 3
 
 
+@dataclass
+class PageCap:
+    """At most `pages` pages for a window: when its first page's count says it needs more,
+    paging stops there and `cut` says so (the caller reads what it wanted some other way)."""
+
+    pages: int
+    cut: bool = False
+
+
 def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int,
-                 lookahead: bool | None = None) -> Iterator[tuple[list[ApiRun], str]]:
+                 lookahead: bool | None = None, cap: PageCap | None = None
+                 ) -> Iterator[tuple[list[ApiRun], str]]:
     """Every run in the window, page by page, with the request that fetched it.
 
     The offset moves by what the server actually returned (it may cap `limit` silently or
@@ -48,7 +59,10 @@ def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int,
                 if not page.data:
                     break
                 served = len(page.data)
-                if ahead and _more(page, count, offset + served):
+                if cap is not None and offset == 0 and count is not None \
+                        and -(-count // max(served, 1)) > cap.pages:
+                    cap.cut = True
+                if ahead and not (cap and cap.cut) and _more(page, count, offset + served):
                     # The next page for sure, and the one after it if pages stay this full.
                     for guess in (offset + served, offset + 2 * served):
                         if _more(page, count, guess):
@@ -58,12 +72,12 @@ def fetch_window(client: ZapierClient, filters: dict[str, str], page_limit: int,
                 if fresh:
                     yield fresh, describe(params)
                 offset += served
-                if not _more(page, count, offset):
+                if cap is not None and cap.cut or not _more(page, count, offset):
                     break
             if ahead:
                 ahead.drop()
             # A count that moved while paging means runs shifted between offsets: page again.
-            if count is None or (len(seen) >= count and len(counts) <= 1):
+            if cap is not None and cap.cut or count is None or (len(seen) >= count and len(counts) <= 1):
                 return
             if attempt < MAX_PASSES:
                 log.warning("%s: the API's count moved (%s) or fell short of the %d runs seen; "

@@ -11,7 +11,7 @@ from . import settings
 from .apirun import ApiRun
 from .client import ZapierClient
 from .clock import iso
-from .paging import fetch_window
+from .paging import PageCap, fetch_window
 from .rows import RunKey
 from .watch import Anchors, Watched
 
@@ -78,7 +78,9 @@ def reread(client: ZapierClient, plans: list[Recheck], watched: dict[str, Watche
     """Rows of each plan's window (of one zap, `statuses=` if given); returns the planned runs
     the windows did not list. `on_window` is called as each window starts."""
     missing: set[str] = set()
-    for plan in plans:
+    todo = list(plans)
+    while todo:
+        plan = todo.pop(0)
         on_window()
         window = {"zap_id": str(plan.zap_id), "from_date": iso(plan.from_date),
                   "to_date": iso(plan.to_date)}
@@ -86,10 +88,18 @@ def reread(client: ZapierClient, plans: list[Recheck], watched: dict[str, Watche
             window["statuses"] = statuses
         found: set[str] = set()
         anchors = Anchors((plan.from_date, plan.to_date), errors_since, neighbours=not statuses)
-        for runs, request in fetch_window(client, window, page_limit):
+        # A window shared by several runs must not cost more pages than a request each.
+        cap = PageCap(len(plan.run_ids)) if len(plan.run_ids) > 1 else None
+        for runs, request in fetch_window(client, window, page_limit, cap=cap):
             found.update(run.id for run in runs)
             yield take(runs, request, anchors)[0]
         anchors.resolve(watched)
+        if cap is not None and cap.cut:
+            log.debug("%s holds more runs than its %d re-checks are worth: one by one instead",
+                      window, len(plan.run_ids))
+            todo[:0] = [Recheck(plan.zap_id, watched[k].anchor_from, watched[k].anchor_to, [k])
+                        for k in plan.run_ids if k not in found and k in watched]
+            continue
         missing.update(run_id for run_id in plan.run_ids if run_id not in found)
     return missing
 
