@@ -40,7 +40,8 @@ def plan_rechecks(runs: dict[str, Watched], runs_per_second: dict[int, float],
 
     Per zap, runs merge into one window while the zap's observed rate (of the runs the request
     will list) says the window still fits in about half a page, so the cost stays at most one
-    request per run and usually far less. Close neighbours always merge.
+    request per run and usually far less. Where the rate is unknown, close neighbours merge
+    (a window that turns out fuller is cut short by `reread`).
     """
     by_zap: dict[int, list[tuple[str, Watched]]] = {}
     for run_id, run in runs.items():
@@ -55,9 +56,10 @@ def plan_rechecks(runs: dict[str, Watched], runs_per_second: dict[int, float],
         zap_runs.sort(key=lambda item: item[1].anchor_from)
         current: Recheck | None = None
         for run_id, run in zap_runs:
-            if current is not None and (
-                    run.anchor_from <= current.to_date + close
-                    or max(current.to_date, run.anchor_to) - current.from_date <= budget):
+            fits = max(current.to_date, run.anchor_to) - current.from_date <= budget \
+                if current is not None and rate else \
+                current is not None and run.anchor_from <= current.to_date + close
+            if fits:
                 current.to_date = max(current.to_date, run.anchor_to)
                 current.run_ids.append(run_id)
             else:

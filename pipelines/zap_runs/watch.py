@@ -67,6 +67,12 @@ class Watched:
             return min(self.wide_to, self.anchor_to)
         return self.wide_to
 
+    def surely_triggered_by(self) -> datetime:
+        """triggered_by, not trusting the neighbours: the end of the window it was found in."""
+        if self.anchor_to - self.anchor_from <= _TICK or self.outer is None:
+            return self.triggered_by()
+        return self.outer[1]
+
     def is_narrow(self) -> bool:
         return (self.anchor_from, self.anchor_to) != (self.wide_from, self.wide_to)
 
@@ -77,7 +83,10 @@ class Watched:
             self.wide_to = self.anchor_to
             return False
         if self.outer is not None:
-            self.anchor_from, self.anchor_to = self.outer[0], min(self.outer[1], self.anchor_to)
+            end = self.outer[1]
+            if self.anchor_to - self.anchor_from <= _TICK:  # anchored at its start
+                end = min(end, self.anchor_to)
+            self.anchor_from, self.anchor_to = self.outer[0], end
             self.wide_from, self.wide_to, self.outer = self.anchor_from, self.anchor_to, None
             return False
         self.misses += 1
@@ -104,7 +113,7 @@ def forget_old_errors(watched: dict[str, Watched], errors_since: datetime) -> No
 
 def forget_purged(watched: dict[str, Watched], purged_before: datetime) -> int:
     """Runs triggered before `purged_before` are gone from Zapier (retention)."""
-    gone = [k for k, v in watched.items() if v.triggered_by() < purged_before]
+    gone = [k for k, v in watched.items() if v.surely_triggered_by() < purged_before]
     for run_id in gone:
         del watched[run_id]
     return len(gone)
@@ -116,8 +125,9 @@ class Anchors:
     A started run is anchored at its start time. A run not started yet has no time of its
     own, but the API lists runs by time: in an unfiltered listing its nearest neighbours bound
     it. If the listing was not ordered the narrow re-check misses, and `Watched.missed` falls
-    back to the whole window once. In a `statuses=` listing neighbours are far apart, so such
-    a run keeps the anchor it had (or gets the listing's window).
+    back to the whole window once. In a `statuses=` listing neighbours are far apart: a run
+    already watched keeps where it was placed, a new one is anchored at its start (or gets the
+    listing's window).
     """
 
     NEIGHBOURS = 3  # known start times taken on each side
@@ -139,8 +149,13 @@ class Anchors:
         since = None
         if status == "error":
             since = run.end_time or start or self.window[1]
+        known = watched.get(run.id)
         if status in settings.FINAL_STATUSES and (since is None or since < self.errors_since):
             watched.pop(run.id, None)
+        elif known is not None and not self.neighbours:
+            # A run's trigger time never changes: where it was placed still holds (a run that
+            # started since, days after its trigger, is no easier to find at its start).
+            known.status, known.since, known.misses = status, since, 0
         elif start is not None:
             watched[run.id] = Watched(run.zap_id, start, start + _TICK, *self.window,
                                       status=status, since=since)
@@ -149,9 +164,7 @@ class Anchors:
         elif self.neighbours:
             self._waiting.append((run.id, run.zap_id, len(self._starts), status, since))
         else:
-            known = watched.get(run.id)
-            anchor = (known.anchor_from, known.anchor_to) if known else self.window
-            watched[run.id] = Watched(run.zap_id, *anchor, *self.window, status=status,
+            watched[run.id] = Watched(run.zap_id, *self.window, *self.window, status=status,
                                       since=since)
         self._starts.append(start)
 
@@ -160,7 +173,8 @@ class Anchors:
 
         The neighbours' start times close to their median bound the run (runs that started
         long after they were triggered, or a listing that is not by time, make outliers, which
-        are left out); too few agreeing neighbours, and the whole window is the anchor. A run
+        are left out); when too few agree on both sides, all of them bound it; without
+        neighbours on both sides, the whole window is the anchor. A run
         that started far from where the listing puts it (the API lists and filters runs by when
         they were triggered, and a held run may start days later) is anchored by its neighbours
         too: a re-check at its start time would miss it and fall back to the whole window.
@@ -191,8 +205,11 @@ class Anchors:
             return None
         median = near[len(near) // 2]
         agreeing = [s for s in near if abs(s - median) <= self.CLOSE]
-        if len(agreeing) < 3:
-            return None
+        # Both sides must agree, or the span may lie wholly on one side of the run; if they
+        # do not, all of them bound it (a run listed by time lies between its neighbours).
+        if len(agreeing) < 3 or not (any(abs(s - median) <= self.CLOSE for s in before)
+                                     and any(abs(s - median) <= self.CLOSE for s in after)):
+            agreeing = near
         return (max(self.window[0], agreeing[0] - self.MARGIN),
                 min(self.window[1], agreeing[-1] + self.MARGIN))
 
