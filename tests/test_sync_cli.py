@@ -62,6 +62,12 @@ def test_help_lists_every_flag(capsys):
      "base_url"),
     (["--destination", "nonsense"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"}, "unknown destination"),
     (["--lookback", "-3"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"}, "--lookback"),
+    ([], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t", "SOURCES__ZAP_RUNS__REPLAY_HORIZON_HOURS": "-1"},
+     "SOURCES__ZAP_RUNS__REPLAY_HORIZON_HOURS"),
+    ([], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t", "SOURCES__ZAP_RUNS__REPLAY_HORIZON_HOURS": "inf"},
+     "replay_horizon_hours"),
+    ([], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t", "SOURCES__ZAP_RUNS__RETENTION_DAYS": "0"},
+     "retention_days"),
     (["--destination", "postgres"], {"SOURCES__ZAP_RUNS__ACCESS_TOKEN": "t"},
      "DESTINATION__POSTGRES__CREDENTIALS"),
 ])

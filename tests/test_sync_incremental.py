@@ -191,3 +191,34 @@ def test_an_open_run_listed_far_from_its_start_is_anchored_where_the_listing_put
     assert late.anchor_to - late.anchor_from < timedelta(hours=1)
     assert (ordinary.anchor_from, ordinary.anchor_to) == (t0 + timedelta(minutes=5),
                                                           t0 + timedelta(minutes=5, milliseconds=1))
+
+
+def test_the_cursor_never_passes_the_window_a_late_starting_run_was_read_in(
+        make_simulator, past_clock, tmp_path, monkeypatch):
+    """A run triggered inside the window may start after its end (held, then started while the
+    sync was paging, or the server's clock ahead of ours): the cursor stops at the window's end,
+    or the runs triggered between that end and the late start would never be read."""
+    from pipelines.simulator.lifecycle import Change, Run, iso
+
+    world = small_world(seed=43, days=1, clock=past_clock, runs_per_day=0)
+    now = past_clock.now()
+    # The sync's clock an hour behind the server's.
+    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow", lambda: now - timedelta(hours=1))
+    late = now - timedelta(hours=1, minutes=10)
+    world.add(Run(id="00000000-0000-4000-8000-0000000000aa", zap_id=1, zap_title="held",
+                  occurred_at=late, status="success", start_time=now - timedelta(minutes=5),
+                  end_time=now - timedelta(minutes=4),
+                  steps=[{"status": "success", "start_time": iso(now - timedelta(minutes=5))}],
+                  data_in={}, data_out={}), [])
+    between = now - timedelta(minutes=30)  # after the first window's end, before the late start
+    world.add(Run(id="00000000-0000-4000-8000-0000000000bb", zap_id=1, zap_title="between",
+                  occurred_at=between, status="success", start_time=between, end_time=between,
+                  steps=[], data_in={}, data_out={}), [Change(between, "success", between,
+                                                              between, [])])
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "c.duckdb")
+    run_sync(sim, pipeline)
+    assert set(warehouse_runs(pipeline)) == {"00000000-0000-4000-8000-0000000000aa"}
+    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow", lambda: now + timedelta(minutes=1))
+    run_sync(sim, pipeline)
+    assert "00000000-0000-4000-8000-0000000000bb" in warehouse_runs(pipeline)

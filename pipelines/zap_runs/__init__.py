@@ -64,11 +64,20 @@ def zap_runs_source(
     """
     tokens = token_source(access_token, refresh_token, client_id, client_secret, token_url,
                           token_store_path, request_timeout)
-    for name, value in (("page_limit", page_limit), ("lookback_hours", lookback_hours + 1),
-                        ("replay_horizon_hours", replay_horizon_hours + 1),
-                        ("request_timeout", request_timeout), ("max_retries", max_retries + 1)):
-        if value <= 0:
+    for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
+                        ("max_retries", max_retries + 1), ("retention_days", retention_days)):
+        if not value > 0:
             raise ConfigError(f"{name} must be positive (check [sources.zap_runs]).")
+    # Hours of history a window reaches back: zero or more, and within a year.
+    for name, value in (("lookback_hours", lookback_hours),
+                        ("replay_horizon_hours", replay_horizon_hours)):
+        if not 0 <= value <= 24 * 366:
+            raise ConfigError(f"{name} must be between 0 and 8784 hours, not {value} (check "
+                              f"{name} under [sources.zap_runs] or SOURCES__ZAP_RUNS__"
+                              f"{name.upper()}).")
+    if not retention_days <= 3660:
+        raise ConfigError(f"retention_days must be at most 3660, not {retention_days} (check "
+                          "[sources.zap_runs]).")
     try:
         since_at = parse_time(since) if since else None
     except ValueError:

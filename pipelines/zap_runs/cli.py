@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read runs from this date (YYYY-MM-DD or ISO date-time) in this sync: "
                              "a backfill beyond the API's default 30 days")
     parser.add_argument("--full-refresh", action="store_true",
-                        help="ignore the stored cursor and open-run list and re-read the whole "
+                        help="ignore the stored cursor and watched runs and re-read the whole "
                              "window (from --since, else the API's 30 days); merged, nothing dropped")
     parser.add_argument("--lookback", type=float, default=None, metavar="HOURS",
                         help=f"re-read runs this many hours before the cursor "

@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 # Runs this close to the retention limit are about to be purged: no longer worth a request.
 PURGE_MARGIN = timedelta(hours=1)
+# The longest a run stays open (a Delay holds it up to a month), and the lookback of the version
+# before failed runs were watched, kept for the first sync after an upgrade.
+LONGEST_OPEN = timedelta(days=32)
+UPGRADE_LOOKBACK = timedelta(hours=24)
+# How far before the replay horizon the error listing reaches for recent failures.
+LATE_REACH = timedelta(hours=6)
 # Two count requests stand in for re-reading the unlisted runs only when that takes more.
 PROBE_COST = 2
 
@@ -47,6 +53,10 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     watched = load_watched(raw)
     # State from before failed runs were watched ("open_runs"): list the horizon's errors once.
     knows_errors = not full_refresh and "watched" in state
+    if cursor is not None and not knows_errors:
+        # The first sync after an upgrade: the old 24-hour lookback still covers the replays
+        # the error watch has not seen yet.
+        lookback = max(lookback, UPGRADE_LOOKBACK)
     from_date = plan_window(cursor, since, force_since, lookback, to_date)
     # The horizon counts back from the newest run the sync knows: the server's clock, not ours.
     errors_since = min(to_date, cursor) - horizon if cursor else datetime.min.replace(tzinfo=UTC)
@@ -88,7 +98,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             for key in keys:
                 seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
                 start = key.start_time
-                if cursor is not None and (start is None or start <= cursor):
+                if cursor is not None and start is not None and start <= cursor:
                     lookback_runs += 1
                 else:
                     new_runs += 1
@@ -99,7 +109,10 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     server_now = min(to_date, newest or to_date)
     errors_since = server_now - horizon
     forget_old_errors(watched, errors_since)
-    retention = gaps[1] if gaps else timedelta(days=settings.DEFAULT_RETENTION_DAYS)
+    # A run can stay open up to a month (a Delay): a plan's retention_days, which may be set
+    # short to warn early, never forgets a run sooner than that.
+    retention = max(gaps[1] if gaps else timedelta(days=settings.DEFAULT_RETENTION_DAYS),
+                    LONGEST_OPEN)
     purged_before = server_now - retention + PURGE_MARGIN
     forget_purged(watched, purged_before)
     spend.split_main(lookback_runs, new_runs, page_limit)
@@ -119,15 +132,19 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
 
     # 3. The error listing, and the recent failures triggered before the horizon.
     errors_before = unseen("error")
-    listed_span = (errors_since, region[0])
+    # Failures triggered a little before the horizon (an autoreplay that failed hours later)
+    # are cheaper to list with the rest than to read one window each.
+    reach = [v.wide_from for v in errors_before.values()
+             if errors_since - LATE_REACH <= v.wide_from < errors_since]
+    listed_span = (min([errors_since, *reach]), region[0])
     errors_seen: dict[int, int] = {}
     listed = listed_span[0] < listed_span[1] and (bool(errors_before) or not knows_errors)
     if listed:
         with spend.on("errors", stats):
             found = yield from list_statuses(client, ERROR, listed_span, watched, page_limit,
                                              take, errors_since, errors_seen)
-        targets |= {k for k, v in errors_before.items()
-                    if k not in found and v.anchor_from >= errors_since}
+        targets |= {k for k, v in errors_before.items() if k not in found
+                    and max(v.anchor_from, v.wide_from) >= listed_span[0]}
     late = {k: v for k, v in errors_before.items()
             if k not in progress.run_ids and k not in targets}
     if late:
@@ -138,11 +155,14 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
                                          statuses=ERROR)
 
     # 4. Re-checks of the runs that changed.
+    # State from before statuses were kept: read those runs once, where they are.
+    targets |= {k for k, v in watched.items() if not v.status and k not in in_window}
     targets -= progress.run_ids
-    changed = len(targets)
+    was = {k: watched[k].status for k in targets if k in watched}
     with spend.on("rechecks", stats):
         yield from recheck_changed(client, targets, watched, rates, page_limit, take, on_window,
                                    errors_since)
+    changed = sum(1 for k, status in was.items() if k not in watched or watched[k].status != status)
 
     # 5. Runs in statuses `statuses=` cannot name.
     # Every watched unlisted run outside the window counts, also those a re-check just read.
@@ -163,8 +183,6 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             with spend.on("unlisted", stats):
                 yield from recheck_changed(client, suspects, watched, rates, page_limit, take,
                                            on_window, errors_since)
-            changed += sum(1 for k in suspects
-                           if k not in watched or watched[k].status != unlisted[k].status)
 
     forget_old_errors(watched, errors_since)
     open_now = sum(1 for v in watched.values() if v.kind != "error")
@@ -172,7 +190,8 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     budget.new, budget.open, budget.changed = new_runs, open_now, changed
     budget.recent_errors = len(watched) - open_now
     if newest is not None:
-        state["cursor"] = iso(newest)
+        # Never past the window: a run triggered in it may start after to_date.
+        state["cursor"] = iso(min(newest, to_date))
     state.pop("open_runs", None)
     state["watched"] = {k: v.dump() for k, v in watched.items()}
     state["last_window"] = [iso(from_date) if from_date else None, iso(to_date)]

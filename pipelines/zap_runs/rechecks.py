@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Recheck:
-    """One request window that re-reads open runs of one zap."""
+    """One request window that re-reads watched runs of one zap."""
 
     zap_id: int
     from_date: datetime

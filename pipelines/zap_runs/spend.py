@@ -2,14 +2,15 @@
 
 An incremental sync should cost what changed, not what exists. For new = runs that started
 since the last sync, open = runs open now, recent_errors = failed runs within the replay
-horizon and changed = watched runs whose status changed, the budget is
+horizon and changed = watched runs found changed (their status, or gone), the budget is
 
     B = ceil(new / page) + ceil(open / page) + ceil(recent_errors / page) + changed
 
 Counted apart from it: the lookback (runs Zapier records late), retries after faults, and what
 exactness costs where `statuses=` cannot list: the counts of runs in statuses the contract does
-not name, and the `statuses=error` windows of runs that failed within the horizon but were
-triggered before it (after a long Delay).
+not name and the re-reads they lead to, and the `statuses=error` windows of runs that failed
+within the horizon but were triggered before it (after a long Delay). The summary shows the
+ratio with those too.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class Spend:
         inside = " + ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in IN_BUDGET)
         apart = ", ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in PURPOSES
                           if p not in IN_BUDGET)
+        total = self.budget.total
         ratio = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
+        exact = self.in_budget + self.by_purpose["unlisted"] + self.by_purpose["late"]
+        also = f" ({exact / total:.2f} with unlisted-status checks and late failures)" \
+            if total and exact != self.in_budget else ""
         return (f"{inside}; apart: {apart}, {self.retries:,} retries; "
-                f"budget B {self.budget.total:,}, ratio {ratio}")
+                f"budget B {total:,}, ratio {ratio}{also}")

@@ -2,7 +2,7 @@
 
 Each watched run keeps the status it was last seen in and where to look for it again. The
 sync lists the runs in the contract's open statuses and in `error` with `statuses=`; a watched
-run missing from the listing it belongs to has changed, and only those are re-read one by one.
+run missing from the listing it belongs to has changed, and only those are re-read (rechecks.py).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class Watched:
         """The latest time the run can have been triggered: its start, when it is anchored at
         it (a run starts no earlier than it is triggered), else the end of its window."""
         if self.anchor_to - self.anchor_from <= _TICK:
-            return min(self.wide_to, self.anchor_to)
+            # A second of slack: a start time may come truncated to the second.
+            return min(self.wide_to, self.anchor_to + _SLACK)
         return self.wide_to
 
     def surely_triggered_by(self) -> datetime:
@@ -156,7 +157,7 @@ class Anchors:
             # A run's trigger time never changes: where it was placed still holds (a run that
             # started since, days after its trigger, is no easier to find at its start).
             known.status, known.since, known.misses = status, since, 0
-        elif start is not None:
+        elif start is not None and self.window[0] <= start < self.window[1]:
             watched[run.id] = Watched(run.zap_id, start, start + _TICK, *self.window,
                                       status=status, since=since)
             if self.neighbours:
@@ -215,3 +216,4 @@ class Anchors:
 
 
 _TICK = timedelta(milliseconds=1)
+_SLACK = timedelta(seconds=1)
