@@ -20,6 +20,7 @@ from .warehouse import (
     assert_matches_truth,
     drop_datasets,
     duckdb_pipeline,
+    pipeline_for,
     postgres_pipeline,
     run_sync,
     warehouse_runs,
@@ -123,11 +124,7 @@ def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock,
 
     world = small_world(seed=93, clock=past_clock)
     sim = make_simulator(world)
-    if destination == "duckdb":
-        pipeline = duckdb_pipeline(tmp_path / "r.duckdb")
-    else:
-        dataset = f"zr_replay_{uuid.uuid4().hex[:10]}"
-        pipeline = postgres_pipeline(request.getfixturevalue("postgres_dsn"), dataset)
+    pipeline = pipeline_for(destination, tmp_path, request, "replay")
     try:
         run_sync(sim, pipeline)
         past_clock.advance(timedelta(hours=6))

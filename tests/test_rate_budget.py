@@ -22,7 +22,7 @@ from .warehouse import (
     assert_matches_truth,
     drop_datasets,
     duckdb_pipeline,
-    postgres_pipeline,
+    pipeline_for,
     run_sync,
     warehouse_runs,
 )
@@ -49,6 +49,16 @@ def spent(sim, mark: int) -> dict[str, int]:
         else:
             out["main"] += 1
     return out
+
+
+def next_sync(sim, pipeline, world, clock, hours: float = 1):
+    """The clock moved on by `hours`, then a sync: (its result, the requests the server saw by
+    kind, B from the truth)."""
+    before = snapshot(world)
+    clock.advance(timedelta(hours=hours))
+    mark = len(sim.zap_run_requests())
+    result = run_sync(sim, pipeline)
+    return result, spent(sim, mark), truth_budget(world, before, PAGE)
 
 
 def add_delayed(world, at, count: int, zaps: int = 10, settle_after: timedelta | None = None,
@@ -79,11 +89,7 @@ def test_open_runs_that_stay_open_cost_their_listing_pages_not_a_request_each(
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "o.duckdb")
     run_sync(sim, pipeline)
-    before = snapshot(world)
-    past_clock.advance(timedelta(hours=1))
-    mark = len(sim.zap_run_requests())
-    result = run_sync(sim, pipeline)
-    cost, truth = spent(sim, mark), truth_budget(world, before, PAGE)
+    result, cost, truth = next_sync(sim, pipeline, world, past_clock)
     assert truth.open >= 500
     assert 5 <= cost["open"] <= math.ceil(truth.open / PAGE)
     assert cost["open"] == result.spend.by_purpose["open"]
@@ -103,11 +109,7 @@ def test_a_changed_run_costs_at_most_one_request(make_simulator, past_clock, tmp
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "c.duckdb")
     run_sync(sim, pipeline)
-    before = snapshot(world)
-    past_clock.advance(timedelta(hours=1))
-    mark = len(sim.zap_run_requests())
-    result = run_sync(sim, pipeline)
-    cost, truth = spent(sim, mark), truth_budget(world, before, PAGE)
+    result, cost, truth = next_sync(sim, pipeline, world, past_clock)
     assert truth.changed >= 7
     assert 1 <= result.spend.by_purpose["rechecks"] <= cost["rechecks"] <= truth.changed
     stored = warehouse_runs(pipeline)
@@ -202,11 +204,7 @@ def test_living_world_with_faults_stays_exact_within_budget(make_simulator, past
     equals the truth."""
     world = small_world(seed=66, days=8, clock=past_clock, runs_per_day=1500)
     sim = make_simulator(world, faults=Faults(**RETRYING))
-    if destination == "duckdb":
-        pipeline = duckdb_pipeline(tmp_path / "b.duckdb")
-    else:
-        dataset = f"zr_budget_{uuid.uuid4().hex[:10]}"
-        pipeline = postgres_pipeline(request.getfixturevalue("postgres_dsn"), dataset)
+    pipeline = pipeline_for(destination, tmp_path, request, "budget")
     try:
         run_sync(sim, pipeline)
         retries, ratios = 0, []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 import dlt
@@ -28,6 +29,15 @@ def drop_datasets(pipeline: dlt.Pipeline) -> None:
         with client.with_staging_dataset():
             if client.has_dataset():
                 client.drop_dataset()
+
+
+def pipeline_for(destination: str, tmp_path, request, name: str) -> dlt.Pipeline:
+    """A DuckDB file in tmp_path, or a fresh dataset in the test PostgreSQL (its fixture asks
+    for the server: required in CI, skipped with a reason elsewhere)."""
+    if destination == "duckdb":
+        return duckdb_pipeline(tmp_path / f"{name}.duckdb")
+    dataset = f"zr_{name}_{uuid.uuid4().hex[:10]}"
+    return postgres_pipeline(request.getfixturevalue("postgres_dsn"), dataset)
 
 
 def run_sync(sim: Simulator, pipeline: dlt.Pipeline, **overrides: object) -> SyncResult:
