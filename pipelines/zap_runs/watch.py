@@ -8,6 +8,7 @@ run missing from the listing it belongs to has changed, and only those are re-re
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -107,17 +108,17 @@ def load_watched(raw: dict[str, list]) -> dict[str, Watched]:
 
 def forget_old_errors(watched: dict[str, Watched], errors_since: datetime) -> None:
     """Failed runs whose replay horizon has passed are no longer watched."""
-    for run_id in [k for k, v in watched.items()
-                   if v.kind == "error" and (v.since is None or v.since < errors_since)]:
-        del watched[run_id]
+    _forget(watched, lambda v: v.kind == "error" and (v.since is None or v.since < errors_since))
 
 
-def forget_purged(watched: dict[str, Watched], purged_before: datetime) -> int:
+def forget_purged(watched: dict[str, Watched], purged_before: datetime) -> None:
     """Runs triggered before `purged_before` are gone from Zapier (retention)."""
-    gone = [k for k, v in watched.items() if v.surely_triggered_by() < purged_before]
-    for run_id in gone:
+    _forget(watched, lambda v: v.surely_triggered_by() < purged_before)
+
+
+def _forget(watched: dict[str, Watched], gone: Callable[[Watched], bool]) -> None:
+    for run_id in [k for k, v in watched.items() if gone(v)]:
         del watched[run_id]
-    return len(gone)
 
 
 class Anchors:
