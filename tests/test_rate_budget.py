@@ -155,7 +155,8 @@ def test_failed_runs_replayed_days_later_are_found_through_the_error_listing(
         result = run_sync(sim, pipeline)
         cost = spent(sim, mark)
         truth = truth_budget(world, before, PAGE)
-        assert cost["errors"] == math.ceil(truth.recent_errors / PAGE) or cost["errors"] == 1
+        # The listing reaches up to 6 h before the horizon, so it may hold a page more.
+        assert 1 <= cost["errors"] <= math.ceil(truth.recent_errors / PAGE) + 1
         assert cost["main"] <= math.ceil(truth.new / PAGE) + 1, "history is not re-read"
         assert result.spend.by_purpose["rechecks"] <= 2 * truth.changed
     truth = world.truth()
