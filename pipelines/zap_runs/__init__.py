@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
 
 import dlt
 
 from . import settings
-from .client import ZapierClient
+from .accounts import DEFAULT_ACCOUNT, Account, collect, parse_shard, shard_of
 from .errors import ConfigError
-from .incremental import read_runs
-from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, token_source
+from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
-from .spend import Spend
+from .sweep import Connection, ReadOptions, Sweep, SyncProgress
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class SyncProgress:
-    """What one sync read, filled in by the resource for the summary."""
-
-    window_from: datetime | None = None
-    window_to: datetime | None = None
-    run_ids: set[str] = field(default_factory=set)
-    rechecks: int = 0
-    open_runs: int = 0
-    spend: Spend = field(default_factory=Spend)
-    warnings: list[str] = field(default_factory=list)
-    client: ZapierClient | None = None
+__all__ = ["Account", "SyncProgress", "zap_runs_source"]
 
 
 @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
@@ -56,16 +44,29 @@ def zap_runs_source(
     force_since: bool = False,
     full_refresh: bool = False,
     progress: SyncProgress | None = None,
+    account_name: str = DEFAULT_ACCOUNT,
+    accounts: Any = None,
+    accounts_file: str | None = None,
+    data_policy: Any = None,
+    backfill_pages_per_pass: int = settings.DEFAULT_BACKFILL_PAGES_PER_PASS,
+    shard: str | None = None,
+    on_token_rotated: OnRotate | None = None,
 ):
-    """Zap runs of the account behind `access_token`, or behind `refresh_token` (OAuth).
+    """Zap runs of the account behind `access_token` (or `refresh_token`, OAuth), stored under
+    `account_name`; or of many accounts: `[sources.zap_runs.accounts.<name>]` entries in
+    secrets.toml, `accounts_file` (JSON Lines) and the `accounts` argument (a list of Account or
+    dicts) when embedded, all in one pass under one rate budget (sweep.py).
 
     Every argument comes from `[sources.zap_runs]` in .dlt/config.toml (the secrets from
     .dlt/secrets.toml) or from SOURCES__ZAP_RUNS__<NAME> environment variables.
+    `on_token_rotated(account, refresh_token, access_token, expires_at)` is called after each
+    refresh, once the rotated token is stored. `shard` ("i/n") keeps the accounts whose stable
+    hash falls in shard i, with a 1/n share of requests_per_minute.
+    `progress.outcomes` says how each account fared.
     """
-    tokens = token_source(access_token, refresh_token, client_id, client_secret, token_url,
-                          token_store_path, request_timeout)
     for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
-                        ("max_retries", max_retries + 1), ("retention_days", retention_days)):
+                        ("max_retries", max_retries + 1), ("retention_days", retention_days),
+                        ("backfill_pages_per_pass", backfill_pages_per_pass)):
         if not value > 0:
             raise ConfigError(f"{name} must be positive (check [sources.zap_runs]).")
     # Hours of history a window reaches back: zero or more, and within a year.
@@ -83,18 +84,98 @@ def zap_runs_source(
     except ValueError:
         raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is not a date: "
                           "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
-    try:
-        client = ZapierClient(base_url, tokens, timeout=request_timeout,
-                              max_retries=max_retries,
-                              requests_per_minute=requests_per_minute or None,
-                              backoff_base=backoff_base)
-    except ValueError as exc:
-        raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
+    shared = {"client_id": client_id, "client_secret": client_secret}
+    accounts = _json_value(accounts, "accounts")
+    data_policy = _json_value(data_policy, "data_policy")
+    named = accounts if accounts is None or isinstance(accounts, Mapping) else None
+    given = None if named is not None or accounts is None else accounts
+    found = collect(named, accounts_file, given, shared)
+    many = bool(found.accounts or found.problems)
+    if not many:  # one account, as configured at the top of [sources.zap_runs]
+        single = {"name": account_name, "access_token": access_token,
+                  "refresh_token": refresh_token}
+        found = collect(None, None, [single], shared)
+        if found.problems:
+            raise ConfigError(_single_problem(found.problems[0][1], access_token, refresh_token))
+    share = 1
+    if shard:
+        if not many:
+            raise ConfigError("--shard needs accounts ([sources.zap_runs.accounts.<name>] or "
+                              "accounts_file): one account cannot be split.")
+        index, share = parse_shard(shard)
+        found.accounts = [a for a in found.accounts if shard_of(a.name, share) == index]
+        found.problems = [p for p in found.problems if shard_of(p[0], share) == index]
+    policies = _policies(found, data_policy)
     progress = progress if progress is not None else SyncProgress()
-    progress.client = client
+    connection = Connection(base_url, token_url, token_store_path, request_timeout, max_retries,
+                            backoff_base, (requests_per_minute or 0) / share or None,
+                            on_token_rotated)
     gaps = (timedelta(hours=gap_warning_hours), timedelta(days=retention_days))
-    return zap_runs(client, since_at, force_since, timedelta(hours=lookback_hours), page_limit,
-                    full_refresh, progress, gaps, timedelta(hours=replay_horizon_hours))
+    options = ReadOptions(since_at, force_since, timedelta(hours=lookback_hours),
+                          timedelta(hours=replay_horizon_hours), page_limit, full_refresh, gaps,
+                          backfill_pages_per_pass if many else None)
+    reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
+                   isolate=many, default=account_name)
+    return zap_runs(reader)
+
+
+def _json_value(value: object, name: str) -> object:
+    """A table given as JSON text (an environment variable such as SOURCES__ZAP_RUNS__ACCOUNTS)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigError(f"{name} (SOURCES__ZAP_RUNS__{name.upper()}) is not JSON; give a JSON "
+                          "object, or a table in .dlt/secrets.toml.") from None
+
+
+def _single_problem(message: str, access_token: str | None, refresh_token: str | None) -> str:
+    """The one account's configuration problem, in the words of a single-account setup."""
+    if not (access_token or "").strip() and not (refresh_token or "").strip():
+        from .errors import MISSING_TOKEN
+        return MISSING_TOKEN
+    if "client_id" in message:
+        return ("refresh_token needs client_id and client_secret too: set all three under "
+                "[sources.zap_runs] in .dlt/secrets.toml.")
+    if "account name" in message:
+        return ("account_name under [sources.zap_runs] must be 1-100 letters, digits or _.@+- "
+                "(starting with a letter or digit).")
+    return message
+
+
+def _policies(found, data_policy: object) -> dict[str, object]:
+    """Each account's DataPolicy (policy.py): the source's, with the account's overrides; an
+    account whose policy is bad becomes a bad entry.
+
+    dlt hands a table argument over from the first provider that has it, so [data_policy] in
+    config.toml and its redact_salt in secrets.toml are merged here (policy.config_table);
+    what the caller passes wins."""
+    from .policy import DataPolicy, config_table
+
+    base = DataPolicy.from_config(_merged(config_table(), data_policy))
+    policies: dict[str, object] = {}
+    for account in list(found.accounts):
+        table = account.data_policy
+        if account.where.startswith("[sources.zap_runs.accounts."):
+            table = _merged(config_table(f"sources.zap_runs.accounts.{account.name}.data_policy"),
+                            table)
+        if table is None:
+            policies[account.name] = base
+            continue
+        try:
+            policies[account.name] = DataPolicy.from_config(
+                table, base=base, where=f"{account.where} data_policy")
+        except ConfigError as exc:
+            found.accounts.remove(account)
+            found.problems.append((account.name, str(exc)))
+    return policies
+
+
+def _merged(configured: object, given: object) -> object:
+    if not isinstance(configured, Mapping) or not isinstance(given, Mapping):
+        return given if given is not None else configured
+    return {**configured, **given}
 
 
 # Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
@@ -105,20 +186,16 @@ def zap_runs_source(
 MERGE = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 
 
-@dlt.resource(name="zap_runs", primary_key="id", write_disposition=MERGE,
+@dlt.resource(name="zap_runs", primary_key=("account_id", "id"), write_disposition=MERGE,
               columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
-def zap_runs(client: ZapierClient, since: datetime | None, force_since: bool,
-             lookback: timedelta, page_limit: int, full_refresh: bool,
-             progress: SyncProgress, gaps: tuple[timedelta, timedelta] | None = None,
-             horizon: timedelta = timedelta(hours=settings.DEFAULT_REPLAY_HORIZON_HOURS)
-             ) -> Iterator[object]:
+def zap_runs(sweep: Sweep) -> Iterator[object]:
     """Runs in [cursor - lookback, now), plus the watched runs (open, or failed within the
     replay horizon) that changed since the last sync (incremental.py says how it finds them).
 
     The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
     re-reading watched runs deliberately reads rows older than the cursor, which incremental
-    would filter out. State is committed with the load, so a failed sync moves nothing.
+    would filter out. State is committed with the load, so a failed sync moves nothing. It is
+    kept per account (sweep.py), and run ids are unique only within an account: the key is
+    (account_id, id).
     """
-    yield from read_runs(client, dlt.current.resource_state(), progress, since=since,
-                         force_since=force_since, lookback=lookback, horizon=horizon,
-                         page_limit=page_limit, full_refresh=full_refresh, gaps=gaps)
+    yield from sweep.read(dlt.current.resource_state())

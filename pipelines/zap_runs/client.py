@@ -60,7 +60,10 @@ class ZapierClient:
                  backoff_base: float = settings.DEFAULT_BACKOFF_BASE,
                  backoff_max: float = settings.DEFAULT_BACKOFF_MAX,
                  default_retry_after: float = settings.DEFAULT_RETRY_AFTER,
-                 sleep=time.sleep) -> None:
+                 sleep=time.sleep, pacer: Pacer | None = None, stats: Stats | None = None,
+                 http: httpx.Client | None = None) -> None:
+        """`pacer`, `stats` and `http` may be shared by the clients of many accounts: one
+        process then keeps one rate budget, one count and one connection pool."""
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -69,14 +72,13 @@ class ZapierClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.default_retry_after = default_retry_after
-        self.pacer = Pacer(requests_per_minute, sleep=sleep)
+        self.pacer = pacer if pacer is not None else Pacer(requests_per_minute, sleep=sleep)
         self._sleep = sleep
-        self.stats = Stats()
+        self.stats = stats if stats is not None else Stats()
         # get_runs may run in two threads at once (paging.fetch_window's look-ahead).
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
-                                  headers={"Accept": "application/json",
-                                           "User-Agent": "zap-runs-sync/0.1"})
+        self._owns_http = http is None
+        self._http = http if http is not None else http_client(timeout)
 
     @property
     def paced(self) -> bool:
@@ -91,7 +93,8 @@ class ZapierClient:
             return self.tokens.on_unauthorized(refused) not in (None, refused)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def get_runs(self, params: dict[str, str]) -> Page:
         """One page of GET /v2/zap-runs, retried through transient failures."""
@@ -162,6 +165,12 @@ class ZapierClient:
                 wait = random.uniform(wait / 2, wait)  # jitter: retries of many clients spread out
                 self._sleep(wait)
             log.warning("%s %s; retry %d/%d in %.1fs", shown, problem, attempt, self.max_retries, wait)
+
+
+def http_client(timeout: float) -> httpx.Client:
+    """The HTTP client API requests go through (no redirects: a token never follows one)."""
+    return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,
+                        headers={"Accept": "application/json", "User-Agent": "zap-runs-sync/0.1"})
 
 
 def describe(params: dict[str, str]) -> str:

@@ -45,9 +45,12 @@ PROBE_COST = 2
 
 def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | None,
               force_since: bool, lookback: timedelta, horizon: timedelta, page_limit: int,
-              full_refresh: bool, gaps: tuple[timedelta, timedelta] | None) -> Iterator[list[dict]]:
-    """Rows of this sync's reads; `state` (the resource state) is updated at the end."""
-    to_date = utcnow()
+              full_refresh: bool, gaps: tuple[timedelta, timedelta] | None,
+              account_id: str = "default", policy=None, until: datetime | None = None
+              ) -> Iterator[list[dict]]:
+    """Rows of this sync's reads; `state` (the account's part of the resource state) is updated
+    at the end. `until` ends the main window before now: a backfill read in parts (pass.py)."""
+    to_date = utcnow() if until is None else min(utcnow(), until)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
     raw = {} if full_refresh else state.get("watched", state.get("open_runs", {}))
     watched = load_watched(raw)
@@ -61,7 +64,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     # The horizon counts back from the newest run the sync knows: the server's clock, not ours.
     errors_since = min(to_date, cursor) - horizon if cursor else datetime.min.replace(tzinfo=UTC)
     progress.window_from, progress.window_to = from_date, to_date
-    if gaps is not None and not full_refresh:
+    if gaps is not None and not full_refresh and not state.get("backfill_until"):
         progress.warnings.extend(gap_warnings(state, from_date, to_date, *gaps))
         for warning in progress.warnings:
             log.warning("%s", warning)
@@ -71,7 +74,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
         rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
-                               datetime.now(UTC), request)
+                               datetime.now(UTC), request, account_id, policy)
         for key in keys:
             progress.run_ids.add(key.id)
             anchors.add(key, watched)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 DEFAULT_TOKEN_URL = "https://zapier.com/oauth/token/"
 DEFAULT_STORE = ".dlt/zapier_tokens.json"
 REFRESH_EARLY = timedelta(seconds=60)  # refresh this long before the access token expires
+
+# Called after each rotation, once the new tokens are safely in the store:
+# (account name, refresh token, access token, expires_at or None). An app that embeds the source
+# writes them back to its own store with it.
+OnRotate = Callable[[str, str, str, datetime | None], None]
 
 
 class StaticToken:
@@ -46,8 +52,11 @@ class RefreshingToken:
     def __init__(self, refresh_token: str, client_id: str, client_secret: str,
                  token_url: str = DEFAULT_TOKEN_URL, store: str | Path = DEFAULT_STORE,
                  access_token: str | None = None, timeout: float = 30.0,
-                 clock=lambda: datetime.now(UTC)) -> None:
+                 clock=lambda: datetime.now(UTC), account: str = "default",
+                 on_rotate: OnRotate | None = None) -> None:
         self._clock = clock
+        self.account = account
+        self._on_rotate = on_rotate
         self.token_url = token_url
         self.store = Path(store)
         self._client_id, self._client_secret = client_id, client_secret
@@ -85,7 +94,8 @@ class RefreshingToken:
         self._expires_at = datetime.fromisoformat(expires) if expires else None
 
     def _save(self) -> None:
-        self.store.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the folder lists which accounts exist, the files hold their tokens.
+        self.store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self._tmp()
         tmp.unlink(missing_ok=True)
         body = json.dumps({"refresh_token": self._refresh, "access_token": self._access,
@@ -158,6 +168,12 @@ class RefreshingToken:
             self._early = min(REFRESH_EARLY, timedelta(seconds=float(expires_in) / 10))
         self._save()  # first thing: the old refresh token may already be dead
         log.info("refreshed the access token; the rotated refresh token is saved in %s", self.store)
+        if self._on_rotate is not None:
+            try:
+                self._on_rotate(self.account, self._refresh, access, self._expires_at)
+            except Exception as exc:  # noqa: BLE001 - the store has it; the app's copy is late
+                log.warning("account %s: the on_token_rotated callback failed (%s); the rotated "
+                            "refresh token is in %s", self.account, type(exc).__name__, self.store)
 
 
 def _oauth_error(response: httpx.Response) -> str:
@@ -167,8 +183,16 @@ def _oauth_error(response: httpx.Response) -> str:
         return ""
 
 
+def account_store(store: str, account: str) -> Path:
+    """Where an account of many keeps its rotated refresh token: `.dlt/zapier_tokens.json`
+    becomes `.dlt/zapier_tokens/<account>.json` (names are plain: accounts.NAME)."""
+    path = Path(store)
+    return path.with_suffix("") / f"{account}.json"
+
+
 def token_source(access_token: str | None, refresh_token: str | None, client_id: str | None,
-                 client_secret: str | None, token_url: str, store: str, timeout: float
+                 client_secret: str | None, token_url: str, store: str | Path, timeout: float,
+                 account: str = "default", on_rotate: OnRotate | None = None
                  ) -> StaticToken | RefreshingToken:
     """OAuth refresh when a refresh_token is configured, else the plain access_token."""
     if refresh_token and refresh_token.strip():
@@ -176,7 +200,8 @@ def token_source(access_token: str | None, refresh_token: str | None, client_id:
             raise ConfigError("refresh_token needs client_id and client_secret too: set all three "
                               "under [sources.zap_runs] in .dlt/secrets.toml.")
         return RefreshingToken(refresh_token.strip(), client_id.strip(), client_secret.strip(),
-                               token_url, store, access_token or None, timeout)
+                               token_url, store, access_token or None, timeout,
+                               account=account, on_rotate=on_rotate)
     if not access_token or not access_token.strip():
         raise ConfigError(MISSING_TOKEN)
     return StaticToken(access_token.strip())

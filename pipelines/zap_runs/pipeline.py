@@ -14,7 +14,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from . import SyncProgress, settings, synclog, zap_runs_source
+from . import settings, synclog, zap_runs_source
 from .clock import utcnow
 from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
@@ -23,7 +23,9 @@ from .locks import SyncLock, wait_for_duckdb
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
 from .spend import Spend
+from .sweep import AccountOutcome, SyncProgress
 from .synclog import Outcome
+from .upgrade import add_account_id
 
 log = logging.getLogger(__name__)
 # DuckDB's threads while loading. Each thread inserting rows holds its own row groups, so with
@@ -53,6 +55,12 @@ class SyncResult:
     fetching: float = 0.0
     warnings: list[str] = field(default_factory=list)
     load_info: LoadInfo | None = None
+    # One per account in a pass over many (sweep.py); empty for a single account.
+    accounts: list[AccountOutcome] = field(default_factory=list)
+
+    @property
+    def failed_accounts(self) -> list[AccountOutcome]:
+        return [a for a in self.accounts if a.result != "success"]
 
 
 def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_DATASET,
@@ -145,6 +153,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
     pipeline.sync_destination()
     finish_pending(pipeline)
+    add_account_id(pipeline, progress.default_account)  # tables from before accounts, once
     before = count_runs(pipeline, config)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
     on_stage("fetching")
@@ -165,7 +174,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}
     new = None if after is None else after - (before or 0)
-    fetched = len(progress.run_ids)
+    fetched = progress.fetched
     return SyncResult(
         destination=pipeline.destination.destination_name,
         dataset=pipeline.dataset_name,
@@ -185,33 +194,62 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         warnings=list(progress.warnings),
         load_info=info,
         spend=progress.spend,
+        accounts=list(progress.outcomes) if progress.many else [],
     )
 
 
 def logged_sync(pipeline: dlt.Pipeline, config: SyncConfig | None = None,
-                **source_args: object) -> SyncResult:
-    """`sync` under the pipeline's run lock, its outcome appended to zap_runs_sync_log."""
+                  progress: SyncProgress | None = None, **source_args: object) -> SyncResult:
+    """`sync` under the pipeline's run lock, its outcome appended to zap_runs_sync_log: one row
+    per account (sync_id names the pass)."""
     config = config if config is not None else sync_config()
+    progress = progress if progress is not None else SyncProgress()
     with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
                   config.overlap_wait_seconds):
-        outcome = Outcome(str(uuid.uuid4()), utcnow(), utcnow(), "failed")
+        sync_id, started = str(uuid.uuid4()), utcnow()
         try:
-            result = sync(pipeline, config=config, **source_args)
+            result = sync(pipeline, progress=progress, config=config, **source_args)
         except BaseException as exc:
-            outcome.ended_at = utcnow()
             error = unwrap(exc, pipeline.destination.destination_name) \
                 if isinstance(exc, Exception) else exc
-            outcome.error = first_line(error, 500)
-            synclog.record(pipeline, outcome)
+            # Nothing of the pass was committed: every account it read failed with it.
+            names = [o.account for o in progress.outcomes] or [
+                None if progress.many else progress.default_account]
+            synclog.record(pipeline, [Outcome(sync_id, started, utcnow(), "failed", account_id=name,
+                                              error=first_line(error, 500)) for name in names])
             raise
-        outcome.ended_at, outcome.result = utcnow(), "success"
+        synclog.record(pipeline, outcomes_of(sync_id, started, result, progress))
+        return result
+
+
+def outcomes_of(sync_id: str, started, result: SyncResult, progress: SyncProgress) -> list[Outcome]:
+    """The sync log rows of a finished pass: the pass's totals for a single account, one row
+    per account for many."""
+    if not progress.many:
+        outcome = Outcome(sync_id, started, utcnow(), "success", account_id=progress.default_account)
         outcome.warning = "; ".join(result.warnings) or None
         for name in ("window_from", "window_to", "runs_fetched", "runs_new", "runs_updated",
                      "steps_loaded", "open_runs", "requests", "retries", "rate_limited"):
             setattr(outcome, name, getattr(result, name))
-        spend = result.spend
-        for purpose, spent in spend.by_purpose.items():
-            setattr(outcome, f"requests_{purpose}", spent)
-        outcome.budget, outcome.budget_ratio = spend.budget.total, spend.ratio
-        synclog.record(pipeline, outcome)
-        return result
+        _spent(outcome, result.spend)
+        return [outcome]
+    rows = []
+    for account in result.accounts:
+        outcome = Outcome(sync_id, account.started_at, account.ended_at or utcnow(), account.result,
+                          account_id=account.account, error=account.error,
+                          requests=account.requests, retries=account.retries,
+                          rate_limited=account.rate_limited)
+        read = account.progress
+        if read is not None and account.result == "success":
+            outcome.window_from, outcome.window_to = read.window_from, read.window_to
+            outcome.runs_fetched, outcome.open_runs = account.fetched, read.open_runs
+            outcome.warning = "; ".join(read.warnings) or None
+            _spent(outcome, read.spend)
+        rows.append(outcome)
+    return rows
+
+
+def _spent(outcome: Outcome, spend: Spend) -> None:
+    for purpose, spent in spend.by_purpose.items():
+        setattr(outcome, f"requests_{purpose}", spent)
+    outcome.budget, outcome.budget_ratio = spend.budget.total, spend.ratio

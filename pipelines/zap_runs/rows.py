@@ -2,23 +2,30 @@
 
 dlt's own normalizer turns each run's `steps` list into rows of the nested table
 `zap_runs__steps` and links them to the run itself (`_dlt_*` columns are dlt's, never ours).
-Each step row also carries the natural keys analysts join on: `run_id`, `step_number` (from 1,
-as Zapier numbers steps) and `zap_id`.
+Each step row also carries the natural keys analysts join on: `account_id`, `run_id`,
+`step_number` (from 1, as Zapier numbers steps) and `zap_id`. Run and zap ids are unique only
+within an account, so `account_id` is part of every key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pendulum
 
 from .apirun import ApiRun
 from .errors import ApiError, malformed_run
 
+if TYPE_CHECKING:
+    from .policy import DataPolicy
+
 # data_in/data_out hold any JSON value. dlt's json type diverts scalars into variant columns
 # and re-parses strings, so each is stored as its exact JSON text; SQL reads it with ::json.
 RUN_COLUMNS: dict[str, dict] = {
+    # The Zapier user the run belongs to (accounts.py); 'default' for a single account.
+    "account_id": {"data_type": "text", "nullable": False},
     "id": {"data_type": "text", "nullable": False},
     "zap_id": {"data_type": "bigint", "nullable": False},
     "zap_title": {"data_type": "text", "nullable": True},
@@ -32,6 +39,7 @@ RUN_COLUMNS: dict[str, dict] = {
 }
 # Declared, not inferred: an all-null column would not be created at all.
 STEP_COLUMNS: dict[str, dict] = {
+    "account_id": {"name": "account_id", "data_type": "text", "nullable": False},
     "run_id": {"name": "run_id", "data_type": "text", "nullable": False},
     "step_number": {"name": "step_number", "data_type": "bigint", "nullable": False},
     "zap_id": {"name": "zap_id", "data_type": "bigint", "nullable": False},
@@ -90,31 +98,36 @@ def _json_text(raw: bytes) -> str | None:
     return bytes(raw).decode() if len(raw) else None
 
 
-def run_row(run: ApiRun, fetched_at: datetime) -> tuple[dict, RunKey]:
-    """One run as a row with its nested steps, and its bookkeeping key; ValueError if unreadable."""
+def run_row(run: ApiRun, fetched_at: datetime, account_id: str = "default",
+            policy: DataPolicy | None = None) -> tuple[dict, RunKey]:
+    """One run as a row with its nested steps, and its bookkeeping key; ValueError if unreadable.
+    `policy` (policy.py) is applied to data_in/data_out here, before anything is written."""
     zap_id = zap_id_of(run.zap_id)
     start = _time(run.start_time)
     # No steps and null steps both leave the run without step rows (an empty list, so dlt
     # does not take a null `steps` for a column of zap_runs).
-    steps = [{"run_id": run.id, "step_number": number, "zap_id": zap_id,
+    steps = [{"account_id": account_id, "run_id": run.id, "step_number": number, "zap_id": zap_id,
               "status": step.status, "start_time": _time(step.start_time)}
              for number, step in enumerate(run.steps or (), 1)]
     end = _time(run.end_time)
-    row = {"id": run.id, "zap_id": zap_id, "zap_title": run.zap_title, "status": run.status,
-           "start_time": start, "end_time": end,
-           "data_in": _json_text(run.data_in), "data_out": _json_text(run.data_out),
-           "fetched_at": fetched_at, "steps": steps}
+    data_in, data_out = _json_text(run.data_in), _json_text(run.data_out)
+    if policy is not None and not policy.is_keep:
+        data_in, data_out = policy.apply("data_in", data_in), policy.apply("data_out", data_out)
+    row = {"account_id": account_id, "id": run.id, "zap_id": zap_id, "zap_title": run.zap_title,
+           "status": run.status, "start_time": start, "end_time": end,
+           "data_in": data_in, "data_out": data_out, "fetched_at": fetched_at, "steps": steps}
     return row, RunKey(run.id, zap_id, run.status, start, end)
 
 
-def page_rows(runs: list[ApiRun], fetched_at: datetime, request: str
+def page_rows(runs: list[ApiRun], fetched_at: datetime, request: str,
+              account_id: str = "default", policy: DataPolicy | None = None
               ) -> tuple[list[dict], list[RunKey]]:
     """A page of runs as rows and keys; a run that breaks the contract names itself and the
     request it came from."""
     rows, keys = [], []
     for run in runs:
         try:
-            row, key = run_row(run, fetched_at)
+            row, key = run_row(run, fetched_at, account_id, policy)
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
             raise _malformed(request, run, exc) from None
         rows.append(row)

@@ -46,6 +46,10 @@ RECHECK_CLUSTER_SECONDS = 600.0
 # An open run not seen again in this many re-checks is dropped from the list (purged upstream).
 RECHECK_MISSES_BEFORE_DROP = 3
 
+# With many accounts, a window that takes more pages than this is read in parts, one a pass
+# (10 minutes at 60 requests/minute): a new account's backfill never holds up the others long.
+DEFAULT_BACKFILL_PAGES_PER_PASS = 600
+
 # A sync whose predecessor succeeded longer ago than this says so loudly.
 DEFAULT_GAP_WARNING_HOURS = 24.0
 # Zapier keeps run history 29 to 69 days (some plans 7 to 30): assume the shortest common one.

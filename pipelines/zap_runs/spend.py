@@ -38,11 +38,14 @@ class Budget:
     recent_errors: int = 0
     changed: int = 0
     page: int = 100
+    # B of other accounts' syncs merged into this one (a pass over many accounts: B adds up
+    # account by account, as each account's pages are its own).
+    others: int = 0
 
     @property
     def total(self) -> int:
         pages = sum(math.ceil(n / self.page) for n in (self.new, self.open, self.recent_errors))
-        return pages + self.changed
+        return pages + self.changed + self.others
 
 
 @dataclass
@@ -74,6 +77,13 @@ class Spend:
             again = stats.retries - retries
             self.retries += again
             self.by_purpose[purpose] += stats.requests - requests - again
+
+    def add(self, other: Spend) -> None:
+        """Another account's spend, into this pass's total."""
+        for purpose, spent in other.by_purpose.items():
+            self.by_purpose[purpose] += spent
+        self.retries += other.retries
+        self.budget.others += other.budget.total
 
     def split_main(self, lookback_runs: int, new_runs: int, page: int) -> None:
         """The main window is one listing from cursor - lookback: the pages the lookback's runs

@@ -1,4 +1,6 @@
-"""Each sync's outcome, kept in the warehouse (table zap_runs_sync_log) for people and monitors."""
+"""Each sync's outcome, kept in the warehouse (table zap_runs_sync_log) for people and monitors:
+one row per account per pass (`sync_id` names the pass; `account_id` is NULL only on the row of
+a pass that failed before it read any account)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ DDL = (
     "open_runs bigint, requests bigint, retries bigint, rate_limited bigint)"
 )
 # Added later: a log made by an older version gets them (ALTER TABLE) before its next row.
-SPEND_COLUMNS = {"requests_new": "bigint", "requests_open": "bigint", "requests_errors": "bigint",
-                 "requests_rechecks": "bigint", "requests_lookback": "bigint",
+SPEND_COLUMNS = {"account_id": "varchar", "requests_new": "bigint", "requests_open": "bigint",
+                 "requests_errors": "bigint", "requests_rechecks": "bigint", "requests_lookback": "bigint",
                  "requests_unlisted": "bigint", "requests_late": "bigint", "budget": "bigint",
                  "budget_ratio": "double precision"}
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
@@ -40,6 +42,7 @@ class Outcome:
     started_at: datetime
     ended_at: datetime
     result: str
+    account_id: str | None = None
     error: str | None = None
     warning: str | None = None
     window_from: datetime | None = None
@@ -63,8 +66,9 @@ class Outcome:
     budget_ratio: float | None = None
 
 
-def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
-    """Append the outcome; a destination that cannot take it only costs a log line."""
+def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome]) -> None:
+    """Append the outcomes; a destination that cannot take them only costs a log line."""
+    outcomes = [outcomes] if isinstance(outcomes, Outcome) else outcomes
     dialect = SQL_DIALECTS.get(pipeline.destination.destination_name)
     if dialect is None:
         return
@@ -77,8 +81,10 @@ def record(pipeline: dlt.Pipeline, outcome: Outcome) -> None:
                                                  write=dialect)[0])
             _add_missing_columns(client, table, dialect)
             marks = ", ".join(["%s"] * len(COLUMNS))
-            client.execute_sql(f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})",
-                               *[getattr(outcome, c) for c in COLUMNS])
+            sql = f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})"
+            with client.begin_transaction():
+                for outcome in outcomes:
+                    client.execute_sql(sql, *[getattr(outcome, c) for c in COLUMNS])
     except Exception as exc:  # noqa: BLE001 - the sync's own result matters more than its log
         log.warning("could not record the sync outcome in %s: %s", TABLE, first_line(exc, 200))
 

@@ -59,9 +59,9 @@ class Display:
         progress = self.progress
         client = progress.client
         if client is None:
-            return Counts(len(progress.run_ids), progress.rechecks)
+            return Counts(progress.fetched, progress.rechecks_now)
         stats = client.stats
-        return Counts(len(progress.run_ids), progress.rechecks, stats.requests, stats.retries,
+        return Counts(progress.fetched, progress.rechecks_now, stats.requests, stats.retries,
                       stats.rate_limited, client.pacer.waited)
 
     def stage(self, name: str) -> None:

@@ -1,0 +1,324 @@
+"""One pass over the accounts: each account's incremental sync, one after another, under one
+rate budget, each failure kept to its own account.
+
+- **One budget.** Every account's client shares one pacer (`requests_per_minute` is for the
+  process: Zapier counts per IP), one connection pool and one request count.
+- **Fair.** Accounts already caught up go first, the most overdue (oldest last window) first;
+  accounts still backfilling go after them, then new ones. A window longer than a day is
+  counted first (one request), and when it would take more than `backfill_pages_per_pass`
+  pages only its oldest part that fits is read: the rest waits for the next passes, so a new
+  account's backfill never holds the others up for long.
+- **Isolated.** With many accounts, an account that fails is recorded (AccountOutcome, one row
+  of the sync log) and the pass goes on. A refused token (401) or a missing scope (403) skips
+  the account until its credentials change; an account whose requests keep failing while
+  others succeed is paused for a day after three passes. Its state stays as it was, so nothing
+  it has not read is skipped for good.
+- **State per account** under the resource state's "accounts", committed with the load.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .accounts import Account
+from .client import Stats, ZapierClient, http_client
+from .clock import iso, utcnow
+from .errors import AuthError, ConfigError, ScopeError, ZapRunsError, first_line
+from .incremental import read_runs
+from .oauth import OnRotate, account_store, token_source
+from .pacing import Pacer
+from .rows import parse_time
+from .spend import Spend
+from .window import plan_window
+
+log = logging.getLogger(__name__)
+
+# A main window longer than this is counted before it is read, to read a long backfill in parts.
+COUNT_WINDOWS_OVER = timedelta(hours=24)
+API_DEFAULT_WINDOW = timedelta(days=30)
+# An account whose requests failed in this many passes in a row (others succeeding) pauses.
+FAILING_PASSES = 3
+FAILING_PAUSE = timedelta(hours=24)
+# Resource state of the version before accounts: it belongs to the default account.
+LEGACY_KEYS = ("cursor", "watched", "open_runs", "last_window")
+
+
+@dataclass
+class SyncProgress:
+    """What a sync read, filled in as it goes, for the display and the summary. In a pass over
+    many accounts, the pass's progress holds the totals and `current` the account being read."""
+
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    run_ids: set[str] = field(default_factory=set)
+    rechecks: int = 0
+    open_runs: int = 0
+    spend: Spend = field(default_factory=Spend)
+    warnings: list[str] = field(default_factory=list)
+    client: ZapierClient | None = None
+    done: int = 0  # runs fetched by the accounts read before `current`
+    current: SyncProgress | None = None
+    outcomes: list[AccountOutcome] = field(default_factory=list)  # one per account, in a pass
+    default_account: str = "default"  # the account rows from before accounts belong to
+    many: bool = False  # a pass over configured accounts (isolated failures)
+
+    @property
+    def fetched(self) -> int:
+        """Runs fetched so far."""
+        current = self.current
+        return self.done + len(self.run_ids) + (len(current.run_ids) if current else 0)
+
+    @property
+    def rechecks_now(self) -> int:
+        current = self.current
+        return self.rechecks + (current.rechecks if current else 0)
+
+
+@dataclass
+class AccountOutcome:
+    """How one account fared in a pass: success, failed or skipped (a row of the sync log)."""
+
+    account: str
+    result: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+    progress: SyncProgress | None = None
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    fetched: int = 0
+
+
+@dataclass
+class ReadOptions:
+    """How each account's runs are read (the source's arguments)."""
+
+    since: datetime | None
+    force_since: bool
+    lookback: timedelta
+    horizon: timedelta
+    page_limit: int
+    full_refresh: bool
+    gaps: tuple[timedelta, timedelta] | None
+    backfill_pages: int | None = None  # None: read every window whole
+
+
+@dataclass
+class Connection:
+    """How to reach the API for an account (the source's arguments)."""
+
+    base_url: str
+    token_url: str
+    token_store_path: str
+    timeout: float
+    max_retries: int
+    backoff_base: float
+    requests_per_minute: float | None
+    on_rotate: OnRotate | None = None
+
+
+def account_states(state: dict, default: str) -> dict[str, dict]:
+    """The per-account part of the resource state; state from before accounts (cursor and
+    watched runs at the top) becomes the `default` account's."""
+    accounts = state.setdefault("accounts", {})
+    legacy = {key: state.pop(key) for key in LEGACY_KEYS if key in state}
+    if legacy:
+        accounts.setdefault(default, {}).update(legacy)
+    return accounts
+
+
+def overdue_order(accounts: list[Account], states: dict[str, dict]) -> list[Account]:
+    """Caught-up accounts first, the longest unsynced first; then backfills; then new ones."""
+    def key(account: Account) -> tuple[int, str]:
+        state = states.get(account.name) or {}
+        last = (state.get("last_window") or [None, None])[1] or ""
+        if not state.get("cursor"):
+            return 2, ""
+        return (1 if state.get("backfill_until") else 0), last
+    return sorted(accounts, key=key)
+
+
+class Sweep:
+    """Reads every account in turn into one stream of rows (one dlt resource, one load)."""
+
+    def __init__(self, accounts: list[Account], problems: list[tuple[str, str]],
+                 policies: dict[str, object], connection: Connection, options: ReadOptions,
+                 progress: SyncProgress, *, isolate: bool, default: str) -> None:
+        self.accounts = accounts
+        self.policies = policies
+        self.connection = connection
+        self.options = options
+        self.progress = progress
+        self.isolate = isolate
+        self.default = default
+        self.pacer = Pacer(connection.requests_per_minute)
+        self.stats = Stats()
+        self.http = http_client(connection.timeout)
+        now = utcnow()
+        self.outcomes = progress.outcomes
+        progress.default_account, progress.many = default, isolate
+        self.outcomes.extend(AccountOutcome(name, "failed", now, now, message)
+                             for name, message in problems)
+        self._failing: list[str] = []
+
+    def client_for(self, account: Account) -> ZapierClient:
+        c = self.connection
+        store = c.token_store_path if not self.isolate else account_store(c.token_store_path,
+                                                                          account.name)
+        tokens = token_source(account.access_token, account.refresh_token, account.client_id,
+                              account.client_secret, c.token_url, store, c.timeout,
+                              account=account.name, on_rotate=c.on_rotate)
+        try:
+            return ZapierClient(c.base_url, tokens, timeout=c.timeout, max_retries=c.max_retries,
+                                backoff_base=c.backoff_base, pacer=self.pacer, stats=self.stats,
+                                http=self.http)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
+
+    def read(self, state: dict) -> Iterator[list[dict]]:
+        """Rows of every account's sync; the state is updated account by account."""
+        states = account_states(state, self.default)
+        try:
+            for account in overdue_order(self.accounts, states):
+                yield from self._read_account(account, states.setdefault(account.name, {}))
+        finally:
+            self.http.close()
+        self._pause_failing(states)
+
+    def _read_account(self, account: Account, state: dict) -> Iterator[list[dict]]:
+        outcome = AccountOutcome(account.name, "failed", utcnow())
+        self.outcomes.append(outcome)
+        if self._refused(account, state, outcome):
+            return
+        progress = SyncProgress()
+        outcome.progress = self.progress.current = progress
+        stats, before = self.stats, (self.stats.requests, self.stats.retries, self.stats.rate_limited)
+        try:
+            client = self.client_for(account)
+            if self.progress.client is None:
+                self.progress.client = client  # the display reads the shared counters through it
+            until = self._part_to_read(client, state, progress)
+            o = self.options
+            yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
+                                 lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
+                                 full_refresh=o.full_refresh, gaps=o.gaps, account_id=account.name,
+                                 policy=self.policies.get(account.name), until=until)
+        except ZapRunsError as exc:
+            if not self.isolate:
+                raise
+            self._failed(account, state, outcome, exc)
+        else:
+            outcome.result = "success"
+            for key in ("refused", "failures"):
+                state.pop(key, None)
+            if until is not None:  # read up to there; the rest in the next passes
+                state["backfill_until"] = iso(until)
+            else:
+                state.pop("backfill_until", None)
+        finally:
+            outcome.ended_at = utcnow()
+            outcome.requests = stats.requests - before[0]
+            outcome.retries = stats.retries - before[1]
+            outcome.rate_limited = stats.rate_limited - before[2]
+            outcome.fetched = len(progress.run_ids)
+            self._fold(progress)
+
+    def _refused(self, account: Account, state: dict, outcome: AccountOutcome) -> bool:
+        """Whether the account is skipped: its credentials were refused and have not changed
+        (or its requests kept failing, less than a day ago)."""
+        refused = state.get("refused")
+        if not refused:
+            return False
+        if refused.get("fingerprint") != account.fingerprint():
+            return False  # new credentials: try again
+        until = parse_time(refused.get("until"))
+        if until is not None and utcnow() >= until:
+            return False
+        outcome.result = "skipped"
+        outcome.error = (f"{refused.get('error')} (since {refused.get('at')}); skipped until "
+                         + ("its credentials change" if until is None else
+                            f"{refused.get('until')} or its credentials change"))
+        outcome.ended_at = utcnow()
+        return True
+
+    def _failed(self, account: Account, state: dict, outcome: AccountOutcome,
+                exc: ZapRunsError) -> None:
+        outcome.error = first_line(exc, 500)
+        log.warning("account %s failed: %s", account.name, outcome.error)
+        if isinstance(exc, (AuthError, ScopeError)):
+            state["refused"] = {"fingerprint": account.fingerprint(), "at": iso(utcnow()),
+                                "error": first_line(exc, 200)}
+        else:
+            self._failing.append(account.name)
+
+    def _pause_failing(self, states: dict[str, dict]) -> None:
+        """Count the passes an account failed in while others succeeded (an outage of the API
+        fails them all and counts for none); pause it after FAILING_PASSES."""
+        if not any(o.result == "success" for o in self.outcomes):
+            return
+        accounts = {a.name: a for a in self.accounts}
+        for name in self._failing:
+            state = states[name]
+            state["failures"] = state.get("failures", 0) + 1
+            if state["failures"] >= FAILING_PASSES:
+                error = next(o.error for o in self.outcomes if o.account == name)
+                state["refused"] = {"fingerprint": accounts[name].fingerprint(),
+                                    "at": iso(utcnow()), "until": iso(utcnow() + FAILING_PAUSE),
+                                    "error": f"requests failed in {state['failures']} passes in a "
+                                             f"row: {(error or '')[:150]}"}
+
+    def _part_to_read(self, client: ZapierClient, state: dict,
+                      progress: SyncProgress) -> datetime | None:
+        """Where this pass's main window ends for the account: now, or earlier when the window
+        would take more than backfill_pages pages (one count request tells)."""
+        o = self.options
+        cap = o.backfill_pages
+        if cap is None:
+            return None
+        now = utcnow()
+        cursor = None if o.full_refresh else parse_time(state.get("cursor"))
+        from_date = plan_window(cursor, o.since, o.force_since, o.lookback, now) \
+            or now - API_DEFAULT_WINDOW
+        if now - from_date <= COUNT_WINDOWS_OVER:
+            return None
+        with progress.spend.on("new", self.stats):
+            count = client.get_runs({"from_date": iso(from_date), "to_date": iso(now),
+                                     "limit": "1"}).count
+        pages = math.ceil((count or 0) / o.page_limit)
+        if count is None or pages <= cap:
+            return None
+        return from_date + (now - from_date) * (cap / pages)
+
+    def _fold(self, account: SyncProgress) -> None:
+        """An account's progress into the pass's totals; its run ids are let go (memory stays
+        flat however many accounts a pass reads)."""
+        total = self.progress
+        total.done += len(account.run_ids)
+        account.run_ids = set()
+        total.current = None
+        total.rechecks += account.rechecks
+        total.open_runs += account.open_runs
+        total.warnings.extend(f"{self._label(account)}{w}" for w in account.warnings)
+        if account.window_to is not None:
+            if total.window_to is None or account.window_to > total.window_to:
+                total.window_to = account.window_to
+            if account.window_from is not None and (
+                    total.window_from is None or account.window_from < total.window_from):
+                total.window_from = account.window_from
+        if self.isolate:
+            total.spend.add(account.spend)
+        else:
+            total.spend = account.spend
+
+    def _label(self, account: SyncProgress) -> str:
+        if not self.isolate:
+            return ""
+        for outcome in reversed(self.outcomes):
+            if outcome.progress is account:
+                return f"account {outcome.account}: "
+        return ""

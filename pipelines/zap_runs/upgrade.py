@@ -1,0 +1,46 @@
+"""Tables loaded before accounts existed get their `account_id`, once, before the next load.
+
+Run and step rows of that version belong to the one account it read; without the column they
+would not match the merge key (account_id, id) and every changed run would be stored twice. The
+column is added and filled in one transaction; dlt then finds it in the table (it compares its
+schema with the destination's columns) and adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dlt
+
+from .settings import SQL_DIALECTS
+
+log = logging.getLogger(__name__)
+
+TABLES = ("zap_runs", "zap_runs__steps")
+
+
+def add_account_id(pipeline: dlt.Pipeline, account: str) -> list[str]:
+    """Give the tables that lack `account_id` the column, set to `account`; the tables changed."""
+    if pipeline.destination.destination_name not in SQL_DIALECTS:
+        return []
+    changed = []
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            return []
+        for table in TABLES:
+            qualified = client.make_qualified_table_name(table)
+            try:
+                with client.execute_query(f"select * from {qualified} where 1 = 0") as cursor:
+                    columns = {d[0].lower() for d in cursor.description}
+            except Exception:  # noqa: BLE001 - the destination's "undefined relation": not loaded yet
+                continue
+            if "account_id" in columns:
+                continue
+            with client.begin_transaction():
+                client.execute_sql(f"alter table {qualified} add column account_id varchar")
+                client.execute_sql(f"update {qualified} set account_id = %s", account)
+            changed.append(table)
+    if changed:
+        log.info("tables %s now carry account_id %r (rows loaded before accounts existed)",
+                 ", ".join(changed), account)
+    return changed
