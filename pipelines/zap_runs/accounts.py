@@ -150,7 +150,11 @@ def collect(named: Mapping | None, file: str | None, given: Iterable | None,
         try:
             account = from_entry(entry, where, shared)
         except ConfigError as exc:
-            problems.append((_name_of(entry) or where, str(exc)))
+            name = _name_of(entry)
+            message = str(exc)
+            if name is None and message.startswith(f"{where}: "):
+                message = message[len(where) + 2:]  # the name shown is `where` already
+            problems.append((name or where, message))
             continue
         if account.name in seen:
             problems.append((account.name, f"{where}: account {account.name} is configured twice; "

@@ -24,12 +24,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync Zapier zap runs (Partner API GET /v2/zap-runs) into DuckDB or any dlt "
                     "destination, incrementally. Configuration: .dlt/config.toml and "
                     ".dlt/secrets.toml under [sources.zap_runs], or SOURCES__ZAP_RUNS__* env vars.",
-        epilog="Exit codes: 0 synced, 1 the sync failed (status: the data is stale), 2 bad "
-               "configuration or arguments, 3 another sync of the pipeline was still running.")
-    parser.add_argument("command", nargs="?", default="sync", choices=["sync", "models", "report", "status"],
+        epilog="Exit codes: 0 synced, 1 the sync failed (with many accounts: every account "
+               "failed; status: the data is stale), 2 bad configuration or arguments, 3 another "
+               "sync of the pipeline was still running, 4 some accounts failed or were skipped "
+               "and the others loaded (status: some accounts are failing or stale).")
+    parser.add_argument("command", nargs="?", default="sync",
+                        choices=["sync", "models", "report", "status", "forget"],
                         help="sync (default): load new and changed runs; models: rebuild the SQL "
                              "models; report: write the HTML dashboard from the models; status: "
-                             "when the last sync ran and succeeded (exit 1 when stale)")
+                             "when the last sync ran and succeeded (exit 1 when stale); forget "
+                             "--account NAME: delete one account's rows and state")
+    parser.add_argument("--account", default=None, metavar="NAME",
+                        help="report: one account's dashboard (default: partner-wide); forget: "
+                             "the account to delete")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="sync only the accounts whose stable hash falls in shard I of N "
+                             "(0 <= I < N), as its own pipeline with 1/N of requests_per_minute; "
+                             "for warehouses that take concurrent writers (README, Sharding)")
     parser.add_argument("--max-age", type=float, default=None, metavar="HOURS",
                         help="status: exit 1 when the last successful sync is older than this "
                              "(default: stale_after_hours, 6)")
@@ -70,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.report_command(args)
         if args.command == "status":
             return commands.status_command(args)
+        if args.command == "forget":
+            return commands.forget_command(args)
         return commands.sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)

@@ -15,15 +15,25 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
-from .errors import ConfigError, ZapRunsError, first_line, missing_config, unwrap
+from .accounts import parse_shard
+from .errors import (
+    ConfigError,
+    SomeAccountsFailed,
+    ZapRunsError,
+    first_line,
+    missing_config,
+    unwrap,
+)
+from .locks import SyncLock
 from .models import build_models
+from .oauth import DEFAULT_STORE
 from .output.progress import display_for
 from .output.report import print_report
-from .output.status import format_status, is_stale
+from .output.status import format_accounts, format_status, is_stale, troubled_accounts
 from .output.summary import format_summary
 from .pipeline import logged_sync, make_pipeline
 from .settings import SQL_DIALECTS, SyncConfig, sync_config
-from .synclog import last_outcomes, newest_run_start
+from .synclog import account_states, last_outcomes, newest_run_start
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +56,72 @@ def source_overrides(args: argparse.Namespace) -> dict:
         out["lookback_hours"] = args.lookback
     if args.full_refresh:
         out["full_refresh"] = True
+    if getattr(args, "shard", None):
+        out["shard"] = args.shard
     return out
+
+
+def pipeline_name(args: argparse.Namespace) -> str:
+    """Each shard keeps its own pipeline (state, lock, load packages): zap_runs_shard_<i>_of_<n>."""
+    if not getattr(args, "shard", None):
+        return settings.PIPELINE_NAME
+    if args.destination in ("duckdb", "motherduck"):
+        raise ConfigError("--shard needs a warehouse that takes concurrent writers (postgres, "
+                          "bigquery, snowflake ...); a DuckDB file takes one writer at a time: "
+                          "sync all accounts in one process instead.")
+    index, count = parse_shard(args.shard)
+    return f"{settings.PIPELINE_NAME}_shard_{index}_of_{count}"
 
 
 def sync_command(args: argparse.Namespace) -> int:
     """The default command: one sync into the configured destination, then the SQL models."""
     config = sync_config()
     try:
-        pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
+        pipeline = make_pipeline(args.destination, dataset_name(args, config),
+                                 pipeline_name=pipeline_name(args), config=config)
     except UnknownDestinationModule:
         raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
                           ) from None
     try:
-        sync_and_models(pipeline, config, **source_overrides(args))
+        result = sync_and_models(pipeline, config, models=not getattr(args, "shard", None),
+                                 **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
+    failed = result.failed_accounts
+    if failed and len(failed) == len(result.accounts):
+        raise ZapRunsError(f"every account failed ({len(failed)}): {failed[0].account}: "
+                           f"{failed[0].error}; see the summary above.")
+    if failed:
+        names = ", ".join(a.account for a in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        raise SomeAccountsFailed(f"{len(failed)} of {len(result.accounts)} accounts failed or were "
+                                 f"skipped ({names}); the others are loaded. See the summary "
+                                 "above and `python -m pipelines.zap_runs status`.")
     return 0
 
 
-def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, **source_args: object) -> None:
+def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = True,
+                    **source_args: object):
     """One sync, then the SQL models, under a progress display on stderr (output/progress.py);
     the summary is printed once the display is gone, and a failure of the models after it."""
     with display_for(sys.stderr) as display:
         result = logged_sync(pipeline, config, progress=display.progress, on_stage=display.stage,
                              **source_args)
         display.stage("models")
-        try:
-            models, failure = rebuild_models(pipeline), None
-        except ZapRunsError as exc:
-            models, failure = "", exc
+        built, failure = "  models     not rebuilt: a shard leaves them to `models` after all " \
+                                "shards", None
+        if models:
+            try:
+                built = rebuild_models(pipeline)
+            except ZapRunsError as exc:
+                built, failure = "", exc
     print(format_summary(result))
     if failure is not None:
         raise failure
-    print(models)
+    print(built)
+    return result
 
 
 def rebuild_models(pipeline: dlt.Pipeline) -> str:
@@ -110,7 +150,8 @@ def models_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """`report`: the dashboard from the marts of the configured destination."""
+    """`report`: the dashboard from the marts of the configured destination: one account's with
+    --account NAME, else every account's (with the accounts that need attention)."""
     from .output.dashboard import write_report  # plotly: only for the commands that draw
 
     config = sync_config()
@@ -118,7 +159,9 @@ def report_command(args: argparse.Namespace) -> int:
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
     try:
-        path = write_report(pipeline, args.output)
+        path = write_report(pipeline, args.output, account=getattr(args, "account", None))
+    except ZapRunsError:
+        raise  # an unknown --account says so itself
     except OSError as exc:
         raise ConfigError(f"cannot write {args.output}: {exc.strerror}; pick another --output.") from None
     except Exception as exc:  # noqa: BLE001 - most likely the models were never built
@@ -141,9 +184,20 @@ def status_command(args: argparse.Namespace) -> int:
                            f"{pipeline.dataset_name!r} yet ({first_line(exc, 120)}); "
                            "run a sync first.") from None
     now = datetime.now(UTC)
-    print(format_status(f"{args.destination} dataset {pipeline.dataset_name!r}", last, success,
-                        newest, max_age, now))
-    return 1 if is_stale(success, max_age, now) else 0
+    text = format_status(f"{args.destination} dataset {pipeline.dataset_name!r}", last, success,
+                         newest, max_age, now)
+    accounts = account_states(pipeline)
+    # One account: its health is the sync's, as above. Many: each failing or stale one is named.
+    troubled = len(accounts) > 1 and any(troubled_accounts(accounts, max_age, now))
+    if len(accounts) > 1:
+        head, verdict = text.rsplit("\n", 1)
+        text = "\n".join([head, *format_accounts(accounts, max_age, now), verdict])
+        if troubled and not is_stale(success, max_age, now):
+            text += "\nSOME ACCOUNTS FAILING OR STALE (exit 4)"
+    print(text)
+    if is_stale(success, max_age, now):
+        return 1
+    return SomeAccountsFailed.exit_code if troubled else 0
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -176,4 +230,29 @@ def demo_command(args: argparse.Namespace) -> int:
     report = write_report(pipeline, args.output)
     print(f"\nDuckDB file: {Path(DEMO_DB).resolve()}")
     print(f"Dashboard:   {report}")
+    return 0
+
+
+def forget_command(args: argparse.Namespace) -> int:
+    """`forget --account NAME`: delete one account's rows from every table, its state, its
+    stored token and dlt's local copies, then rebuild the models."""
+    from .forget import forget_account
+
+    if not args.account:
+        raise ConfigError("forget needs --account NAME (the account whose data to delete).")
+    config = sync_config()
+    pipeline = make_pipeline(args.destination, dataset_name(args, config),
+                             pipeline_name=pipeline_name(args), config=config)
+    store = dlt.config.get("sources.zap_runs.token_store_path") or DEFAULT_STORE
+    with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
+                  config.overlap_wait_seconds):
+        done = forget_account(pipeline, args.account, store)
+    rows = ", ".join(f"{n:,} from {table}" for table, n in done.rows.items())
+    print(f"forgot account {args.account!r}: deleted {rows}; state "
+          f"{'removed' if done.state else 'had none'}; {done.state_versions} older state "
+          f"versions, {done.packages} local load packages"
+          f"{' and its token store' if done.token_store else ''} deleted")
+    if pipeline.destination.destination_name in SQL_DIALECTS:
+        print(rebuild_models(pipeline))
+    print(f"Remove {args.account!r} from the configured accounts, or the next sync reads it again.")
     return 0

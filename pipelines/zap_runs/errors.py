@@ -24,6 +24,12 @@ class ConfigError(ZapRunsError):
     exit_code = 2
 
 
+class SomeAccountsFailed(ZapRunsError):
+    """A pass over many accounts loaded the others, but some failed or were skipped (exit 4)."""
+
+    exit_code = 4
+
+
 class ApiError(ZapRunsError):
     """The API answered with an error that retrying will not fix."""
 

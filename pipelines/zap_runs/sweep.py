@@ -122,6 +122,19 @@ class Connection:
     on_rotate: OnRotate | None = None
 
 
+def account_error(account: Account, exc: ZapRunsError) -> str:
+    """What failed for one account, in one line that says where to fix it."""
+    where = account.where or f"account {account.name}"
+    if isinstance(exc, ScopeError):
+        return (f"the token lacks the zap:runs scope (403): have the user re-authorise with "
+                f"zap:runs and update {where}")
+    if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401:
+        return f"the Zapier API refused the token (401, revoked or expired): update {where}"
+    if isinstance(exc, AuthError):  # the token endpoint refused the refresh token
+        return f"{first_line(exc, 200)} (account {account.name}: update {where})"
+    return first_line(exc, 500)
+
+
 def account_states(state: dict, default: str) -> dict[str, dict]:
     """The per-account part of the resource state; state from before accounts (cursor and
     watched runs at the top) becomes the `default` account's."""
@@ -248,11 +261,11 @@ class Sweep:
 
     def _failed(self, account: Account, state: dict, outcome: AccountOutcome,
                 exc: ZapRunsError) -> None:
-        outcome.error = first_line(exc, 500)
+        outcome.error = account_error(account, exc)
         log.warning("account %s failed: %s", account.name, outcome.error)
         if isinstance(exc, (AuthError, ScopeError)):
             state["refused"] = {"fingerprint": account.fingerprint(), "at": iso(utcnow()),
-                                "error": first_line(exc, 200)}
+                                "error": outcome.error[:200]}
         else:
             self._failing.append(account.name)
 

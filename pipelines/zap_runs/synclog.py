@@ -117,3 +117,22 @@ def newest_run_start(pipeline: dlt.Pipeline) -> datetime | None:
     with pipeline.sql_client() as client:
         table = client.make_qualified_table_name("zap_runs")
         return client.execute_sql(f"select max(start_time) from {table}")[0][0]
+
+
+def account_states(pipeline: dlt.Pipeline) -> list[dict]:
+    """Per account in the log: its last sync (result, error, started_at) and last success
+    (last_success_at, NULL if none)."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(TABLE)
+        sql = (f"with ranked as (select account_id, result, error, started_at, row_number() over "
+               f"(partition by account_id order by started_at desc) as n from {table} "
+               f"where account_id is not null), "
+               f"successes as (select account_id, max(ended_at) as last_success_at from {table} "
+               f"where result = 'success' group by account_id) "
+               f"select ranked.account_id, ranked.result, ranked.error, ranked.started_at, "
+               f"successes.last_success_at from ranked left join successes "
+               f"on successes.account_id = ranked.account_id where ranked.n = 1 "
+               f"order by ranked.account_id")
+        with client.execute_query(sql) as cursor:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

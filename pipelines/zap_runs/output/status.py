@@ -36,3 +36,35 @@ def format_status(where: str, last: dict | None, success: dict | None, newest: d
     else:
         lines.append(f"OK: the last successful sync is within {max_age_hours:g} h")
     return "\n".join(lines)
+
+
+SHOWN = 20  # accounts listed by name; the rest are counted
+
+
+def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
+                      ) -> tuple[list[dict], list[dict]]:
+    """(failing: the last sync of the account failed or was skipped, stale: no success within
+    max_age_hours) among the sync log's accounts (synclog.account_states)."""
+    failing = [a for a in accounts if a["result"] != "success"]
+    stale = [a for a in accounts if a["result"] == "success" and is_stale(
+        {"ended_at": a["last_success_at"]} if a["last_success_at"] else None, max_age_hours, now)]
+    return failing, stale
+
+
+def format_accounts(accounts: list[dict], max_age_hours: float, now: datetime) -> list[str]:
+    """Lines about the accounts: how many, then each failing or stale one (up to SHOWN)."""
+    failing, stale = troubled_accounts(accounts, max_age_hours, now)
+    ok = len(accounts) - len(failing) - len(stale)
+    lines = [f"  accounts       {len(accounts):,}: {ok:,} ok, {len(failing):,} failing, "
+             f"{len(stale):,} stale"]
+    for account in failing[:SHOWN]:
+        lines.append(f"  FAILING        {account['account_id']}: {account['result']} "
+                     f"{ago(account['started_at'], now)} ({account['error']}); last success "
+                     f"{ago(account['last_success_at'], now)}")
+    for account in stale[:max(0, SHOWN - len(failing))]:
+        lines.append(f"  STALE          {account['account_id']}: last success "
+                     f"{ago(account['last_success_at'], now)}")
+    hidden = len(failing) + len(stale) - SHOWN
+    if hidden > 0:
+        lines.append(f"  ... and {hidden:,} more: see zap_runs_sync_log or the account_health model")
+    return lines

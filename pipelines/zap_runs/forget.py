@@ -1,0 +1,136 @@
+"""Forget one account: its rows in every table, its state, its stored token, and the copies
+dlt keeps of what it loaded, for a user who disconnects or asks to be forgotten.
+
+What holds an account's data, and how each is cleared:
+- zap_runs, zap_runs__steps, zap_runs_sync_log and their copies in the staging dataset
+  (the last merge's rows): deleted by account_id, in one transaction;
+- the pipeline state (the account's cursor and watched runs): removed by a load of the
+  zap_runs resource that only edits its state, the dlt way; older state versions in
+  _dlt_pipeline_state still hold it, so only the newest version of this pipeline is kept;
+- the rotated refresh token (.dlt/zapier_tokens/<name>.json): deleted;
+- load packages dlt kept after loading (pipelines_dir/<pipeline>/load/loaded): deleted;
+- the SQL models: rebuilt from what is left (the caller does it).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dlt
+
+from .errors import ConfigError
+from .oauth import account_store
+from .synclog import TABLE as SYNC_LOG
+
+log = logging.getLogger(__name__)
+
+DATA_TABLES = ("zap_runs__steps", "zap_runs", SYNC_LOG)
+
+
+@dataclass
+class Forgotten:
+    """What `forget_account` deleted."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    state: bool = False
+    token_store: bool = False
+    packages: int = 0
+    state_versions: int = 0
+
+
+def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) -> Forgotten:
+    """Delete everything of `account` that `pipeline` and its destination hold."""
+    pipeline.sync_destination()
+    done = Forgotten()
+    done.state = _drop_state(pipeline, account)
+    with pipeline.sql_client() as client:
+        if not client.has_dataset():
+            raise ConfigError(f"dataset {pipeline.dataset_name!r} does not exist: nothing to forget.")
+        with client.begin_transaction():
+            for table in DATA_TABLES:
+                done.rows[table] = _delete(client, client.make_qualified_table_name(table), account)
+        with client.with_staging_dataset():
+            if client.has_dataset():
+                for table in DATA_TABLES[:2]:
+                    _delete(client, client.make_qualified_table_name(table), account)
+        if not done.state and not any(done.rows.values()):
+            raise ConfigError(f"account {account!r} has no rows and no state in dataset "
+                              f"{pipeline.dataset_name!r} (pipeline {pipeline.pipeline_name}): "
+                              "check the name (it is case-sensitive) and --shard.")
+        done.state_versions = _drop_old_state_versions(client, pipeline.pipeline_name)
+    store = account_store(token_store_path, account)
+    if store.exists():
+        store.unlink()
+        done.token_store = True
+    done.packages = _drop_loaded_packages(pipeline)
+    log.info("forgot account %s: %s", account, done)
+    return done
+
+
+def _delete(client, qualified: str, account: str) -> int:
+    """Delete the account's rows from one table; 0 when the table does not exist."""
+    try:
+        with client.execute_query(f"select count(*) from {qualified} where account_id = %s",
+                                  account) as cursor:
+            count = int(cursor.fetchone()[0])
+    except Exception:  # noqa: BLE001 - the destination's "undefined relation": never loaded
+        return 0
+    if count:
+        client.execute_sql(f"delete from {qualified} where account_id = %s", account)
+    return count
+
+
+def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
+    """Remove the account's part of the zap_runs resource state and load the new state."""
+    from . import MERGE, RUN_COLUMNS, STEP_COLUMNS
+
+    found: list[bool] = []
+
+    @dlt.resource(name="zap_runs", primary_key=("account_id", "id"), write_disposition=MERGE,
+                  columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
+    def zap_runs():
+        accounts = dlt.current.resource_state().get("accounts") or {}
+        found.append(accounts.pop(account, None) is not None)
+        yield from ()
+
+    @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
+    def zap_runs_source():
+        return zap_runs
+
+    pipeline.extract(zap_runs_source())
+    if found and found[0]:
+        pipeline.normalize()
+        pipeline.load()
+    return bool(found and found[0])
+
+
+def _drop_old_state_versions(client, pipeline_name: str) -> int:
+    """Older versions of this pipeline's state (each holds the accounts it had then): dlt
+    restores the newest one only."""
+    table = client.make_qualified_table_name("_dlt_pipeline_state")
+    try:
+        with client.execute_query(f"select count(*) from {table} where pipeline_name = %s and "
+                                  f"version < (select max(version) from {table} where "
+                                  "pipeline_name = %s)", pipeline_name, pipeline_name) as cursor:
+            count = int(cursor.fetchone()[0])
+    except Exception:  # noqa: BLE001 - no state table yet
+        return 0
+    if count:
+        client.execute_sql(f"delete from {table} where pipeline_name = %s and version < "
+                           f"(select max(version) from {table} where pipeline_name = %s)",
+                           pipeline_name, pipeline_name)
+    return count
+
+
+def _drop_loaded_packages(pipeline: dlt.Pipeline) -> int:
+    """Load packages dlt kept after loading them: their files hold the rows they loaded."""
+    loaded = Path(pipeline.working_dir) / "load" / "loaded"
+    if not loaded.is_dir():
+        return 0
+    packages = [p for p in loaded.iterdir() if p.is_dir()]
+    for package in packages:
+        shutil.rmtree(package)
+    return len(packages)
