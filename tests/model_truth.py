@@ -1,4 +1,8 @@
-"""The marts computed again in plain Python from the world's truth (independent of the SQL)."""
+"""The marts computed again in plain Python from the worlds' truths (independent of the SQL).
+
+Every function takes `truths`: account -> that account's truth (run id -> API run), since run
+and zap ids are unique only within an account; keys lead with the account.
+"""
 
 from __future__ import annotations
 
@@ -13,32 +17,37 @@ CATEGORY = {"success": "succeeded", "error": "failed", "error_handled": "handled
 FINISHED = {"succeeded", "failed", "handled", "halted"}
 CATEGORIES = ["succeeded", "failed", "handled", "halted", "filtered", "in_progress", "blocked",
               "unknown"]
+DAY, WEEK = timedelta(days=1), timedelta(days=7)
+STALE_AFTER = timedelta(hours=6)
 
 
 def _t(value):
-    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def category(status):
     return CATEGORY.get(status, "unknown")
 
 
-def runs_of(truth: dict) -> list[dict]:
-    return [{**r, "start": _t(r["start_time"]), "end": _t(r["end_time"]),
-             "category": category(r["status"])} for r in truth.values()]
+def runs_of(truths: dict[str, dict]) -> list[dict]:
+    return [{**r, "account": account, "start": _t(r["start_time"]), "end": _t(r["end_time"]),
+             "category": category(r["status"])}
+            for account, truth in truths.items() for r in truth.values()]
 
 
 def rate(failed, finished):
     return None if finished == 0 else failed / finished
 
 
-def daily(truth: dict) -> dict:
+def daily(truths: dict[str, dict]) -> dict:
     out: dict = defaultdict(lambda: {f"count_{c}": 0 for c in CATEGORIES} | {
         "count_runs": 0, "count_finished": 0})
-    for run in runs_of(truth):
+    for run in runs_of(truths):
         if run["start"] is None:
             continue
-        row = out[(run["zap_id"], run["start"].date())]
+        row = out[(run["account"], run["zap_id"], run["start"].date())]
         row["count_runs"] += 1
         row["count_finished"] += run["category"] in FINISHED
         row[f"count_{run['category']}"] += 1
@@ -55,38 +64,46 @@ def percentile_cont(values: list[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def durations(truth: dict) -> dict:
+def durations(truths: dict[str, dict]) -> dict:
     groups: dict = defaultdict(list)
-    for run in runs_of(truth):
+    for run in runs_of(truths):
         if run["category"] in FINISHED and run["start"] and run["end"]:
-            groups[(run["zap_id"], run["start"].date())].append(
+            groups[(run["account"], run["zap_id"], run["start"].date())].append(
                 (run["end"] - run["start"]).total_seconds())
     return {key: {"count_runs": len(v), "p50_seconds": percentile_cont(v, 0.5),
                   "p95_seconds": percentile_cont(v, 0.95), "max_seconds": max(v)}
             for key, v in groups.items()}
 
 
-def step_failures(truth: dict) -> dict:
+def step_failures(truths: dict[str, dict]) -> dict:
     out: dict = defaultdict(lambda: {"count_runs_reaching": 0, "count_runs_failing": 0})
-    for run in runs_of(truth):
+    for run in runs_of(truths):
         for number, step in enumerate(run["steps"] or [], start=1):
-            row = out[(run["zap_id"], number)]
+            row = out[(run["account"], run["zap_id"], number)]
             row["count_runs_reaching"] += step["status"] is not None
             row["count_runs_failing"] += step["status"] == "error" and run["category"] == "failed"
     totals: dict = defaultdict(int)
-    for (zap_id, _), row in out.items():
-        totals[zap_id] += row["count_runs_failing"]
-    for (zap_id, _), row in out.items():
-        row["failure_share"] = rate(row["count_runs_failing"], totals[zap_id])
+    for (account, zap_id, _), row in out.items():
+        totals[(account, zap_id)] += row["count_runs_failing"]
+    for (account, zap_id, _), row in out.items():
+        row["failure_share"] = rate(row["count_runs_failing"], totals[(account, zap_id)])
     return dict(out)
 
 
-def health(truth: dict, as_of: datetime) -> dict:
+def _title(runs: list[dict], started: list[dict]) -> str | None:
+    """The title of the zap's latest started run (the greatest among ties), else any title."""
+    latest = [r["zap_title"] for r in started if r["start"] == started[0]["start"]
+              and r["zap_title"] is not None] if started else []
+    titles = latest or [r["zap_title"] for r in runs if r["zap_title"] is not None]
+    return max(titles) if titles else None
+
+
+def health(truths: dict[str, dict], as_of: datetime) -> dict:
     by_zap: dict = defaultdict(list)
-    for run in runs_of(truth):
-        by_zap[run["zap_id"]].append(run)
+    for run in runs_of(truths):
+        by_zap[(run["account"], run["zap_id"])].append(run)
     out = {}
-    for zap_id, runs in by_zap.items():
+    for key, runs in by_zap.items():
         started = sorted((r for r in runs if r["start"]), key=lambda r: r["start"], reverse=True)
         streak = 0
         for run in started:
@@ -98,19 +115,112 @@ def health(truth: dict, as_of: datetime) -> dict:
         def window(start, end=None, runs=runs):
             chosen = [r for r in runs if r["start"] and r["start"] >= start
                       and (end is None or r["start"] < end)]
-            return rate(sum(r["category"] == "failed" for r in chosen),
-                        sum(r["category"] in FINISHED for r in chosen))
+            failed = sum(r["category"] == "failed" for r in chosen)
+            return failed, rate(failed, sum(r["category"] in FINISHED for r in chosen))
 
-        day, week = timedelta(days=1), timedelta(days=7)
-        out[zap_id] = {
+        failed_24h, rate_24h = window(as_of - DAY)
+        rate_7d = window(as_of - WEEK)[1]
+        out[key] = {
+            "zap_title": _title(runs, started),
             "last_run_at": started[0]["start"] if started else None,
             "last_success_at": next((r["start"] for r in started if r["category"] == "succeeded"),
                                     None),
             "current_failure_streak": streak,
-            "error_rate_24h": window(as_of - day),
-            "error_rate_7d": window(as_of - week),
-            "error_rate_30d": window(as_of - timedelta(days=30)),
-            "prev_24h": window(as_of - 2 * day, as_of - day),
-            "prev_7d": window(as_of - 2 * week, as_of - week),
+            "count_failed_24h": failed_24h,
+            "error_rate_24h": rate_24h,
+            "error_rate_7d": rate_7d,
+            "error_rate_30d": window(as_of - timedelta(days=30))[1],
+            "prev_24h": window(as_of - 2 * DAY, as_of - DAY)[1],
+            "prev_7d": window(as_of - 2 * WEEK, as_of - WEEK)[1],
+            "is_spiking": rate_24h is not None and failed_24h >= 3 and rate_24h >= 0.2
+                          and rate_24h >= 2 * (rate_7d or 0),
+        }
+    return out
+
+
+def account_health(truths: dict[str, dict], sync_log: list[dict], as_of: datetime) -> dict:
+    """One row per account with runs or log rows; `sync_log` rows as in raw_tables.LOG_FIELDS."""
+    zaps = health(truths, as_of)
+    runs = runs_of(truths)
+    log = [{**r, "started_at": _t(r["started_at"]), "ended_at": _t(r["ended_at"])}
+           for r in sync_log if r["account_id"] is not None]
+    out = {}
+    for account in {r["account"] for r in runs} | {r["account_id"] for r in log}:
+        mine = [r for r in runs if r["account"] == account]
+        own_zaps = [z for (a, _), z in zaps.items() if a == account]
+        syncs = sorted((r for r in log if r["account_id"] == account),
+                       key=lambda r: (r["started_at"], r["ended_at"]), reverse=True)
+        successes = [r["ended_at"] for r in syncs if r["result"] == "success"]
+        last = syncs[0] if syncs else {}
+        last_success = max(successes) if successes else None
+
+        def window(since, runs=mine):
+            chosen = [r for r in runs if r["start"] and r["start"] >= since]
+            failed = sum(r["category"] == "failed" for r in chosen)
+            return len(chosen), failed, rate(failed, sum(r["category"] in FINISHED for r in chosen))
+
+        runs_24h, failed_24h, rate_24h = window(as_of - DAY)
+        runs_7d, failed_7d, rate_7d = window(as_of - WEEK)
+        failing = sum(z["current_failure_streak"] > 0 for z in own_zaps)
+        spiking = sum(z["is_spiking"] for z in own_zaps)
+        sync_failing = last.get("result") in ("failed", "skipped")
+        stale = bool(syncs) and (last_success is None or last_success < as_of - STALE_AFTER)
+        reasons = []
+        if sync_failing:
+            error = last.get("error")
+            reasons.append(f"last sync {last['result']}" + (f": {error[:160]}" if error else ""))
+        if stale:
+            reasons.append("no successful sync yet" if last_success is None
+                           else "no successful sync in the last 6 h")
+        if spiking:
+            reasons.append(f"zaps spiking: {spiking}")
+        if failing:
+            reasons.append(f"zaps failing: {failing}")
+        out[account] = {
+            "count_zaps": len(own_zaps), "count_runs_24h": runs_24h,
+            "count_failed_24h": failed_24h, "error_rate_24h": rate_24h,
+            "count_runs_7d": runs_7d, "count_failed_7d": failed_7d, "error_rate_7d": rate_7d,
+            "count_zaps_failing": failing, "count_zaps_spiking": spiking,
+            "last_run_at": max((r["start"] for r in mine if r["start"]), default=None),
+            "last_sync_at": last.get("started_at"), "last_sync_result": last.get("result"),
+            "last_sync_error": last.get("error"), "last_success_at": last_success,
+            "is_sync_failing": sync_failing, "is_stale": stale,
+            "needs_attention": bool(sync_failing or stale or failing or spiking),
+            "attention_reason": "; ".join(reasons) or None,
+        }
+    return out
+
+
+def partner_step_failures(truths: dict[str, dict], as_of: datetime) -> dict:
+    """Per (zap_title, step_number) with a failure in the last 7 days, across accounts, each zap
+    under its current title (health's)."""
+    titles = {key: z["zap_title"] for key, z in health(truths, as_of).items()}
+    groups: dict = defaultdict(list)
+    for run in runs_of(truths):
+        title = titles[(run["account"], run["zap_id"])]
+        if title is None or run["start"] is None or run["start"] < as_of - WEEK:
+            continue
+        for number, step in enumerate(run["steps"] or [], start=1):
+            failing = step["status"] == "error" and run["category"] == "failed"
+            groups[(title, number)].append({
+                "account": run["account"], "zap": (run["account"], run["zap_id"]),
+                "start": run["start"], "recent": run["start"] >= as_of - DAY,
+                "reached": step["status"] is not None, "failing": failing})
+    out = {}
+    for key, rows in groups.items():
+        failing = [r for r in rows if r["failing"]]
+        if not failing:
+            continue
+        reaching = sum(r["reached"] for r in rows)
+        out[key] = {
+            "count_accounts_affected_24h": len({r["account"] for r in failing if r["recent"]}),
+            "count_accounts_affected_7d": len({r["account"] for r in failing}),
+            "count_accounts_reaching_7d": len({r["account"] for r in rows if r["reached"]}),
+            "count_zaps_affected_7d": len({r["zap"] for r in failing}),
+            "count_runs_failing_24h": sum(r["recent"] for r in failing),
+            "count_runs_failing_7d": len(failing),
+            "count_runs_reaching_7d": reaching,
+            "failure_rate_7d": rate(len(failing), reaching),
+            "last_failed_at": max(r["start"] for r in failing),
         }
     return out

@@ -1,4 +1,5 @@
-"""The HTML dashboard: self-contained, escaped, sane at any size, and it renders in Chromium."""
+"""The HTML dashboard: self-contained, escaped, sane at any size, and it renders in Chromium; one
+account's page, and the partner-wide page with the accounts that need attention."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import os
 import re
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pipelines.simulator import World, WorldConfig
+from pipelines.simulator import ManualClock, World, WorldConfig
 from pipelines.simulator.lifecycle import Run
+from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.models import build_models
-from pipelines.zap_runs.output.dashboard import write_report
+from pipelines.zap_runs.output.dashboard import read_data, unknown_account, write_report
 
 from .conftest import small_world
+from .raw_tables import colliding_truths, write_raw_tables
 from .warehouse import duckdb_pipeline, run_sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -97,3 +100,85 @@ def test_charts_render_in_headless_chromium_offline(make_simulator, past_clock, 
     pic = subprocess.run([*flags, f"--screenshot={shot}", report.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert pic.returncode == 0 and shot.stat().st_size > 50_000
+
+
+# --- accounts: raw tables written as the multi-account sync lays them out -------------------
+
+def two_accounts(tmp_path, name="zap_runs.duckdb"):
+    """acme and globex (the same zap and run ids) built into models; acme's token was revoked."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    truths = colliding_truths(ManualClock(now - timedelta(minutes=5)), days=4)
+    log = [{"account_id": "acme", "sync_id": "s1", "started_at": now - timedelta(hours=1),
+            "ended_at": now - timedelta(hours=1), "result": "failed",
+            "error": "401 <Unauthorized>: the token was revoked"},
+           {"account_id": "globex", "sync_id": "s1", "started_at": now - timedelta(hours=1),
+            "ended_at": now - timedelta(minutes=59), "result": "success"}]
+    pipeline = duckdb_pipeline(tmp_path / name)
+    write_raw_tables(pipeline, truths, log)
+    build_models(pipeline)
+    return pipeline, truths
+
+
+def started(truth):
+    return sum(1 for run in truth.values() if run["start_time"] is not None)
+
+
+def tile(page, label):
+    return re.search(rf"<b>([^<]*)</b><span>{label}</span>", page).group(1)
+
+
+def test_partner_page_shows_every_account_and_those_that_need_attention(tmp_path):
+    pipeline, truths = two_accounts(tmp_path)
+    page = write_report(pipeline, tmp_path / "all.html").read_text(encoding="utf-8")
+    needing = [a["account_id"] for a in read_data(pipeline).accounts if a["needs_attention"]]
+    assert "acme" in needing  # globex too when a zap of its random world fails now
+    assert "All 2 accounts." in page
+    assert tile(page, "accounts") == "2" and tile(page, "accounts need attention") == str(len(needing))
+    assert tile(page, "runs") == f"{started(truths['acme']) + started(truths['globex']):,}"
+    accounts = page[page.index("<table id='accounts'>"):]
+    accounts = accounts[:accounts.index("</table>")]
+    assert re.findall(r"<tr><td>([^<]*)</td>", accounts) == needing
+    assert "last sync failed: 401 &lt;Unauthorized&gt;: the token was revoked" in accounts
+    assert "<th>account</th>" in page, "zaps are told apart by their account"
+    assert page.count('class="plotly-graph-div"') == 4
+    assert "Steps failing for several accounts" in page
+
+
+def test_one_account_page_holds_only_that_account(tmp_path):
+    pipeline, truths = two_accounts(tmp_path)
+    data = read_data(pipeline, "globex")
+    assert {r["account_id"] for rows in (data.daily, data.health, data.steps, data.durations)
+            for r in rows} == {"globex"}
+    assert sum(r["count_runs"] for r in data.daily) == started(truths["globex"])
+    page = write_report(pipeline, tmp_path / "g.html", account="globex").read_text(encoding="utf-8")
+    assert "Account globex." in page and "acme" not in page
+    assert tile(page, "runs") == f"{started(truths['globex']):,}"
+    assert "Accounts that need attention" not in page and "<th>account</th>" not in page
+    acme = write_report(pipeline, tmp_path / "a.html", account="acme").read_text(encoding="utf-8")
+    assert "Needs attention: last sync failed: 401 &lt;Unauthorized&gt;" in acme
+
+
+def test_one_account_warehouse_looks_as_before_accounts(make_simulator, past_clock, tmp_path):
+    page = built(make_simulator, tmp_path, small_world(seed=5, clock=past_clock)).read_text(
+        encoding="utf-8")
+    assert '<p class="sub">Built ' in page, "no account named"
+    for partner_only in ("accounts need attention", "Accounts that need attention", "<th>account</th>",
+                         "Steps failing for several accounts"):
+        assert partner_only not in page
+
+
+def test_an_unknown_account_is_one_line_naming_known_ones(tmp_path, capsys):
+    two_accounts(tmp_path)  # ./zap_runs.duckdb, where `report` looks by default
+    assert main(["report", "--account", "acne", "--output", "r.html"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: no account 'acne' in the warehouse (known: 'acme', 'globex'); pass one "
+                     "of them to --account, or leave --account out for every account."]
+    assert not (tmp_path / "r.html").exists()
+    assert main(["report", "--account", "acme", "--output", "r.html"]) == 0
+    assert "Account acme." in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_an_unknown_account_among_many_names_a_few():
+    message = str(unknown_account("x", [f"user-{i}" for i in range(8)]))
+    assert "(known: 'user-0', 'user-1', 'user-2', 'user-3', 'user-4' and 3 more)" in message
+    assert str(unknown_account("x", [])).endswith("holds no account yet; run a sync first.")

@@ -11,8 +11,10 @@ from importlib.resources.abc import Traversable
 
 import dlt
 import sqlglot
+from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
 
+from . import synclog
 from .errors import ConfigError, ZapRunsError
 from .settings import SQL_DIALECTS
 
@@ -39,13 +41,39 @@ class Model:
 
 
 def load_models(sql_dir: Traversable = SQL_DIR) -> list[Model]:
-    """Staging, intermediate, then marts; within a layer in name order."""
+    """Staging, intermediate, then marts; within a layer in name order, except that a model comes
+    after the models of its layer it reads (account_health reads zap_health)."""
     models = []
     for layer in LAYERS:
         paths = [p for p in (sql_dir / layer).iterdir() if p.is_file() and p.name.endswith(".sql")]
-        for path in sorted(paths, key=lambda p: p.name):
-            models.append(Model(path.name.removesuffix(".sql"), layer, path.read_text(encoding="utf-8")))
+        found = [Model(path.name.removesuffix(".sql"), layer, path.read_text(encoding="utf-8"))
+                 for path in sorted(paths, key=lambda p: p.name)]
+        models.extend(_inputs_first(found))
     return models
+
+
+def _reads(model: Model) -> set[str]:
+    """The relations a model's SELECT reads (its own CTEs left out)."""
+    expression = sqlglot.parse_one(model.sql, read=SOURCE_DIALECT)
+    ctes = {cte.alias_or_name for cte in expression.find_all(exp.CTE)}
+    return {table.name for table in expression.find_all(exp.Table)} - ctes
+
+
+def _inputs_first(models: list[Model]) -> list[Model]:
+    """`models` (one layer, in name order) reordered so each comes after those it reads."""
+    names = {m.name for m in models}
+    pending = {m.name: _reads(m) & (names - {m.name}) for m in models}
+    ordered: list[Model] = []
+    while pending:
+        # The first model (in name order) whose inputs are all built.
+        model = next((m for m in models if m.name in pending and not pending[m.name]), None)
+        if model is None:
+            raise ZapRunsError(f"SQL models read each other in a cycle: {', '.join(sorted(pending))}.")
+        ordered.append(model)
+        del pending[model.name]
+        for inputs in pending.values():
+            inputs.discard(model.name)
+    return ordered
 
 
 def load_seed(name: str = "status_categories", sql_dir: Traversable = SQL_DIR) -> list[tuple]:
@@ -91,6 +119,8 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
                 # reach it, so the models read an empty stand-in (dlt adds its columns later).
                 client.execute_sql(sqlglot.transpile(f"create table {q(table)} ({columns})",
                                                      read="postgres", write=dialect)[0])
+        if not _exists(client, q(synclog.TABLE)):
+            _sync_log_stand_in(client, q(synclog.TABLE), dialect)
         models = load_models()
         existing = {name: kind for name, kind in client.execute_sql(
             "select table_name, table_type from information_schema.tables "
@@ -120,12 +150,32 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
 
 # The columns the models read, for tables dlt has not created yet (types as in rows.py).
 STAND_INS = {
-    "zap_runs": "id varchar not null, zap_id bigint not null, zap_title varchar, status varchar not null, "
-                "start_time timestamptz, end_time timestamptz, data_in varchar, data_out varchar, "
-                "fetched_at timestamptz not null",
-    "zap_runs__steps": "run_id varchar not null, step_number bigint not null, zap_id bigint not null, "
-                       "status varchar, start_time timestamptz",
+    "zap_runs": "account_id varchar not null, id varchar not null, zap_id bigint not null, "
+                "zap_title varchar, status varchar not null, start_time timestamptz, "
+                "end_time timestamptz, data_in varchar, data_out varchar, fetched_at timestamptz not null",
+    "zap_runs__steps": "account_id varchar not null, run_id varchar not null, "
+                       "step_number bigint not null, zap_id bigint not null, status varchar, "
+                       "start_time timestamptz",
 }
+# What account_health reads of the sync log (synclog.py). A dataset may have no log: its
+# writes failed (a sync only warns then), or the raw tables came from elsewhere.
+SYNC_LOG_READ = {"account_id": "varchar", "started_at": "timestamptz", "ended_at": "timestamptz",
+                 "result": "varchar", "error": "varchar"}
+
+
+def _sync_log_stand_in(client, table: str, dialect: str) -> None:
+    """An empty sync log, created as synclog.record creates it so that the next sync's row lands
+    in it (a table of only the columns read here would refuse that row), plus any column
+    account_health reads that the log's layout lacks."""
+    def run(sql: str) -> None:
+        client.execute_sql(sqlglot.transpile(sql, read="postgres", write=dialect)[0])
+
+    run(synclog.DDL.format(table=table))
+    with client.execute_query(f"select * from {table} where 1 = 0") as cursor:
+        have = {d[0].lower() for d in cursor.description}
+    for name, kind in SYNC_LOG_READ.items():
+        if name not in have:
+            run(f"alter table {table} add column {name} {kind}")
 
 
 def _exists(client, qualified: str) -> bool:

@@ -1,10 +1,15 @@
-"""The error-rate dashboard: one self-contained HTML file (plotly inlined) built from the marts."""
+"""The error-rate dashboard: one self-contained HTML file (plotly inlined) built from the marts.
+
+One account's page (`report --account NAME`), or the partner-wide page: every account's zaps
+and, when there are several accounts, the accounts that need attention (account_health) and the
+steps failing for several of them (partner_step_failures). A warehouse of one account reads as
+that account's page did before accounts existed."""
 
 from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,11 +17,13 @@ import dlt
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from ..errors import ConfigError
 from .text import pct
 
 NONE = "–"  # a rate with nothing to divide by
 TOP_ZAPS = 6  # lines per chart: more is unreadable
 TABLE_ROWS = 25
+KNOWN_SHOWN = 5  # accounts named when --account names none of them
 
 PALETTE = {"succeeded": "#2e7d32", "failed": "#c62828", "handled": "#ef6c00", "halted": "#6a1b9a",
            "filtered": "#90a4ae", "in_progress": "#1565c0", "blocked": "#f9a825",
@@ -25,40 +32,86 @@ PALETTE = {"succeeded": "#2e7d32", "failed": "#c62828", "handled": "#ef6c00", "h
 
 @dataclass
 class Data:
-    """What the page shows, read from the marts."""
+    """What the page shows, read from the marts: one account's rows, or every account's."""
 
     daily: list[dict]
     health: list[dict]
     steps: list[dict]
     durations: list[dict]
     built_at: datetime
+    accounts: list[dict] = field(default_factory=list)  # account_health, the page's accounts
+    shared_steps: list[dict] = field(default_factory=list)  # partner_step_failures
+    account: str | None = None  # the account the page is for; None: every account
+
+    @property
+    def is_partner_view(self) -> bool:
+        """Several accounts on one page: zaps are told apart by their account too."""
+        return self.account is None and len(self.accounts) > 1
 
 
-def _rows(client, sql: str) -> list[dict]:
-    with client.execute_query(sql) as cursor:
+def _rows(client, sql: str, *args: object) -> list[dict]:
+    with client.execute_query(sql, *args) as cursor:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def read_data(pipeline: dlt.Pipeline) -> Data:
+def read_data(pipeline: dlt.Pipeline, account: str | None = None) -> Data:
+    """The marts' rows for `account` (every account when None); ConfigError for an account the
+    warehouse does not know."""
     with pipeline.sql_client() as client:
-        def q(name: str) -> str:
-            return client.make_qualified_table_name(name)
+        def select(table: str, order: str, *conditions: str) -> list[dict]:
+            if account is not None:
+                conditions = (*conditions, "account_id = %s")
+            where = f" where {' and '.join(conditions)}" if conditions else ""
+            return _rows(client, f"select * from {client.make_qualified_table_name(table)}{where} "
+                                 f"order by {order}", *([account] if account is not None else []))
 
+        accounts = _rows(client, f"select * from {client.make_qualified_table_name('account_health')} "
+                                 "order by needs_attention desc, account_id")
+        if account is not None and account not in {a["account_id"] for a in accounts}:
+            raise unknown_account(account, sorted(a["account_id"] for a in accounts))
         return Data(
-            daily=_rows(client, f"select * from {q('zap_error_rates_daily')} order by day"),
-            health=_rows(client, f"select * from {q('zap_health')} order by is_spiking desc, "
-                                 "current_failure_streak desc, error_rate_7d desc nulls last, zap_id"),
-            steps=_rows(client, f"select * from {q('zap_step_failures')} where count_runs_failing > 0 "
-                                "order by count_runs_failing desc, zap_id, step_number"),
-            durations=_rows(client, f"select * from {q('zap_run_durations')} order by day"),
+            daily=select("zap_error_rates_daily", "day"),
+            health=select("zap_health", "is_spiking desc, current_failure_streak desc, "
+                                        "error_rate_7d desc nulls last, account_id, zap_id"),
+            steps=select("zap_step_failures", "count_runs_failing desc, account_id, zap_id, step_number",
+                         "count_runs_failing > 0"),
+            durations=select("zap_run_durations", "day"),
             built_at=datetime.now(UTC),
+            accounts=[a for a in accounts if account is None or a["account_id"] == account],
+            # Steps that fail for one account are on the zap table already.
+            shared_steps=[] if account is not None else _rows(
+                client, f"select * from {client.make_qualified_table_name('partner_step_failures')} "
+                        "where count_accounts_affected_7d > 1 order by count_accounts_affected_7d desc, "
+                        f"count_runs_failing_7d desc, zap_title, step_number limit {TABLE_ROWS}"),
+            account=account,
         )
+
+
+def unknown_account(account: str, known: list[str]) -> ConfigError:
+    """One line: the name was not found, a few it could have been, what to do."""
+    if not known:
+        return ConfigError(f"no account {account!r}: the warehouse holds no account yet; run a sync first.")
+    shown = ", ".join(repr(name) for name in known[:KNOWN_SHOWN])
+    more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
+    return ConfigError(f"no account {account!r} in the warehouse (known: {shown}{more}); pass one of "
+                       "them to --account, or leave --account out for every account.")
 
 
 def _title(zap: dict | None, zap_id: int) -> str:
     title = (zap or {}).get("zap_title") or f"zap {zap_id}"
     return html.escape(title[:60])  # plotly renders some tags in labels: show them as text
+
+
+def _key(row: dict) -> tuple[str, int]:
+    """A zap's identity: its id is unique only within its account."""
+    return row["account_id"], row["zap_id"]
+
+
+def _label(data: Data, titles: dict, key: tuple[str, int]) -> str:
+    """The zap's title; on the partner-wide page with its account, as ids repeat across them."""
+    label = _title(titles.get(key), key[1])
+    return f"{label} · {html.escape(key[0][:30])}" if data.is_partner_view else label
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
@@ -74,23 +127,23 @@ def _rate(failed: int, finished: int) -> float | None:
 
 def charts(data: Data) -> list[tuple[str, str]]:
     """(heading, html) per chart."""
-    titles = {z["zap_id"]: z for z in data.health}
+    titles = {_key(z): z for z in data.health}
     days = sorted({r["day"] for r in data.daily})
     overall = []
     for day in days:
         rows = [r for r in data.daily if r["day"] == day]
         overall.append(_rate(sum(r["count_failed"] for r in rows), sum(r["count_finished"] for r in rows)))
-    failures: dict[int, int] = {}
+    failures: dict[tuple[str, int], int] = {}
     for r in data.daily:
-        failures[r["zap_id"]] = failures.get(r["zap_id"], 0) + r["count_failed"]
+        failures[_key(r)] = failures.get(_key(r), 0) + r["count_failed"]
     worst = [z for z, n in sorted(failures.items(), key=lambda kv: (-kv[1], kv[0])) if n][:TOP_ZAPS]
 
     rate_fig = go.Figure()
     rate_fig.add_trace(go.Scatter(x=days, y=overall, name="all zaps", line={"width": 4}))
-    for zap_id in worst:
-        rows = {r["day"]: r["error_rate"] for r in data.daily if r["zap_id"] == zap_id}
+    for key in worst:
+        rows = {r["day"]: r["error_rate"] for r in data.daily if _key(r) == key}
         rate_fig.add_trace(go.Scatter(x=days, y=[rows.get(d) for d in days], mode="lines",
-                                      name=_title(titles.get(zap_id), zap_id)))
+                                      name=_label(data, titles, key)))
     rate_fig.update_yaxes(tickformat=".0%", title="error rate")
 
     mix_fig = go.Figure()
@@ -105,21 +158,20 @@ def charts(data: Data) -> list[tuple[str, str]]:
 
     top_steps = data.steps[:15]
     steps_fig = go.Figure(go.Bar(
-        y=[f"{_title(titles.get(s['zap_id']), s['zap_id'])} · step {s['step_number']}"
-           for s in top_steps][::-1],
+        y=[f"{_label(data, titles, _key(s))} · step {s['step_number']}" for s in top_steps][::-1],
         x=[s["count_runs_failing"] for s in top_steps][::-1], orientation="h",
         marker_color=PALETTE["failed"]))
     steps_fig.update_xaxes(title="failed runs that stopped at this step")
 
-    busiest: dict[int, int] = {}
+    busiest: dict[tuple[str, int], int] = {}
     for r in data.durations:
-        busiest[r["zap_id"]] = busiest.get(r["zap_id"], 0) + r["count_runs"]
+        busiest[_key(r)] = busiest.get(_key(r), 0) + r["count_runs"]
     durations_fig = go.Figure()
-    for zap_id in [z for z, _ in sorted(busiest.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_ZAPS]:
-        rows = [r for r in data.durations if r["zap_id"] == zap_id]
+    for key in [z for z, _ in sorted(busiest.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_ZAPS]:
+        rows = [r for r in data.durations if _key(r) == key]
         durations_fig.add_trace(go.Scatter(x=[r["day"] for r in rows],
                                            y=[float(r["p95_seconds"]) for r in rows], mode="lines",
-                                           name=_title(titles.get(zap_id), zap_id)))
+                                           name=_label(data, titles, key)))
     # Delay steps make some runs last days: a log axis keeps the ordinary ones readable.
     durations_fig.update_yaxes(title="p95 duration (s)", type="log")
 
@@ -132,22 +184,68 @@ def charts(data: Data) -> list[tuple[str, str]]:
     ]
 
 
+def _when(value: datetime | None, missing: str = "never") -> str:
+    return html.escape(str(value or missing))[:19]
+
+
 def attention_table(data: Data) -> str:
     rows = [z for z in data.health if z["current_failure_streak"] or z["is_spiking"]
             or (z["error_rate_7d"] or 0) > 0][:TABLE_ROWS]
     if not rows:
         return "<p>No zap failed in the last 7 days.</p>"
+    partner = data.is_partner_view
     body = "".join(
         f"<tr class='{'spike' if z['is_spiking'] else ''}'><td>{_title(z, z['zap_id'])}</td>"
-        f"<td class='num'>{z['zap_id']}</td><td class='num'>{z['current_failure_streak']}</td>"
+        + (f"<td>{html.escape(z['account_id'])}</td>" if partner else "")
+        + f"<td class='num'>{z['zap_id']}</td><td class='num'>{z['current_failure_streak']}</td>"
         f"<td class='num'>{pct(z['error_rate_24h'], NONE)}</td>"
         f"<td class='num'>{pct(z['error_rate_7d'], NONE)}</td>"
         f"<td class='num'>{pct(z['error_rate_30d'], NONE)}</td>"
         f"<td>{'spiking' if z['is_spiking'] else ''}</td>"
-        f"<td>{html.escape(str(z['last_success_at'] or 'never'))[:19]}</td></tr>"
+        f"<td>{_when(z['last_success_at'])}</td></tr>"
         for z in rows)
-    return ("<table><thead><tr><th>zap</th><th>id</th><th>failure streak</th><th>24 h</th>"
+    return ("<table><thead><tr><th>zap</th>" + ("<th>account</th>" if partner else "")
+            + "<th>id</th><th>failure streak</th><th>24 h</th>"
             "<th>7 d</th><th>30 d</th><th></th><th>last success (UTC)</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def accounts_table(data: Data) -> str:
+    """The accounts that need attention (account_health), worst first: why, and their syncs."""
+    rows = [a for a in data.accounts if a["needs_attention"]]
+    if not rows:
+        return "<p id='accounts'>No account needs attention.</p>"
+    body = "".join(
+        f"<tr><td>{html.escape(a['account_id'])}</td>"
+        f"<td>{html.escape(a['attention_reason'] or '')}</td>"
+        f"<td>{html.escape(a['last_sync_result'] or NONE)} {_when(a['last_sync_at'], '')}</td>"
+        f"<td>{_when(a['last_success_at'])}</td>"
+        f"<td class='num'>{a['count_runs_24h']:,}</td>"
+        f"<td class='num'>{pct(a['error_rate_24h'], NONE)}</td>"
+        f"<td class='num'>{pct(a['error_rate_7d'], NONE)}</td>"
+        f"<td class='num'>{a['count_zaps_failing']}</td><td class='num'>{a['count_zaps_spiking']}</td></tr>"
+        for a in rows[:TABLE_ROWS])
+    more = f"<p>and {len(rows) - TABLE_ROWS} more.</p>" if len(rows) > TABLE_ROWS else ""
+    return ("<table id='accounts'><thead><tr><th>account</th><th>why</th><th>last sync (UTC)</th>"
+            "<th>last success (UTC)</th><th>runs 24 h</th><th>24 h</th><th>7 d</th>"
+            "<th>zaps failing</th><th>zaps spiking</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>{more}")
+
+
+def shared_steps_table(data: Data) -> str:
+    """Steps failing for more than one account (partner_step_failures), most accounts first."""
+    if not data.shared_steps:
+        return "<p>No step failed for more than one account in the last 7 days.</p>"
+    body = "".join(
+        f"<tr><td>{html.escape(s['zap_title'][:60])}</td><td class='num'>{s['step_number']}</td>"
+        f"<td class='num'>{s['count_accounts_affected_7d']} of {s['count_accounts_reaching_7d']}</td>"
+        f"<td class='num'>{s['count_accounts_affected_24h']}</td>"
+        f"<td class='num'>{s['count_runs_failing_7d']:,}</td>"
+        f"<td class='num'>{pct(s['failure_rate_7d'], NONE)}</td></tr>"
+        for s in data.shared_steps)
+    return ("<table id='shared-steps'><thead><tr><th>zap title</th><th>step</th>"
+            "<th>accounts failing (7 d)</th><th>24 h</th><th>failed runs (7 d)</th>"
+            "<th>failure rate</th></tr></thead>"
             f"<tbody>{body}</tbody></table>")
 
 
@@ -158,26 +256,45 @@ def render(data: Data) -> str:
     finished = sum(r["count_finished"] for r in data.daily)
     failing_now = sum(1 for z in data.health if z["current_failure_streak"] > 0)
     spiking = sum(1 for z in data.health if z["is_spiking"])
+    partner = data.is_partner_view
+    scope = ""
+    if data.account is not None:
+        scope = f"Account {html.escape(data.account)}. "
+        reason = data.accounts[0]["attention_reason"] if data.accounts else None
+        if reason:
+            scope += f"Needs attention: {html.escape(reason)}. "
+    elif partner:
+        scope = f"All {len(data.accounts)} accounts. "
+    accounts = (f"<h2>Accounts that need attention</h2>{accounts_table(data)}"
+                if partner else "")
     if not data.health:
-        content = "<p class='empty'>Nothing synced yet: the warehouse holds no zap runs.</p>"
+        content = "<p class='empty'>Nothing synced yet: the warehouse holds no zap runs.</p>" + accounts
     else:
+        needing = sum(1 for a in data.accounts if a["needs_attention"])
         content = (
             "<section class='tiles'>"
-            f"<div class='tile'><b>{runs:,}</b><span>runs</span></div>"
+            + (f"<div class='tile'><b>{len(data.accounts)}</b><span>accounts</span></div>"
+               f"<div class='tile'><b>{needing}</b><span>accounts need attention</span></div>"
+               if partner else "")
+            + f"<div class='tile'><b>{runs:,}</b><span>runs</span></div>"
             f"<div class='tile'><b>{pct(_rate(failed, finished), NONE)}</b><span>error rate</span></div>"
             f"<div class='tile'><b>{failing_now}</b><span>zaps failing now</span></div>"
             f"<div class='tile'><b>{spiking}</b><span>zaps spiking</span></div>"
             f"<div class='tile'><b>{len(data.health)}</b><span>zaps</span></div></section>"
-            f"<h2>Zaps that need attention</h2>{attention_table(data)}"
+            + accounts
+            + f"<h2>Zaps that need attention</h2>{attention_table(data)}"
+            + (f"<h2>Steps failing for several accounts</h2>{shared_steps_table(data)}"
+               if partner else "")
             + "".join(f"<h2>{heading}</h2>{chart}" for heading, chart in charts(data)))
     return PAGE.format(built=data.built_at.strftime("%Y-%m-%d %H:%M UTC"), content=content,
-                       plotly=get_plotlyjs(), marker=json.dumps("zap-runs-report"))
+                       plotly=get_plotlyjs(), marker=json.dumps("zap-runs-report"), scope=scope)
 
 
-def write_report(pipeline: dlt.Pipeline, path: str | Path) -> Path:
-    """Write the dashboard to `path` and return its absolute path."""
+def write_report(pipeline: dlt.Pipeline, path: str | Path, account: str | None = None) -> Path:
+    """Write the dashboard of `account` (every account when None) to `path`; its absolute path."""
+    data = read_data(pipeline, account)
     target = Path(path).resolve()
-    target.write_text(render(read_data(pipeline)), encoding="utf-8")
+    target.write_text(render(data), encoding="utf-8")
     return target
 
 
@@ -202,7 +319,7 @@ tr.spike td {{ background: #ffebee; }}
 <script type="text/javascript">{plotly}</script>
 </head><body data-report={marker}>
 <h1>Zap runs: error rates</h1>
-<p class="sub">Built {built} from the zap-runs warehouse. error rate = failed / finished runs.</p>
+<p class="sub">{scope}Built {built} from the zap-runs warehouse. error rate = failed / finished runs.</p>
 {content}
 </body></html>
 """

@@ -8,7 +8,8 @@ from .text import pct
 
 
 def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
-    """Headline numbers, then the zaps that need attention (streaks, spikes, 7-day error rate)."""
+    """Headline numbers, then the zaps that need attention (streaks, spikes, 7-day error rate);
+    with several accounts, also the accounts that need attention, and each zap's account."""
     with pipeline.sql_client() as client:
         def q(name: str) -> str:
             return client.make_qualified_table_name(name)
@@ -18,21 +19,32 @@ def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
             f"coalesce(sum(count_failed), 0) from {q('zap_error_rates_daily')} "
             f"where day >= current_date - 7")[0]
         rows = client.execute_sql(f"""
-            select coalesce(zap_title, '(untitled)'), zap_id, current_failure_streak,
+            select coalesce(zap_title, '(untitled)'), zap_id, account_id, current_failure_streak,
                    error_rate_24h, error_rate_7d, is_spiking
             from {q('zap_health')}
             order by is_spiking desc, current_failure_streak desc,
-                     error_rate_7d desc nulls last, zap_id
+                     error_rate_7d desc nulls last, account_id, zap_id
             limit {int(top)}""")
         failing_now = client.execute_sql(
             f"select count(*) from {q('zap_health')} where current_failure_streak > 0")[0][0]
+        accounts = client.execute_sql(
+            f"select account_id, needs_attention, attention_reason from {q('account_health')} "
+            "order by account_id")
     rate = f"{failed / finished:.1%}" if finished else "n/a"
     print(f"Last 7 days: {runs:,} runs, error rate {rate} ({failed:,} failed of {finished:,} "
           f"finished); {failing_now} zaps failing now")
+    several = len(accounts) > 1
+    if several:
+        needing = [(name, reason) for name, needs, reason in accounts if needs]
+        print(f"{len(accounts)} accounts, {len(needing)} need attention"
+              + (":" if needing else ""))
+        for name, reason in needing[:top]:
+            print(f"  {name[:30]}: {reason}")
     if not rows:
         print("No runs in the warehouse yet.")
         return
     print(f"  {'streak':>6}  {'24h':>6}  {'7d':>6}  zap")
-    for title, zap_id, streak, rate_24h, rate_7d, spiking in rows:
+    for title, zap_id, account, streak, rate_24h, rate_7d, spiking in rows:
         flag = "  SPIKE" if spiking else ""
-        print(f"  {streak:>6}  {pct(rate_24h):>6}  {pct(rate_7d):>6}  {title[:60]} ({zap_id}){flag}")
+        where = f" in {account[:30]}" if several else ""
+        print(f"  {streak:>6}  {pct(rate_24h):>6}  {pct(rate_7d):>6}  {title[:60]} ({zap_id}){where}{flag}")

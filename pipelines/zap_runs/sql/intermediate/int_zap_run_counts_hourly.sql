@@ -1,5 +1,6 @@
--- grain: one row per zap per UTC hour of start_time (zap_id, hour), over all history: run counts
--- per status category. The daily and hourly error-rate marts both roll up from here.
+-- grain: one row per zap of an account per UTC hour of start_time (account_id, zap_id, hour),
+-- over all history: run counts per status category. The daily and hourly error-rate marts both
+-- roll up from here. Zap ids are unique only within an account, so every grain leads with it.
 with runs as (
     select * from stg_zap_runs
     where started_at is not null
@@ -7,6 +8,7 @@ with runs as (
 
 hourly as (
     select
+        account_id,
         zap_id,
         date_trunc('hour', started_at) as hour,
         count(*) as count_runs,
@@ -20,7 +22,7 @@ hourly as (
         sum(case when status_category = 'blocked' then 1 else 0 end) as count_blocked,
         sum(case when status_category = 'unknown' then 1 else 0 end) as count_unknown
     from runs
-    group by zap_id, date_trunc('hour', started_at)
+    group by account_id, zap_id, date_trunc('hour', started_at)
 )
 
 select * from hourly

@@ -1,11 +1,12 @@
--- grain: one row per zap per UTC day of start_time (zap_id, day). Runs not started yet have no
--- day and are left out. error_rate = failed / finished, NULL where nothing finished.
+-- grain: one row per zap of an account per UTC day of start_time (account_id, zap_id, day). Runs
+-- not started yet have no day and are left out. error_rate = failed / finished, NULL where nothing finished.
 with hourly as (
     select * from int_zap_run_counts_hourly
 ),
 
 daily as (
     select
+        account_id,
         zap_id,
         cast(hour as date) as day,
         sum(count_runs) as count_runs,
@@ -19,7 +20,7 @@ daily as (
         sum(count_blocked) as count_blocked,
         sum(count_unknown) as count_unknown
     from hourly
-    group by zap_id, cast(hour as date)
+    group by account_id, zap_id, cast(hour as date)
 ),
 
 rates as (

@@ -1,4 +1,5 @@
--- grain: one row per zap per UTC hour of start_time (zap_id, hour), for the last 14 days.
+-- grain: one row per zap of an account per UTC hour of start_time (account_id, zap_id, hour), for
+-- the last 14 days.
 -- error_rate = failed / finished, NULL where nothing finished.
 with hourly as (
     select * from int_zap_run_counts_hourly

@@ -1,7 +1,8 @@
--- grain: one row per zap (zap_id). Health as of the build time (as_of): last run and last
--- success, the current streak of consecutive failed runs (finished runs since the last finished
--- run that did not fail), error rates over the last 24 h, 7 d and 30 d, the change against the
--- period before, and is_spiking when the last 24 h look much worse than the week before.
+-- grain: one row per zap of an account (account_id, zap_id). Health as of the build time (as_of):
+-- last run and last success, the current streak of consecutive failed runs (finished runs since
+-- the last finished run that did not fail), error rates over the last 24 h, 7 d and 30 d, the
+-- change against the period before, and is_spiking when the last 24 h look much worse than the
+-- week before.
 with runs as (
     select * from stg_zap_runs
 ),
@@ -12,6 +13,7 @@ as_of as (
 
 per_zap as (
     select
+        runs.account_id,
         runs.zap_id,
         max(runs.zap_title) as any_title,
         max(started_at) as last_run_at,
@@ -40,32 +42,35 @@ per_zap as (
             then 1 else 0 end) as count_failed_30d
     from runs
     cross join as_of
-    group by runs.zap_id
+    group by runs.account_id, runs.zap_id
 ),
 
 titles as (
-    select runs.zap_id, max(runs.zap_title) as zap_title
+    select runs.account_id, runs.zap_id, max(runs.zap_title) as zap_title
     from runs
     inner join per_zap
-        on per_zap.zap_id = runs.zap_id and runs.started_at = per_zap.last_run_at
-    group by runs.zap_id
+        on per_zap.account_id = runs.account_id and per_zap.zap_id = runs.zap_id
+        and runs.started_at = per_zap.last_run_at
+    group by runs.account_id, runs.zap_id
 ),
 
 streaks as (
     select
+        runs.account_id,
         runs.zap_id,
         sum(case when runs.status_category = 'failed'
                   and (per_zap.last_not_failed_at is null
                        or runs.started_at > per_zap.last_not_failed_at)
             then 1 else 0 end) as current_failure_streak
     from runs
-    inner join per_zap on per_zap.zap_id = runs.zap_id
+    inner join per_zap on per_zap.account_id = runs.account_id and per_zap.zap_id = runs.zap_id
     where runs.started_at is not null
-    group by runs.zap_id
+    group by runs.account_id, runs.zap_id
 ),
 
 rates as (
     select
+        account_id,
         zap_id,
         count_failed_24h,
         cast(count_failed_24h as double precision) / nullif(count_finished_24h, 0) as error_rate_24h,
@@ -80,6 +85,7 @@ rates as (
 
 final as (
     select
+        per_zap.account_id,
         per_zap.zap_id,
         coalesce(titles.zap_title, per_zap.any_title) as zap_title,
         per_zap.last_run_at,
@@ -99,9 +105,10 @@ final as (
         ) as is_spiking,
         as_of.as_of
     from per_zap
-    inner join rates on rates.zap_id = per_zap.zap_id
-    left join titles on titles.zap_id = per_zap.zap_id
-    left join streaks on streaks.zap_id = per_zap.zap_id
+    inner join rates on rates.account_id = per_zap.account_id and rates.zap_id = per_zap.zap_id
+    left join titles on titles.account_id = per_zap.account_id and titles.zap_id = per_zap.zap_id
+    left join streaks
+        on streaks.account_id = per_zap.account_id and streaks.zap_id = per_zap.zap_id
     cross join as_of
 )
 

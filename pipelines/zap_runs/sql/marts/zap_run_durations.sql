@@ -1,7 +1,8 @@
--- grain: one row per zap per UTC day of start_time (zap_id, day): durations in seconds of the
--- finished runs (succeeded, failed, handled, halted) that have both a start and an end.
+-- grain: one row per zap of an account per UTC day of start_time (account_id, zap_id, day):
+-- durations in seconds of the finished runs (succeeded, failed, handled, halted) that have both a start and an end.
 with runs as (
     select
+        account_id,
         zap_id,
         cast(started_at as date) as day,
         extract(epoch from ended_at - started_at) as duration_seconds
@@ -11,6 +12,7 @@ with runs as (
 
 final as (
     select
+        account_id,
         zap_id,
         day,
         count(*) as count_runs,
@@ -18,7 +20,7 @@ final as (
         percentile_cont(0.95) within group (order by duration_seconds) as p95_seconds,
         max(duration_seconds) as max_seconds
     from runs
-    group by zap_id, day
+    group by account_id, zap_id, day
 )
 
 select * from final

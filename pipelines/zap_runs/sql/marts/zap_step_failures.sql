@@ -1,6 +1,6 @@
--- grain: one row per zap and step number (zap_id, step_number). A run reaches a step when the
--- step has a status; it fails at the step when the run failed (category failed) and the step
--- says error. failure_share = the step's share of the zap's failures located at a step.
+-- grain: one row per zap of an account and step number (account_id, zap_id, step_number). A run
+-- reaches a step when the step has a status; it fails at the step when the run failed (category
+-- failed) and the step says error. failure_share = the step's share of the zap's failures located at a step.
 with steps as (
     select * from stg_zap_run_steps
 ),
@@ -11,6 +11,7 @@ categories as (
 
 per_step as (
     select
+        steps.account_id,
         steps.zap_id,
         steps.step_number,
         sum(case when steps.status is not null then 1 else 0 end) as count_runs_reaching,
@@ -18,17 +19,18 @@ per_step as (
             then 1 else 0 end) as count_runs_failing
     from steps
     left join categories on categories.status = steps.run_status
-    group by steps.zap_id, steps.step_number
+    group by steps.account_id, steps.zap_id, steps.step_number
 ),
 
 zap_failures as (
-    select zap_id, sum(count_runs_failing) as count_zap_failures
+    select account_id, zap_id, sum(count_runs_failing) as count_zap_failures
     from per_step
-    group by zap_id
+    group by account_id, zap_id
 ),
 
 final as (
     select
+        per_step.account_id,
         per_step.zap_id,
         per_step.step_number,
         per_step.count_runs_reaching,
@@ -36,7 +38,8 @@ final as (
         cast(per_step.count_runs_failing as double precision)
             / nullif(zap_failures.count_zap_failures, 0) as failure_share
     from per_step
-    inner join zap_failures on zap_failures.zap_id = per_step.zap_id
+    inner join zap_failures
+        on zap_failures.account_id = per_step.account_id and zap_failures.zap_id = per_step.zap_id
 )
 
 select * from final

@@ -1,5 +1,6 @@
--- grain: one row per zap run (run_id). Typed and renamed from the raw zap_runs table, with
--- the status category from the status_categories lookup (statuses it does not list: unknown).
+-- grain: one row per zap run of an account (account_id, run_id): run ids, like zap ids, are
+-- unique only within an account. Typed and renamed from the raw zap_runs table, with the status
+-- category from the status_categories lookup (statuses it does not list: unknown).
 with source as (
     select * from zap_runs
 ),
@@ -10,6 +11,7 @@ categories as (
 
 renamed as (
     select
+        source.account_id,
         source.id as run_id,
         source.zap_id,
         source.zap_title,
