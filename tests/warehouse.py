@@ -69,8 +69,9 @@ def exact(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
-    """Every run in the warehouse, rebuilt from zap_runs and zap_runs__steps by natural keys.
+def warehouse_runs(pipeline: dlt.Pipeline, account: str | None = None) -> dict[str, dict]:
+    """Every run in the warehouse (of `account` only, if given), rebuilt from zap_runs and
+    zap_runs__steps by natural keys (account_id, run_id, step_number).
 
     Also checks what a reader relies on: every step row belongs to a run the runs table holds,
     to that run's current version (dlt's link), with its zap_id, numbered 1..n without gaps.
@@ -78,12 +79,13 @@ def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
     with pipeline.sql_client() as client:
         runs_t = client.make_qualified_table_name("zap_runs")
         steps_t = client.make_qualified_table_name("zap_runs__steps")
+        where, args = ("where account_id = %s", [account]) if account is not None else ("", [])
         rows = client.execute_sql(
             f"select id, zap_id, zap_title, status, start_time, end_time, data_in, data_out, "
-            f"_dlt_id from {runs_t}")
+            f"_dlt_id from {runs_t} {where}", *args)
         steps = client.execute_sql(
             f"select run_id, step_number, zap_id, status, start_time, _dlt_parent_id from {steps_t} "
-            f"order by run_id, step_number")
+            f"{where} order by run_id, step_number", *args)
     by_run: dict[str, list] = {}
     links: dict[str, set] = {}
     for run_id, number, zap_id, status, start, parent in steps:
@@ -108,9 +110,10 @@ def warehouse_runs(pipeline: dlt.Pipeline) -> dict[str, dict]:
     return out
 
 
-def assert_matches_truth(pipeline: dlt.Pipeline, truth: dict[str, dict]) -> None:
-    """The warehouse holds exactly the truth's runs, field for field."""
-    stored = warehouse_runs(pipeline)
+def assert_matches_truth(pipeline: dlt.Pipeline, truth: dict[str, dict],
+                         account: str | None = None) -> None:
+    """The warehouse holds exactly the truth's runs (of `account`, if given), field for field."""
+    stored = warehouse_runs(pipeline, account)
     missing = sorted(set(truth) - set(stored))
     extra = sorted(set(stored) - set(truth))
     assert not missing, f"{len(missing)} runs missing, e.g. {missing[:3]}"

@@ -78,7 +78,8 @@ def sync_command(args: argparse.Namespace) -> int:
     config = sync_config()
     try:
         pipeline = make_pipeline(args.destination, dataset_name(args, config),
-                                 pipeline_name=pipeline_name(args), config=config)
+                                 pipeline_name=pipeline_name(args), config=config,
+                                 own_staging=bool(args.shard))
     except UnknownDestinationModule:
         raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
@@ -242,7 +243,8 @@ def forget_command(args: argparse.Namespace) -> int:
         raise ConfigError("forget needs --account NAME (the account whose data to delete).")
     config = sync_config()
     pipeline = make_pipeline(args.destination, dataset_name(args, config),
-                             pipeline_name=pipeline_name(args), config=config)
+                             pipeline_name=pipeline_name(args), config=config,
+                             own_staging=bool(args.shard))
     store = dlt.config.get("sources.zap_runs.token_store_path") or DEFAULT_STORE
     with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
                   config.overlap_wait_seconds):

@@ -108,25 +108,29 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
 
 
 def _drop_old_state_versions(client, pipeline_name: str) -> int:
-    """Older versions of this pipeline's state (each holds the accounts it had then): dlt
-    restores the newest one only."""
+    """Older versions of this pipeline's state (each holds the accounts it had then). dlt
+    restores the newest version whose load completed (_dlt_loads status 0): that one stays,
+    and so do versions of loads that did not complete (none is older than it, in use)."""
     table = client.make_qualified_table_name("_dlt_pipeline_state")
+    loads = client.make_qualified_table_name("_dlt_loads")
+    newest = (f"(select max(s.version) from {table} s join {loads} l on l.load_id = s._dlt_load_id "
+              f"where s.pipeline_name = %s and l.status = 0)")
+    where = f"pipeline_name = %s and version < {newest}"
     try:
-        with client.execute_query(f"select count(*) from {table} where pipeline_name = %s and "
-                                  f"version < (select max(version) from {table} where "
-                                  "pipeline_name = %s)", pipeline_name, pipeline_name) as cursor:
+        with client.execute_query(f"select count(*) from {table} where {where}",
+                                  pipeline_name, pipeline_name) as cursor:
             count = int(cursor.fetchone()[0])
     except Exception:  # noqa: BLE001 - no state table yet
         return 0
     if count:
-        client.execute_sql(f"delete from {table} where pipeline_name = %s and version < "
-                           f"(select max(version) from {table} where pipeline_name = %s)",
-                           pipeline_name, pipeline_name)
+        client.execute_sql(f"delete from {table} where {where}", pipeline_name, pipeline_name)
     return count
 
 
 def _drop_loaded_packages(pipeline: dlt.Pipeline) -> int:
-    """Load packages dlt kept after loading them: their files hold the rows they loaded."""
+    """Load packages dlt kept after loading them: their files hold the rows they loaded and
+    the state before and after. The last run's trace may quote values in error messages."""
+    (Path(pipeline.working_dir) / "trace.pickle").unlink(missing_ok=True)
     loaded = Path(pipeline.working_dir) / "load" / "loaded"
     if not loaded.is_dir():
         return 0

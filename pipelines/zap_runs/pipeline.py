@@ -13,6 +13,8 @@ from pathlib import Path
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.helpers import retry_schema_update
 
 from . import settings, synclog, zap_runs_source
 from .clock import utcnow
@@ -65,10 +67,18 @@ class SyncResult:
 
 def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_DATASET,
                   pipeline_name: str = settings.PIPELINE_NAME, pipelines_dir: str | None = None,
-                  credentials: object = None, config: SyncConfig | None = None) -> dlt.Pipeline:
+                  credentials: object = None, config: SyncConfig | None = None,
+                  own_staging: bool = False) -> dlt.Pipeline:
     """The dlt pipeline; destination credentials come the dlt way (config, env) unless given,
-    `config` is resolved from [sources.zap_runs] unless given."""
+    `config` is resolved from [sources.zap_runs] unless given. `own_staging`: a shard, one of
+    several pipelines loading into the dataset at once, merges through a staging dataset of its
+    own (<dataset>_<pipeline>_staging): dlt empties the staging tables at each load, and a
+    shared one lost or doubled the other shard's rows."""
     config = config if config is not None else sync_config()
+    if own_staging:
+        key = f"{pipeline_name}.destination.{destination}.staging_dataset_name_layout"
+        if dlt.config.get(key) is None:
+            dlt.config[key] = f"%s_{pipeline_name}_staging"
     dest: object = destination
     if destination == "postgres" and dlt.config.get("destination.postgres.create_indexes") is None:
         # dlt makes `_dlt_id` UNIQUE in every table, staging ones too. A load job that runs again
@@ -166,7 +176,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
             progress.client.close()
     on_stage("loading")
     normalized = pipeline.normalize()
-    info = pipeline.load()
+    info = load(pipeline)
     # A copy job whose COMMIT went through but whose reply was lost ran again in this load.
     drop_rows_of_retried_copies(pipeline, info)
     drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
@@ -196,6 +206,26 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         spend=progress.spend,
         accounts=list(progress.outcomes) if progress.many else [],
     )
+
+
+# Shards loading into one dataset at once may race to create or alter the same tables; dlt
+# re-reads the destination on a retry, so a load whose schema update lost the race is retried.
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def load(pipeline: dlt.Pipeline) -> LoadInfo:
+    """pipeline.load(), again when its schema update lost a race with another writer
+    (dlt.pipeline.helpers.retry_schema_update); the package stays normalized in between."""
+    lost_race = retry_schema_update()
+    for attempt in range(1, SCHEMA_RACE_ATTEMPTS + 1):
+        try:
+            return pipeline.load()
+        except PipelineStepFailed as exc:
+            if attempt == SCHEMA_RACE_ATTEMPTS or not lost_race(exc):
+                raise
+            log.info("the schema update raced another writer (%s); loading again",
+                     first_line(exc.exception, 160))
+    raise AssertionError("unreachable")
 
 
 def logged_sync(pipeline: dlt.Pipeline, config: SyncConfig | None = None,

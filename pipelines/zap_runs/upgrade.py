@@ -23,24 +23,33 @@ def add_account_id(pipeline: dlt.Pipeline, account: str) -> list[str]:
     """Give the tables that lack `account_id` the column, set to `account`; the tables changed."""
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         return []
-    changed = []
+    changed: list[str] = []
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return []
-        for table in TABLES:
-            qualified = client.make_qualified_table_name(table)
-            try:
-                with client.execute_query(f"select * from {qualified} where 1 = 0") as cursor:
-                    columns = {d[0].lower() for d in cursor.description}
-            except Exception:  # noqa: BLE001 - the destination's "undefined relation": not loaded yet
-                continue
-            if "account_id" in columns:
-                continue
-            with client.begin_transaction():
-                client.execute_sql(f"alter table {qualified} add column account_id varchar")
-                client.execute_sql(f"update {qualified} set account_id = %s", account)
-            changed.append(table)
+        _add(client, account, changed)
+        # The staging dataset keeps the last merge's rows: dlt would add the key column there
+        # NOT NULL and fail on them.
+        with client.with_staging_dataset():
+            if client.has_dataset():
+                _add(client, account, changed)
     if changed:
         log.info("tables %s now carry account_id %r (rows loaded before accounts existed)",
                  ", ".join(changed), account)
     return changed
+
+
+def _add(client, account: str, changed: list[str]) -> None:
+    for table in TABLES:
+        qualified = client.make_qualified_table_name(table)
+        try:
+            with client.execute_query(f"select * from {qualified} where 1 = 0") as cursor:
+                columns = {d[0].lower() for d in cursor.description}
+        except Exception:  # noqa: BLE001 - the destination's "undefined relation": not loaded yet
+            continue
+        if "account_id" in columns:
+            continue
+        with client.begin_transaction():
+            client.execute_sql(f"alter table {qualified} add column account_id varchar")
+            client.execute_sql(f"update {qualified} set account_id = %s", account)
+        changed.append(qualified)
