@@ -27,7 +27,7 @@ def iso(when: datetime | None) -> str | None:
     return when.replace(tzinfo=None).isoformat() + "Z"  # isoformat drops a zero fraction
 
 
-@dataclass
+@dataclass(slots=True)  # no per-run __dict__: a busy world holds 100,000s of runs
 class Run:
     """One zap run as the API shows it now, plus the hidden time it was triggered at."""
 
@@ -71,7 +71,7 @@ class Run:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """A state a run takes at a given time (a settle, a start, a replay)."""
 
