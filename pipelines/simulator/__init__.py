@@ -1,8 +1,10 @@
 """A faithful local stand-in for Zapier's Partner API endpoint GET /v2/zap-runs."""
 
+from .accounts import Account, account_mix
 from .clock import ManualClock, RealClock
 from .faults import Faults
 from .server import Simulator
 from .world import World, WorldConfig
 
-__all__ = ["Faults", "ManualClock", "RealClock", "Simulator", "World", "WorldConfig"]
+__all__ = ["Account", "Faults", "ManualClock", "RealClock", "Simulator", "World", "WorldConfig",
+           "account_mix"]

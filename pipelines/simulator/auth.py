@@ -1,4 +1,8 @@
-"""Bearer tokens and the OAuth refresh_token grant with rotation, as Zapier's token endpoint."""
+"""Bearer tokens and the OAuth refresh_token grant with rotation, as Zapier's token endpoint.
+
+Every token belongs to one account (a name): the account's world answers its requests, and a
+refresh grant hands out tokens of the same account.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,20 @@ from datetime import datetime, timedelta
 from .clock import ManualClock, RealClock
 
 SCOPE = "zap:runs"
+DEFAULT_ACCOUNT = "default"
 
 
 @dataclass
 class AccessToken:
     scopes: frozenset[str]
     expires_at: datetime | None
+    account: str = DEFAULT_ACCOUNT
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    scopes: frozenset[str]
+    account: str = DEFAULT_ACCOUNT
 
 
 class TokenStore:
@@ -28,24 +40,48 @@ class TokenStore:
         self.client_id = client_id
         self.client_secret = client_secret
         self._access: dict[str, AccessToken] = {}
-        self._refresh: dict[str, frozenset[str]] = {}
+        self._refresh: dict[str, RefreshToken] = {}
         self._lock = threading.Lock()
         self.refreshes = 0
 
     def issue_access(self, scopes: tuple[str, ...] = (SCOPE,), token: str | None = None,
-                     ttl: timedelta | None = None) -> str:
+                     ttl: timedelta | None = None, account: str = DEFAULT_ACCOUNT) -> str:
         token = token or "sim-at-" + secrets.token_urlsafe(24)
         ttl = ttl if ttl is not None else self.access_ttl
         expires = None if ttl is None else self.clock.now() + ttl
         with self._lock:
-            self._access[token] = AccessToken(frozenset(scopes), expires)
+            self._access[token] = AccessToken(frozenset(scopes), expires, account)
         return token
 
-    def issue_refresh(self, scopes: tuple[str, ...] = (SCOPE,)) -> str:
+    def issue_refresh(self, scopes: tuple[str, ...] = (SCOPE,), account: str = DEFAULT_ACCOUNT) -> str:
         token = "sim-rt-" + secrets.token_urlsafe(24)
         with self._lock:
-            self._refresh[token] = frozenset(scopes)
+            self._refresh[token] = RefreshToken(frozenset(scopes), account)
         return token
+
+    def account_of(self, token: str) -> str | None:
+        """The account an access token was issued for (expired or not), None if unknown."""
+        with self._lock:
+            found = self._access.get(token)
+        return None if found is None else found.account
+
+    def refresh_account(self, token: str) -> str | None:
+        """The account a refresh token was issued for, None if unknown or used up."""
+        with self._lock:
+            found = self._refresh.get(token)
+        return None if found is None else found.account
+
+    def revoke(self, account: str) -> int:
+        """Every access and refresh token of `account` stops working; tokens issued later work.
+        Returns how many were revoked."""
+        with self._lock:
+            access = [t for t, found in self._access.items() if found.account == account]
+            refresh = [t for t, found in self._refresh.items() if found.account == account]
+            for token in access:
+                del self._access[token]
+            for token in refresh:
+                del self._refresh[token]
+        return len(access) + len(refresh)
 
     def check(self, token: str) -> str:
         """'ok', 'invalid' (unknown or expired) or 'scope' (valid but lacks zap:runs)."""
@@ -64,13 +100,15 @@ class TokenStore:
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return 401, {"error": "invalid_client"}
         with self._lock:
-            scopes = self._refresh.pop(form.get("refresh_token", ""), None)
-        if scopes is None:
+            found = self._refresh.pop(form.get("refresh_token", ""), None)
+        if found is None:
             return 400, {"error": "invalid_grant", "error_description": "refresh token is invalid"}
         self.refreshes += 1
-        access = self.issue_access(tuple(scopes))
+        scopes = tuple(found.scopes)
+        access = self.issue_access(scopes, account=found.account)
         body = {"access_token": access, "token_type": "Bearer",
-                "refresh_token": self.issue_refresh(tuple(scopes)), "scope": " ".join(sorted(scopes))}
+                "refresh_token": self.issue_refresh(scopes, found.account),
+                "scope": " ".join(sorted(scopes))}
         if self.access_ttl is not None:
             body["expires_in"] = int(self.access_ttl.total_seconds())
         return 200, body

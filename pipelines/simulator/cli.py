@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import dataclasses
+import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import NoReturn
 
+from .accounts import DRAWN, MIX_HISTORY_DAYS, account_mix, expected_runs
 from .faults import Faults
 from .server import Simulator
 from .world import PROFILES, World, WorldConfig
@@ -74,12 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "5,000 runs held by 1-30 day Delays; replay-heavy: failed runs replayed "
                             "within hours and days later (default: default)")
     # The account's flags default to None, "not given", so that a --profile's values stand.
-    world.add_argument("--seed", type=int, help="world seed (default 7)")
+    world.add_argument("--seed", type=int, help="world seed (default 7); with --accounts, the "
+                                                 "mix's seed (default 1)")
     world.add_argument("--zaps", type=_number(int, 1), metavar="N", help="number of zaps (default 25)")
     world.add_argument("--runs-per-day", type=_number(float, 0.0), metavar="N",
                        help="runs a day across all zaps (default 800; busy: 100000)")
     world.add_argument("--days", type=_number(float, 0.0), metavar="DAYS",
-                       help="days of history (default 35)")
+                       help="days of history (default 35; with --accounts 7)")
     world.add_argument("--retention-days", type=_number(float, 0.0, above=True), metavar="DAYS",
                        help="runs older than this many days are purged, as Zapier does (default 60)")
     world.add_argument("--replay-max-hours", type=_number(float, 0.0), metavar="HOURS",
@@ -104,10 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "(queued, waiting), then settle as success or error (default 0)")
     world.add_argument("--unlisted-settle-hours", type=_number(float, 0.0, above=True), metavar="HOURS",
                        help="those runs settle within this many hours (default 6)")
+    many = parser.add_argument_group(
+        "many accounts", "One world per account, each chosen by its access token. The mix draws "
+        "each account's --seed, --zaps and --runs-per-day; the other account flags apply to all.")
+    many.add_argument("--accounts", type=_number(int, 1), metavar="N",
+                      help="serve N accounts (acct-0001, ...): mostly quiet (2-50 runs a day), some "
+                           "of 800 a day, about 1 in 100 busy (2,000-5,000 a day); each world is "
+                           "built on its first request. Prints each name and access token")
+    many.add_argument("--accounts-file", metavar="PATH",
+                      help="with --accounts: write the accounts to PATH as JSON Lines (name, "
+                           "access_token, refresh_token, client_id, client_secret: an object a "
+                           "line, as the sync's accounts_file reads) instead of printing them")
     limits = parser.add_argument_group("rate limiting and tokens")
     limits.add_argument("--rate-limit", type=_number(int, 0), default=60, metavar="N",
                         help="requests per minute per client; 0 turns limiting off and drops the "
                              "X-RateLimit-* headers (default 60)")
+    limits.add_argument("--partner-limit", type=_number(int, 0), default=150, metavar="N",
+                        help="requests per minute over all clients and accounts, while --rate-limit "
+                             "is on; 0: none (default 150, as Zapier's per-partner limit)")
     limits.add_argument("--cooldown", type=SECONDS, default=60.0, metavar="SECONDS",
                         help="seconds refused after a 429 (default 60)")
     limits.add_argument("--access-ttl", type=_number(float, 0.0, above=True), default=None, metavar="SECONDS",
@@ -160,12 +179,14 @@ def _flag(field: str) -> str:
 
 def world_config(args: argparse.Namespace) -> WorldConfig:
     """The account the flags describe: the --profile's knobs, then every account flag given."""
-    given = {}
-    for field in dataclasses.fields(WorldConfig):
-        value = getattr(args, _flag(field.name)[2:].replace("-", "_"))
-        if value is not None:
-            given[field.name] = value
-    return WorldConfig.profile(args.profile, **given)
+    return WorldConfig.profile(args.profile, **_given(args))
+
+
+def _given(args: argparse.Namespace) -> dict[str, object]:
+    """The WorldConfig knobs whose flags were given."""
+    named = {field.name: getattr(args, _flag(field.name)[2:].replace("-", "_"))
+             for field in dataclasses.fields(WorldConfig)}
+    return {name: value for name, value in named.items() if value is not None}
 
 
 def _in_flags(message: str) -> str:
@@ -183,14 +204,96 @@ def _knobs(config: WorldConfig) -> str:
     return ", ".join(changed) or "every knob at its default"
 
 
+def mix_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """With --accounts: the knobs every account of the mix shares (the account flags given)."""
+    if args.profile != "default":
+        raise ValueError("--profile describes one account, and with --accounts the mix sizes each: "
+                         "leave out --profile")
+    given = {name: value for name, value in _given(args).items() if name != "seed"}
+    clash = [_flag(name) for name in sorted(DRAWN & given.keys())]
+    if clash:
+        raise ValueError(f"{' and '.join(clash)} size one account, and with --accounts the mix draws "
+                         "each account's: leave them out")
+    return given
+
+
 def build_simulator(args: argparse.Namespace) -> Simulator:
     """The (not yet started) simulator the parsed flags describe."""
-    world = World(world_config(args))
+    if args.accounts_file and not args.accounts:
+        raise ValueError("--accounts-file lists the accounts of --accounts N: give both")
+    if args.accounts:
+        seed = 1 if args.seed is None else args.seed
+        served: dict = {"accounts": account_mix(args.accounts, seed, **mix_overrides(args))}
+    else:
+        served = {"world": World(world_config(args))}
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
     faults.script = list(args.script)  # the server pops from it; args keep theirs
     ttl = timedelta(seconds=args.access_ttl) if args.access_ttl else None
-    return Simulator(world, faults=faults, rate_limit=args.rate_limit or None,
-                     cooldown=args.cooldown, access_ttl=ttl, host=args.host, port=args.port)
+    return Simulator(**served, faults=faults, rate_limit=args.rate_limit or None,
+                     partner_limit=args.partner_limit or None, cooldown=args.cooldown,
+                     access_ttl=ttl, host=args.host, port=args.port)
+
+
+def _limits(args: argparse.Namespace) -> str:
+    if not args.rate_limit:
+        return "off"
+    partner = f", {args.partner_limit}/minute per partner" if args.partner_limit else ""
+    return f"{args.rate_limit}/minute per client{partner}"
+
+
+def write_accounts(sim: Simulator, path: str) -> None:
+    """The --accounts-file: a JSON object a line, written whole before the banner says it is there."""
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as out:
+        for account in sim.accounts.values():
+            # The fields the sync's accounts_file reads: it can take this file as it is.
+            out.write(json.dumps({"name": account.name, "access_token": account.token,
+                                  "refresh_token": sim.issue_refresh(account.name),
+                                  "client_id": sim.tokens.client_id,
+                                  "client_secret": sim.tokens.client_secret}) + "\n")
+    os.replace(partial, path)
+
+
+def _print_accounts(sim: Simulator, args: argparse.Namespace) -> None:
+    accounts = list(sim.accounts.values())
+    kinds = collections.Counter(account.kind for account in accounts)
+    runs = sum(expected_runs(account.config) for account in accounts)
+    print(f"Zapier Partner API simulator on {sim.base_url} ({len(accounts)} accounts: "
+          f"{kinds['quiet']} quiet, {kinds['default']} default-sized, {kinds['busy']} busy; about "
+          f"{runs:,.0f} runs once all are built, each world on its account's first request)")
+    print(f"  rate limit:    {_limits(args)}; faults: {_faults_on(sim.faults)}")
+    shared = {"history_days": MIX_HISTORY_DAYS, **mix_overrides(args)}
+    print(f"  accounts:      mix seed {1 if args.seed is None else args.seed}; every account: "
+          f"{', '.join(f'{k}={v:g}' for k, v in shared.items())}")
+    print(f"  refresh:       client_id {sim.tokens.client_id}, client_secret "
+          f"{sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/")
+    if args.accounts_file:
+        print(f"  tokens:        {args.accounts_file} (a JSON object a line: name, access_token, "
+              "refresh_token, client_id, client_secret)")
+    else:
+        width = max(len(account.name) for account in accounts)
+        for account in accounts:
+            print(f"  {account.name:<{width}}  {account.token}  {account.kind}: "
+                  f"{account.config.runs_per_day:g} runs/day, {account.config.zaps} zaps")
+    print(f"  sync one: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN="
+          f"{accounts[0].token} python -m pipelines.zap_runs")
+
+
+def _print_single(sim: Simulator, args: argparse.Namespace) -> None:
+    world = sim.world
+    refresh = sim.tokens.issue_refresh()
+    # The first two lines are read by scripts (benchmarks, tests): URL, then the access token.
+    print(f"Zapier Partner API simulator on {sim.base_url} ({len(world.runs)} runs, "
+          f"{len(world.zaps)} zaps)")
+    print(f"  access token:  {sim.token}")
+    print(f"  refresh token: {refresh} (client_id {sim.tokens.client_id}, "
+          f"client_secret {sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/)")
+    print(f"  rate limit:    {_limits(args)}; "
+          f"faults: {_faults_on(sim.faults)}; unlisted_open_rate={world.config.unlisted_open_rate:g}")
+    print(f"  account:       profile {args.profile}; {_knobs(world.config)}")
+    print(f"  try: curl -H 'Authorization: Bearer {sim.token}' '{sim.base_url}/v2/zap-runs?limit=2'")
+    print(f"  sync: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN={sim.token} "
+          "python -m pipelines.zap_runs")
 
 
 def _faults_on(faults: Faults) -> str:
@@ -211,20 +314,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # knobs valid alone but not together (--delay-min-days > max)
         print(f"{PROG}: error: {_in_flags(str(exc))} (see --help)", file=sys.stderr)
         return 2
-    world = sim.world
-    refresh = sim.tokens.issue_refresh()
-    # The first two lines are read by scripts (benchmarks, tests): URL, then the access token.
-    print(f"Zapier Partner API simulator on {sim.base_url} ({len(world.runs)} runs, "
-          f"{len(world.zaps)} zaps)")
-    print(f"  access token:  {sim.token}")
-    print(f"  refresh token: {refresh} (client_id {sim.tokens.client_id}, "
-          f"client_secret {sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/)")
-    print(f"  rate limit:    {f'{args.rate_limit}/minute' if args.rate_limit else 'off'}; "
-          f"faults: {_faults_on(sim.faults)}; unlisted_open_rate={world.config.unlisted_open_rate:g}")
-    print(f"  account:       profile {args.profile}; {_knobs(world.config)}")
-    print(f"  try: curl -H 'Authorization: Bearer {sim.token}' '{sim.base_url}/v2/zap-runs?limit=2'")
-    print(f"  sync: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN={sim.token} "
-          "python -m pipelines.zap_runs")
+    if args.accounts_file:
+        try:
+            write_accounts(sim, args.accounts_file)
+        except OSError as exc:
+            sim.stop()
+            print(f"{PROG}: error: cannot write --accounts-file {args.accounts_file} ({exc.strerror}); "
+                  "pick a path in a folder that exists and is writable", file=sys.stderr)
+            return 2
+    if args.accounts:
+        _print_accounts(sim, args)
+    else:
+        _print_single(sim, args)
     sys.stdout.flush()
     with contextlib.suppress(KeyboardInterrupt):
         sim.serve_forever()

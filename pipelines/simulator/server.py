@@ -1,4 +1,8 @@
-"""The local Partner API: GET /v2/zap-runs and POST /oauth/token/ over real HTTP on 127.0.0.1."""
+"""The local Partner API: GET /v2/zap-runs and POST /oauth/token/ over real HTTP on 127.0.0.1.
+
+It serves one account (`Simulator(world)`: `sim.world`, `sim.token`) or many, one World per
+account, the bearer token choosing which (`Simulator.many`, `add_account`).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,21 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import params as P
-from .auth import TokenStore
+from .accounts import DEFAULT_ACCOUNT, Account, account_mix
+from .auth import SCOPE, TokenStore
 from .clock import ManualClock, RealClock
 from .faults import Faults
 from .ratelimit import RateLimiter
 from .world import Query, World, WorldConfig
 
 DEFAULT_WINDOW = timedelta(days=30)  # without from_date the API returns the last 30 days
+PARTNER = "partner"  # the partner limiter's one key: every account's requests count together
 
 
 def error_body(status: int, code: str, title: str, detail: str, parameter: str | None = None) -> dict:
@@ -33,20 +39,37 @@ def error_body(status: int, code: str, title: str, detail: str, parameter: str |
 
 
 class Simulator:
-    """World + tokens + rate limiter + faults behind a threaded HTTP server."""
+    """Accounts (a World and tokens each) + rate limiters + faults behind a threaded HTTP server.
+
+    `Simulator(world)` (or `config=`) serves one account, "default": `sim.world`, `sim.token`.
+    With `accounts=` (name, WorldConfig or World) pairs and no world or config, it serves those
+    accounts only; `add_account` adds more at any time. Rate limits: `rate_limit` requests per
+    `rate_window` per client IP, shared by all accounts, and, while that is on, `partner_limit`
+    per window over every request of every account (Zapier: 60/min per IP, 150/min per
+    partner); either, once exceeded, refuses for `cooldown` seconds.
+    """
 
     def __init__(self, world: World | None = None, *, faults: Faults | None = None,
                  rate_limit: int | None = 60, rate_window: float = 60.0, cooldown: float = 60.0,
                  access_ttl: timedelta | None = None, host: str = "127.0.0.1", port: int = 0,
                  clock: RealClock | ManualClock | None = None, config: WorldConfig | None = None,
-                 fault_seed: int = 1) -> None:
-        clock = clock or (world.clock if world else RealClock())
-        self.world = world or World(config, clock)
+                 fault_seed: int = 1, partner_limit: int | None = 150,
+                 accounts: Iterable[tuple[str, WorldConfig | World]] | None = None) -> None:
+        self.clock = clock or (world.clock if world else RealClock())
         self.faults = faults or Faults()
         self.faults.validate()
         self.limiter = RateLimiter(rate_limit, rate_window, cooldown)
-        self.tokens = TokenStore(self.world.clock, access_ttl)
-        self.token = self.tokens.issue_access(ttl=None)  # a long-lived token for people and tests
+        self.partner_limiter = RateLimiter(partner_limit, rate_window, cooldown) \
+            if rate_limit is not None and partner_limit is not None else None
+        self.tokens = TokenStore(self.clock, access_ttl)
+        self.accounts: dict[str, Account] = {}
+        self._accounts_lock = threading.Lock()
+        if accounts is None or world is not None or config is not None:
+            # The one account of old, built now as it always was: a long-lived token for people
+            # and tests.
+            self.add_account(DEFAULT_ACCOUNT, world or World(config, self.clock))
+        for name, world_or_config in accounts or ():
+            self.add_account(name, world_or_config)
         self.requests: list[dict] = []
         # Called with the request record before each GET is answered: tests move time here.
         self.on_request: Callable[[dict], None] | None = None
@@ -56,6 +79,76 @@ class Simulator:
         self._httpd.daemon_threads = True
         self._httpd.simulator = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self._serving = False
+
+    @classmethod
+    def many(cls, n: int, *, seed: int = 1, overrides: dict[str, object] | None = None,
+             **kwargs: object) -> Simulator:
+        """A simulator of n accounts from account_mix(n, seed, **overrides): acct-0001, ...;
+        `kwargs` go to Simulator (rate_limit, clock, faults, ...)."""
+        return cls(accounts=account_mix(n, seed, **(overrides or {})), **kwargs)
+
+    # --- accounts ----------------------------------------------------------------------------
+    def add_account(self, name: str, world_or_config: World | WorldConfig | None = None, *,
+                    scopes: tuple[str, ...] = (SCOPE,)) -> Account:
+        """A new account served from now on, with an access token that never expires. A World
+        is served as it is; a WorldConfig (None: the default one) becomes a World on the
+        account's first request, on this simulator's clock."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"an account needs a name (a non-empty string), not {name!r}")
+        if isinstance(world_or_config, World):
+            world, config = world_or_config, world_or_config.config
+            clock = world.clock
+        else:
+            world, config, clock = None, world_or_config or WorldConfig(), self.clock
+        with self._accounts_lock:
+            if name in self.accounts:
+                raise ValueError(f"there is already an account named {name!r}")
+            token = self.tokens.issue_access(scopes, ttl=None, account=name)
+            account = Account(name, config, clock, token, tuple(scopes), world)
+            self.accounts[name] = account
+        return account
+
+    def issue_refresh(self, name: str) -> str:
+        """A refresh token of account `name` (its scopes); the grant rotates it at each use."""
+        return self.tokens.issue_refresh(self._account(name).scopes, name)
+
+    def issue_access(self, name: str, *, scopes: tuple[str, ...] | None = None,
+                     ttl: timedelta | None = None) -> str:
+        """Another access token of account `name` (its scopes unless given; ttl None: never
+        expires)."""
+        account = self._account(name)
+        return self.tokens.issue_access(account.scopes if scopes is None else scopes, ttl=ttl,
+                                        account=name)
+
+    def revoke(self, name: str) -> int:
+        """Every access and refresh token of account `name` issued so far stops working: its
+        requests get 401 and its refresh tokens invalid_grant. Returns how many were revoked."""
+        self._account(name)
+        return self.tokens.revoke(name)
+
+    def _account(self, name: str) -> Account:
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise KeyError(f"no account named {name!r}") from None
+
+    def _single(self) -> Account:
+        account = self.accounts.get(DEFAULT_ACCOUNT)
+        if account is None:
+            raise AttributeError("this simulator serves named accounts only (Simulator.many or "
+                                 "accounts=): use sim.accounts[name].world and .token")
+        return account
+
+    @property
+    def world(self) -> World:
+        """The world of the one account of Simulator(world) ("default")."""
+        return self._single().world
+
+    @property
+    def token(self) -> str:
+        """The long-lived access token of the one account of Simulator(world) ("default")."""
+        return self._single().token
 
     @property
     def base_url(self) -> str:
@@ -63,13 +156,15 @@ class Simulator:
         return f"http://{host}:{port}"
 
     def start(self) -> Simulator:
+        self._serving = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="zapier-simulator",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._serving:  # shutdown() waits for a serve loop: never started, it would wait forever
+            self._httpd.shutdown()
         self._httpd.server_close()
 
     def __enter__(self) -> Simulator:
@@ -79,6 +174,7 @@ class Simulator:
         self.stop()
 
     def serve_forever(self) -> None:
+        self._serving = True
         self._httpd.serve_forever(poll_interval=0.2)
 
     def chance(self, rate: float) -> bool:
@@ -91,8 +187,10 @@ class Simulator:
         with self._rng_lock:
             return self._rng.randint(a, b)
 
-    def zap_run_requests(self) -> list[dict]:
-        return [r for r in self.requests if r["path"] == "/v2/zap-runs"]
+    def zap_run_requests(self, account: str | None = None) -> list[dict]:
+        """The GET /v2/zap-runs records, of every account or of the one named."""
+        return [r for r in self.requests if r["path"] == "/v2/zap-runs"
+                and (account is None or r["account"] == account)]
 
 
 def _corrupt(run: dict, how: str) -> bytes:
@@ -159,18 +257,24 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-RateLimit-Remaining": str(max(0, remaining)),
                 "X-RateLimit-Reset": str(int(time.time() + max(0.0, reset_in)))}
 
-    def _begin(self) -> tuple[str, dict[str, list[str]]]:
+    def _bearer(self) -> str:
+        auth = self.headers.get("Authorization", "")
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+
+    def _begin(self, account: str | None = None) -> tuple[str, dict[str, list[str]]]:
+        """Log the request; `account`: the one its token belongs to (None: no known token)."""
         parts = urlsplit(self.path)
         self._record = {"method": self.command, "path": parts.path, "query": parts.query,
-                        "status": None, "at": time.monotonic()}
+                        "status": None, "at": time.monotonic(), "account": account,
+                        "client": self.client_address[0]}
         self.sim.requests.append(self._record)
         return parts.path, parse_qs(parts.query, keep_blank_values=True)
 
     # --- routes ----------------------------------------------------------------------------
     def do_POST(self) -> None:  # noqa: N802
-        path, _ = self._begin()
         length = int(self.headers.get("Content-Length") or 0)
         form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        path, _ = self._begin(self.sim.tokens.refresh_account(form.get("refresh_token", "")))
         if path.rstrip("/") != "/oauth/token":
             self._json(404, error_body(404, "not_found", "NotFound", f"No route for POST {path}."))
             return
@@ -178,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, body)
 
     def do_GET(self) -> None:  # noqa: N802
-        path, query = self._begin()
+        token = self._bearer()
+        path, query = self._begin(self.sim.tokens.account_of(token) if token else None)
         if path.rstrip("/") != "/v2/zap-runs":
             self._json(404, error_body(404, "not_found", "NotFound", f"No route for GET {path}."))
             return
@@ -194,15 +299,25 @@ class _Handler(BaseHTTPRequestHandler):
                                        "Request was throttled. Retry after the cooldown."),
                        headers={**rate, **self._retry_after(reset_in)})
             return
+        if sim.partner_limiter is not None:
+            # The X-RateLimit-* headers keep stating this client's own window; Retry-After says
+            # when the partner's allows a request again.
+            allowed, _, partner_reset = sim.partner_limiter.check(PARTNER)
+            if not allowed:
+                self._json(429, error_body(429, "throttled", "Throttled",
+                                           "Request was throttled: the partner's requests per "
+                                           "minute, over all its accounts, are used up. Retry "
+                                           "after the cooldown."),
+                           headers={**rate, **self._retry_after(partner_reset)})
+                return
         if faults.script:
             scripted = faults.script.pop(0)
             if scripted != 200:
                 self._fault(scripted, rate)
                 return
-        auth = self.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         verdict = sim.tokens.check(token) if token else "invalid"
-        if verdict == "invalid":
+        account = sim.accounts.get(self._record["account"] or "")
+        if verdict == "invalid" or account is None:
             self._json(401, error_body(401, "not_authenticated", "NotAuthenticated",
                                        "Authentication credentials were not provided or are invalid."),
                        headers=rate)
@@ -224,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, error_body(400, "parse_error", "ParseError", bad.detail, bad.parameter),
                        headers=rate)
             return
-        self._page(args, query, rate)
+        self._page(account.world, args, query, rate)
 
     def _fault(self, status: int, rate: dict[str, str]) -> None:
         if status == 429 or status == 503:
@@ -239,9 +354,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(status, error_body(status, "error", "APIException", "A server error occurred."),
                        headers=rate)
 
-    def _page(self, args: dict, query: dict[str, list[str]], rate: dict[str, str]) -> None:
+    def _page(self, world: World, args: dict, query: dict[str, list[str]],
+              rate: dict[str, str]) -> None:
         sim, faults = self.sim, self.sim.faults
-        world = sim.world
         world.advance_to_clock()
         from_date = args["from_date"] or (world.clock.now() - DEFAULT_WINDOW)
         wanted = Query(from_date, args["to_date"], args["zap_id"], args["statuses"],
