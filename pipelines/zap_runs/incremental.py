@@ -192,7 +192,11 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     budget = spend.budget
     budget.new, budget.open, budget.changed = new_runs, open_now, changed
     budget.recent_errors = len(watched) - open_now
-    if newest is not None:
+    if until is not None and until <= to_date:
+        # A part of a long backfill (sweep.py): all of it is read, runs or none; the next part
+        # starts here.
+        state["cursor"] = iso(to_date)
+    elif newest is not None:
         # Never past the window: a run triggered in it may start after to_date.
         state["cursor"] = iso(min(newest, to_date))
     state.pop("open_runs", None)

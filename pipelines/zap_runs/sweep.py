@@ -19,7 +19,6 @@ rate budget, each failure kept to its own account.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +39,8 @@ log = logging.getLogger(__name__)
 # A main window longer than this is counted before it is read, to read a long backfill in parts.
 COUNT_WINDOWS_OVER = timedelta(hours=24)
 API_DEFAULT_WINDOW = timedelta(days=30)
+# Count requests spent at most to find a part of a long window that fits the pages per pass.
+PART_COUNTS = 5
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
@@ -299,13 +300,31 @@ class Sweep:
             or now - API_DEFAULT_WINDOW
         if now - from_date <= COUNT_WINDOWS_OVER:
             return None
-        with progress.spend.on("new", self.stats):
-            count = client.get_runs({"from_date": iso(from_date), "to_date": iso(now),
-                                     "limit": "1"}).count
-        pages = math.ceil((count or 0) / o.page_limit)
-        if count is None or pages <= cap:
+        def count(until: datetime) -> int | None:
+            with progress.spend.on("new", self.stats):
+                return client.get_runs({"from_date": iso(from_date), "to_date": iso(until),
+                                        "limit": "1"}).count
+
+        most = cap * o.page_limit
+        total = count(now)
+        if total is None or total <= most:
             return None
-        return from_date + (now - from_date) * (cap / pages)
+        # The longest part from from_date that fits: runs are rarely spread evenly (a history
+        # may start late in the window), so the end is searched between a part that fits (lo)
+        # and one that does not (hi), guessing where the count reaches the cap.
+        lo, lo_n, hi, hi_n = from_date, 0, now, total
+        for _ in range(PART_COUNTS - 1):
+            guess = lo + (hi - lo) * ((0.9 * most - lo_n) / (hi_n - lo_n))
+            found = count(guess)
+            if found is None:
+                break
+            if found <= most:
+                lo, lo_n = guess, found
+                if found >= most / 2:
+                    break
+            else:
+                hi, hi_n = guess, found
+        return lo if lo > from_date else from_date + (hi - from_date) / 2
 
     def _fold(self, account: SyncProgress) -> None:
         """An account's progress into the pass's totals; its run ids are let go (memory stays

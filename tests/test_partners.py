@@ -1,0 +1,319 @@
+"""Partners: many accounts in one pass, one rate budget, isolated failures, each account's
+warehouse rows = its truth (DuckDB and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.simulator import Faults, Simulator
+from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.pipeline import logged_sync, sync
+
+from .conftest import small_world
+from .warehouse import FAST, assert_matches_truth, drop_datasets, pipeline_for, warehouse_runs
+
+HOSTILE = dict(error_rate=0.05, html_error_rate=0.03, truncate_rate=0.03, short_page_rate=0.2,
+               drop_next_rate=0.2, max_limit=37, fault_retry_after=0)
+
+
+def serve(accounts: dict, clock, **kwargs) -> Simulator:
+    """A started simulator of these accounts (name -> World), unpaced unless asked."""
+    kwargs.setdefault("rate_limit", None)
+    return Simulator(accounts=list(accounts.items()), clock=clock, **kwargs).start()
+
+
+def entries(sim: Simulator, names=None) -> list[dict]:
+    return [{"name": name, "access_token": sim.accounts[name].token}
+            for name in (names or sim.accounts)]
+
+
+def log_rows(pipeline, account: str) -> list[tuple]:
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("zap_runs_sync_log")
+        return client.execute_sql(f"select result, error from {table} where account_id = %s "
+                                  "order by started_at", account)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_each_account_equals_its_truth_with_faults_and_one_revoked_mid_run(
+        destination, past_clock, tmp_path, request):
+    # twin-a and twin-b are the same world: the same run and zap ids in two accounts.
+    worlds = {"twin-a": small_world(seed=3, days=4, clock=past_clock),
+              "twin-b": small_world(seed=3, days=4, clock=past_clock),
+              "other": small_world(seed=11, days=4, clock=past_clock, runs_per_day=150),
+              "gone": small_world(seed=5, days=4, clock=past_clock, runs_per_day=150)}
+    sim = serve(worlds, past_clock, faults=Faults(**HOSTILE))
+    pipeline = pipeline_for(destination, tmp_path, request, "partners")
+    accounts = entries(sim)
+    try:
+        first = logged_sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+        assert [a.result for a in first.accounts] == ["success"] * 4
+        past_clock.advance(timedelta(hours=5))
+        seen = []
+
+        def revoke_mid_run(record: dict) -> None:
+            if record.get("account") == "gone":
+                seen.append(record)
+                if len(seen) == 2:  # its first page of this pass went through
+                    sim.revoke("gone")
+
+        sim.on_request = revoke_mid_run
+        second = logged_sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+        by_name = {a.account: a for a in second.accounts}
+        assert by_name["gone"].result == "failed" and "401" in by_name["gone"].error
+        assert all(by_name[n].result == "success" for n in ("twin-a", "twin-b", "other"))
+        sim.on_request = None
+        for hours in (14, 0.5, 20):
+            past_clock.advance(timedelta(hours=hours))
+            result = logged_sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+            assert {a.account: a.result for a in result.accounts} == {
+                "twin-a": "success", "twin-b": "success", "other": "success", "gone": "skipped"}
+        for name in ("twin-a", "twin-b", "other"):
+            assert_matches_truth(pipeline, worlds[name].truth(), account=name)
+        assert len(warehouse_runs(pipeline, "twin-a")) == len(worlds["twin-a"].truth()) > 500
+        # What the revoked account loaded before its token died is its own, and never stale
+        # beyond what it last read: every row is one of its runs.
+        assert set(warehouse_runs(pipeline, "gone")) <= set(worlds["gone"].truth())
+        assert [r for r, _ in log_rows(pipeline, "gone")] == [
+            "success", "failed", "skipped", "skipped", "skipped"]
+        assert sum(a.retries for a in first.accounts) > 0, "the faults should have forced retries"
+    finally:
+        sim.stop()
+        if destination == "postgres":
+            drop_datasets(pipeline)
+
+
+def test_new_credentials_bring_a_skipped_account_back(past_clock, tmp_path):
+    worlds = {"a": small_world(seed=3, days=2, clock=past_clock),
+              "b": small_world(seed=4, days=2, clock=past_clock)}
+    sim = serve(worlds, past_clock)
+    pipeline = pipeline_for("duckdb", tmp_path, None, "back")
+    try:
+        sim.revoke("b")
+        accounts = entries(sim)
+        first = sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+        assert [a.result for a in first.accounts] == ["success", "failed"]
+        skipped = sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+        assert [a.result for a in skipped.accounts] == ["success", "skipped"]
+        assert len([r for r in sim.zap_run_requests() if r["status"] == 401]) == 1, \
+            "the 401 of the first pass; a skipped account costs no request"
+        accounts[1]["access_token"] = sim.issue_access("b")  # the user connected again
+        back = sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+        assert [a.result for a in back.accounts] == ["success", "success"]
+        assert_matches_truth(pipeline, worlds["b"].truth(), account="b")
+    finally:
+        sim.stop()
+
+
+def test_a_pass_shares_one_pacer_and_meets_no_429(past_clock, tmp_path):
+    worlds = {f"q{i}": small_world(seed=20 + i, days=1, clock=past_clock, runs_per_day=40)
+              for i in range(8)}
+    # The server allows 10 requests a second; the pass asks for 9 a second across all accounts.
+    sim = serve(worlds, past_clock, rate_limit=10, rate_window=1.0, cooldown=1.0, partner_limit=None)
+    pipeline = pipeline_for("duckdb", tmp_path, None, "paced")
+    try:
+        result = sync(pipeline, base_url=sim.base_url, accounts=entries(sim),
+                      **{**FAST, "requests_per_minute": 540})
+        assert [a.result for a in result.accounts] == ["success"] * 8
+        assert result.rate_limited == 0
+        times = [r["at"] for r in sim.zap_run_requests()]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        # One pacer across accounts: no burst where one account hands over to the next.
+        assert len(times) >= 16 and min(gaps) > 60 / 540 * 0.75, min(gaps)
+    finally:
+        sim.stop()
+
+
+def test_a_new_accounts_backfill_is_read_in_parts_after_the_others(past_clock, tmp_path):
+    worlds = {f"old{i}": small_world(seed=30 + i, days=2, clock=past_clock, runs_per_day=50)
+              for i in range(3)}
+    sim = serve(worlds, past_clock)
+    pipeline = pipeline_for("duckdb", tmp_path, None, "fair")
+    args = {**FAST, "base_url": sim.base_url, "backfill_pages_per_pass": 5}
+    try:
+        sync(pipeline, accounts=entries(sim), **args)
+        big = sim.add_account("big", small_world(seed=40, days=6, clock=past_clock,
+                                                 runs_per_day=400)).world
+        past_clock.advance(timedelta(hours=2))
+        before = len(sim.requests)
+        passes = []
+        for _ in range(10):
+            result = sync(pipeline, accounts=entries(sim), **args)
+            passes.append(result)
+            if not (pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"]["accounts"]
+                    ["big"].get("backfill_until")):
+                break
+            past_clock.advance(timedelta(minutes=15))
+        first = [r.get("account") for r in sim.requests[before:]]
+        first = first[:first.index("big")]
+        # The accounts already caught up were read before the new account's backfill began.
+        assert set(first) == {"old0", "old1", "old2"}
+        # ~2,400 runs at 37 a page (and 100 asked) need more than 5 pages: read in parts.
+        assert len(passes) >= 3
+        for result in passes:
+            big_outcome = next(a for a in result.accounts if a.account == "big")
+            # A part: its pages, the counts that found it, the listings of what it watches.
+            spent = big_outcome.progress.spend.by_purpose
+            assert spent["new"] + spent["lookback"] <= 5 + 5, spent
+        assert_matches_truth(pipeline, big.truth(), account="big")
+        for i in range(3):
+            assert_matches_truth(pipeline, worlds[f"old{i}"].truth(), account=f"old{i}")
+    finally:
+        sim.stop()
+
+
+def test_many_accounts_from_a_file_exit_codes_and_status(past_clock, tmp_path, monkeypatch, capsys):
+    worlds = {name: small_world(seed=50 + i, days=1, clock=past_clock, runs_per_day=30)
+              for i, name in enumerate(["acme", "globex", "initech"])}
+    sim = serve(worlds, past_clock)
+    try:
+        file = tmp_path / "accounts.jsonl"
+        lines = [json.dumps(e) for e in entries(sim)] + [json.dumps({"name": "nokey"})]
+        file.write_text("\n".join(lines) + "\n")
+        for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+                            "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
+                            "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+                            "SOURCES__ZAP_RUNS__BACKOFF_BASE": "0.01",
+                            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "p.duckdb")}.items():
+            monkeypatch.setenv(name, value)
+        assert main([]) == 4, "a bad entry: some accounts failed, the others loaded"
+        out = capsys.readouterr()
+        assert "SOME ACCOUNTS FAILED" in out.out and f"{file} line 4" in out.out
+        assert "1 of 4 accounts failed" in out.err
+        file.write_text("\n".join(lines[:3]) + "\n")
+        assert main([]) == 0
+        sim.revoke("globex")
+        assert main([]) == 4
+        assert main(["status"]) == 4
+        status = capsys.readouterr().out
+        assert "FAILING        globex" in status and "401" in status
+        for name in ("acme", "globex", "initech"):
+            sim.revoke(name)
+        assert main([]) == 1, "every account failed"
+        assert "every account failed" in capsys.readouterr().err
+        assert main(["--shard", "0/2"]) == 2, "sharding is refused on DuckDB"
+        assert "concurrent writers" in capsys.readouterr().err
+    finally:
+        sim.stop()
+
+
+def test_secrets_of_many_accounts_never_show(past_clock, tmp_path, monkeypatch, capsys):
+    worlds = {name: small_world(seed=60 + i, days=1, clock=past_clock, runs_per_day=30)
+              for i, name in enumerate(["r1", "r2", "s1", "dead"])}
+    sim = serve(worlds, past_clock, access_ttl=timedelta(hours=1))
+    try:
+        refresh = {name: sim.issue_refresh(name) for name in ("r1", "r2")}
+        accounts = [{"name": n, "refresh_token": t} for n, t in refresh.items()]
+        accounts += [{"name": n, "access_token": sim.accounts[n].token} for n in ("s1", "dead")]
+        file = tmp_path / "accounts.jsonl"
+        file.write_text("\n".join(json.dumps(a) for a in accounts) + "\n")
+        store = tmp_path / "tokens.json"
+        db = tmp_path / "s.duckdb"
+        for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+                            "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
+                            "SOURCES__ZAP_RUNS__CLIENT_ID": "sim-client",
+                            "SOURCES__ZAP_RUNS__CLIENT_SECRET": "sim-secret",
+                            "SOURCES__ZAP_RUNS__TOKEN_URL": sim.base_url + "/oauth/token/",
+                            "SOURCES__ZAP_RUNS__TOKEN_STORE_PATH": str(store),
+                            "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+                            "DESTINATION__DUCKDB__CREDENTIALS": str(db)}.items():
+            monkeypatch.setenv(name, value)
+        sim.revoke("dead")
+        assert main(["--log-level", "DEBUG"]) == 4
+        sim.faults.error_rate = 1.0
+        monkeypatch.setenv("SOURCES__ZAP_RUNS__MAX_RETRIES", "1")
+        monkeypatch.setenv("SOURCES__ZAP_RUNS__BACKOFF_BASE", "0.01")
+        assert main(["--log-level", "DEBUG"]) == 1
+        assert main(["status"]) == 4
+        captured = capsys.readouterr()
+        stores = sorted((tmp_path / "tokens").glob("*.json"))
+        assert [p.stem for p in stores] == ["r1", "r2"]
+        assert oct(stores[0].parent.stat().st_mode & 0o777) == "0o700"
+        secrets = {*refresh.values(), "sim-secret", sim.accounts["s1"].token,
+                   sim.accounts["dead"].token}
+        for path in stores:
+            saved = json.loads(path.read_text())
+            assert oct(path.stat().st_mode & 0o777) == "0o600"
+            secrets |= {saved["refresh_token"], saved["access_token"]}
+        haystacks = {"stdout": captured.out, "stderr": captured.err}
+        for path in [db, *Path(tmp_path / "dlt-data").rglob("*")]:
+            if path.is_file():
+                haystacks[str(path)] = path.read_bytes().decode("latin-1")
+        for where, text in haystacks.items():
+            for secret in secrets:
+                assert secret not in text, f"a secret shows in {where}"
+    finally:
+        sim.stop()
+
+
+def test_rotated_tokens_reach_the_embedding_apps_callback(past_clock, tmp_path):
+    worlds = {"r1": small_world(seed=70, days=1, clock=past_clock, runs_per_day=20),
+              "r2": small_world(seed=71, days=1, clock=past_clock, runs_per_day=20)}
+    sim = serve(worlds, past_clock, access_ttl=timedelta(hours=1))
+    rotated = []
+    try:
+        accounts = [{"name": n, "refresh_token": sim.issue_refresh(n)} for n in worlds]
+        result = sync(pipeline_for("duckdb", tmp_path, None, "cb"), base_url=sim.base_url,
+                      accounts=accounts, client_id="sim-client", client_secret="sim-secret",
+                      token_url=sim.base_url + "/oauth/token/",
+                      token_store_path=str(tmp_path / "t.json"),
+                      on_token_rotated=lambda *args: rotated.append(args), **FAST)
+        assert [a.result for a in result.accounts] == ["success", "success"]
+        assert [r[0] for r in rotated] == ["r1", "r2"]
+        for name, refresh, access, _expires in rotated:
+            saved = json.loads((tmp_path / "t" / f"{name}.json").read_text())
+            assert (saved["refresh_token"], saved["access_token"]) == (refresh, access)
+    finally:
+        sim.stop()
+
+
+@pytest.mark.postgres
+def test_two_shards_at_once_into_postgres_equal_one_process(past_clock, tmp_path, request):
+    import subprocess
+    import sys
+
+    from .warehouse import postgres_pipeline
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    worlds = {f"acct-{i}": small_world(seed=80 + i, days=2, clock=past_clock, runs_per_day=120)
+              for i in range(6)}
+    sim = serve(worlds, past_clock)
+    file = tmp_path / "accounts.jsonl"
+    file.write_text("\n".join(json.dumps(e) for e in entries(sim)) + "\n")
+    suffix = os.urandom(4).hex()
+    one = postgres_pipeline(dsn, f"zr_one_{suffix}", name="zap_runs")
+    sharded = postgres_pipeline(dsn, f"zr_shards_{suffix}", name="zap_runs_probe")
+    env = {**os.environ, "SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+           "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
+           "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+           "DESTINATION__POSTGRES__CREDENTIALS": dsn}
+    try:
+        single = sync(one, base_url=sim.base_url, accounts_file=str(file), **FAST)
+        assert [a.result for a in single.accounts] == ["success"] * 6
+        cmd = [sys.executable, "-m", "pipelines.zap_runs", "--destination", "postgres",
+               "--dataset", sharded.dataset_name, "--log-level", "WARNING"]
+        workers = [subprocess.Popen([*cmd, "--shard", f"{i}/2"], env=env, cwd=tmp_path,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for i in range(2)]
+        outputs = [w.communicate(timeout=300) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], outputs
+        for out, _ in outputs:
+            assert "accounts   " in out and "models     not rebuilt" in out
+        counts = [int(out.split("accounts   ")[1].split(":")[0]) for out, _ in outputs]
+        assert sum(counts) == 6 and min(counts) >= 1, counts
+        for name, world in worlds.items():
+            assert warehouse_runs(sharded, name) == warehouse_runs(one, name)
+            assert_matches_truth(sharded, world.truth(), account=name)
+    finally:
+        sim.stop()
+        drop_datasets(one)
+        drop_datasets(sharded)
+        with sharded.sql_client() as client:
+            for i in range(2):
+                name = f"{sharded.dataset_name}_zap_runs_shard_{i}_of_2_staging"
+                client.execute_sql(f'drop schema if exists "{name}" cascade')
