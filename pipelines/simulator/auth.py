@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from .clock import ManualClock, RealClock
 
 SCOPE = "zap:runs"
+# A token's ttl for "never expires" (None stands for the store's access_ttl).
+FOREVER = timedelta.max
 DEFAULT_ACCOUNT = "default"
 
 
@@ -48,7 +50,7 @@ class TokenStore:
                      ttl: timedelta | None = None, account: str = DEFAULT_ACCOUNT) -> str:
         token = token or "sim-at-" + secrets.token_urlsafe(24)
         ttl = ttl if ttl is not None else self.access_ttl
-        expires = None if ttl is None else self.clock.now() + ttl
+        expires = None if ttl is None or ttl == FOREVER else self.clock.now() + ttl
         with self._lock:
             self._access[token] = AccessToken(frozenset(scopes), expires, account)
         return token

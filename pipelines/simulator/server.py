@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import params as P
 from .accounts import DEFAULT_ACCOUNT, Account, account_mix
-from .auth import SCOPE, TokenStore
+from .auth import FOREVER, SCOPE, TokenStore
 from .clock import ManualClock, RealClock
 from .faults import Faults
 from .ratelimit import RateLimiter
@@ -104,7 +104,7 @@ class Simulator:
         with self._accounts_lock:
             if name in self.accounts:
                 raise ValueError(f"there is already an account named {name!r}")
-            token = self.tokens.issue_access(scopes, ttl=None, account=name)
+            token = self.tokens.issue_access(scopes, ttl=FOREVER, account=name)
             account = Account(name, config, clock, token, tuple(scopes), world)
             self.accounts[name] = account
         return account
@@ -118,7 +118,8 @@ class Simulator:
         """Another access token of account `name` (its scopes unless given; ttl None: never
         expires)."""
         account = self._account(name)
-        return self.tokens.issue_access(account.scopes if scopes is None else scopes, ttl=ttl,
+        return self.tokens.issue_access(account.scopes if scopes is None else scopes,
+                                        ttl=FOREVER if ttl is None else ttl,
                                         account=name)
 
     def revoke(self, name: str) -> int:
