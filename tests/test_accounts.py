@@ -74,7 +74,7 @@ def test_shards_are_stable_across_processes_and_split_accounts_evenly():
     here = [shard_of(name, 4) for name in names]
     # Another interpreter (another hash seed) puts every account in the same shard.
     code = ("from pipelines.zap_runs.accounts import shard_of; "
-            f"print([shard_of(f'acct-{{i:04d}}', 4) for i in range(1000)])")
+            "print([shard_of(f'acct-{i:04d}', 4) for i in range(1000)])")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={"PYTHONHASHSEED": "123"}).stdout
     assert json.loads(there) == here

@@ -317,3 +317,38 @@ def test_two_shards_at_once_into_postgres_equal_one_process(past_clock, tmp_path
             for i in range(2):
                 name = f"{sharded.dataset_name}_zap_runs_shard_{i}_of_2_staging"
                 client.execute_sql(f'drop schema if exists "{name}" cascade')
+
+
+def test_tables_from_before_accounts_get_the_account_once(make_simulator, past_clock, tmp_path):
+    import duckdb
+
+    world = small_world(seed=12, days=2, clock=past_clock)
+    sim = make_simulator(world)
+    pipeline = pipeline_for("duckdb", tmp_path, None, "old")
+    sync(pipeline, base_url=sim.base_url, access_token=sim.token, **FAST)
+    # The layout of the version before accounts: no account_id anywhere.
+    db = Path(pipeline.destination_client().config.credentials.database)
+    with duckdb.connect(str(db)) as con:
+        for schema in ("zapier", "zapier_staging"):
+            for table in ("zap_runs", "zap_runs__steps"):
+                con.execute(f"alter table {schema}.{table} drop column account_id")
+    past_clock.advance(timedelta(hours=8))
+    result = sync(pipeline, base_url=sim.base_url, access_token=sim.token, **FAST)
+    assert result.runs_updated > 0, "runs read again replace their old rows"
+    assert_matches_truth(pipeline, world.truth(), account="default")
+    with duckdb.connect(str(db)) as con:
+        for table in ("zap_runs", "zap_runs__steps"):
+            assert con.execute(f"select count(*) from zapier.{table} where account_id is null "
+                               "or account_id <> 'default'").fetchone()[0] == 0
+
+
+def test_state_from_before_accounts_becomes_the_default_accounts():
+    from pipelines.zap_runs.sweep import account_states
+
+    state = {"cursor": "2026-11-01T00:00:00.000000Z", "watched": {"r1": [1]},
+             "last_window": [None, "2026-11-01T00:00:00.000000Z"]}
+    accounts = account_states(state, "acme")
+    assert accounts == {"acme": {"cursor": "2026-11-01T00:00:00.000000Z", "watched": {"r1": [1]},
+                                 "last_window": [None, "2026-11-01T00:00:00.000000Z"]}}
+    assert set(state) == {"accounts"}
+    assert account_states(state, "acme") is accounts, "once moved, it stays"

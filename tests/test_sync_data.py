@@ -19,7 +19,8 @@ from .warehouse import (
     warehouse_runs,
 )
 
-RUN_TYPES = {"account_id": "VARCHAR", "id": "VARCHAR", "zap_id": "BIGINT", "zap_title": "VARCHAR", "status": "VARCHAR",
+RUN_TYPES = {"account_id": "VARCHAR", "id": "VARCHAR", "zap_id": "BIGINT", "zap_title": "VARCHAR",
+             "status": "VARCHAR",
              "start_time": "TIMESTAMP WITH TIME ZONE", "end_time": "TIMESTAMP WITH TIME ZONE",
              "data_in": "VARCHAR", "data_out": "VARCHAR",
              "fetched_at": "TIMESTAMP WITH TIME ZONE"}
@@ -33,7 +34,8 @@ def columns(pipeline, table):
     return {name: kind.upper() for name, kind in rows}
 
 
-STEP_TYPES = {"account_id": "VARCHAR", "run_id": "VARCHAR", "step_number": "BIGINT", "zap_id": "BIGINT", "status": "VARCHAR",
+STEP_TYPES = {"account_id": "VARCHAR", "run_id": "VARCHAR", "step_number": "BIGINT", "zap_id": "BIGINT",
+              "status": "VARCHAR",
               "start_time": "TIMESTAMP WITH TIME ZONE"}
 
 
