@@ -352,3 +352,28 @@ def test_state_from_before_accounts_becomes_the_default_accounts():
                                  "last_window": [None, "2026-11-01T00:00:00.000000Z"]}}
     assert set(state) == {"accounts"}
     assert account_states(state, "acme") is accounts, "once moved, it stays"
+
+
+def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_path, monkeypatch):
+    worlds = {name: small_world(seed=100 + i, days=1, clock=past_clock, runs_per_day=40)
+              for i, name in enumerate(["acme", "globex"])}
+    sim = serve(worlds, past_clock)
+    try:
+        secrets = tmp_path / ".dlt" / "secrets.toml"  # the tests run in tmp_path
+        secrets.parent.mkdir()
+        secrets.write_text("".join(f'[sources.zap_runs.accounts.{name}]\naccess_token = '
+                                   f'"{sim.accounts[name].token}"\n\n' for name in worlds)
+                           + '[sources.zap_runs.accounts.broken]\nrefresh_token = "rt-x"\n')
+        monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
+        pipeline = pipeline_for("duckdb", tmp_path, None, "toml")
+        result = sync(pipeline, **FAST)
+        assert {a.account: a.result for a in result.accounts} == {
+            "acme": "success", "globex": "success", "broken": "failed"}
+        broken = next(a for a in result.accounts if a.account == "broken")
+        assert "[sources.zap_runs.accounts.broken]" in broken.error and "rt-x" not in broken.error
+        # One pass, one load package, however many accounts it read.
+        assert len(result.load_info.loads_ids) == 1
+        for name, world in worlds.items():
+            assert_matches_truth(pipeline, world.truth(), account=name)
+    finally:
+        sim.stop()
