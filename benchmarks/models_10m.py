@@ -1,6 +1,7 @@
 """Benchmark: rebuild every SQL model over N runs (default 10 million, 3 steps each) in DuckDB.
 
-The raw tables are generated inside DuckDB (not timed); the model rebuild is timed.
+The raw tables are generated inside DuckDB (not timed), as one account ('default', the
+account_id a single-account sync writes); the model rebuild is timed.
 Usage: python benchmarks/models_10m.py [--runs 10000000] [--db /tmp/zap_runs_10m.duckdb]
 """
 
@@ -24,7 +25,8 @@ def generate(path: str, runs: int) -> None:
     con.execute("create schema if not exists zapier")
     con.execute(f"""
         create or replace table zapier.zap_runs as
-        select 'run-' || i as id,
+        select 'default' as account_id,
+               'run-' || i as id,
                (i % 1000) as zap_id,
                'Zap ' || (i % 1000) as zap_title,
                {STATUSES}[1 + (hash(i) % 15)::int] as status,
@@ -37,7 +39,7 @@ def generate(path: str, runs: int) -> None:
         from range({runs}) t(i)""")
     con.execute("""
         create or replace table zapier.zap_runs__steps as
-        select r.id as run_id, s::bigint + 1 as step_number, r.zap_id,
+        select r.account_id, r.id as run_id, s::bigint + 1 as step_number, r.zap_id,
                case when s = 2 and r.status = 'error' then 'error' else 'success' end as status,
                r.start_time + to_seconds(s) as start_time,
                r._dlt_id as _dlt_root_id, r._dlt_id as _dlt_parent_id, s::bigint as _dlt_list_idx,
