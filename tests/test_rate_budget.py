@@ -117,8 +117,10 @@ def test_a_changed_run_costs_at_most_one_request(make_simulator, past_clock, tmp
     assert result.spend.in_budget <= truth.total
 
 
-def test_a_quiet_account_costs_its_lookback_page_plus_the_listings(make_simulator, past_clock,
-                                                                     tmp_path):
+def test_a_quiet_account_reads_its_watched_runs_with_its_new_ones_in_one_request(
+        make_simulator, past_clock, tmp_path):
+    """Every run since its oldest watched one fits in a page: one wide main window stands for
+    the main window and both listings (widen.py)."""
     world = small_world(seed=63, days=1, clock=past_clock, runs_per_day=0)
     now = past_clock.now()
     add_delayed(world, now, 3, spread=timedelta(hours=20))
@@ -131,11 +133,27 @@ def test_a_quiet_account_costs_its_lookback_page_plus_the_listings(make_simulato
     past_clock.advance(timedelta(hours=1))
     mark = len(sim.zap_run_requests())
     result = run_sync(sim, pipeline)
-    assert spent(sim, mark) == {"main": 1, "open": 1, "errors": 1, "late_errors": 0,
+    assert spent(sim, mark) == {"main": 1, "open": 0, "errors": 0, "late_errors": 0,
                                 "rechecks": 0, "probe": 0}
-    assert result.spend.by_purpose == {"new": 0, "lookback": 1, "open": 1, "errors": 1,
+    assert result.spend.by_purpose == {"new": 0, "lookback": 1, "open": 0, "errors": 0,
                                        "rechecks": 0, "unlisted": 0, "late": 0}
-    assert truth_budget(world, before, PAGE).total == 2 == result.spend.in_budget
+    assert truth_budget(world, before, PAGE).total == 2 and result.spend.in_budget == 0
+    assert result.window_from < now - timedelta(hours=2), "the window reached the watched runs"
+
+
+def test_a_busy_account_is_never_widened(make_simulator, past_clock, tmp_path):
+    """Its watched runs lie among more runs than a page holds: the short window and the
+    listings, as before."""
+    world = small_world(seed=66, days=1, clock=past_clock, runs_per_day=3000)
+    now = past_clock.now()
+    add_delayed(world, now, 3, spread=timedelta(hours=20))
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "b.duckdb")
+    run_sync(sim, pipeline)
+    past_clock.advance(timedelta(minutes=30))
+    result = run_sync(sim, pipeline)
+    assert result.window_from >= now - timedelta(hours=1)
+    assert result.spend.by_purpose["open"] >= 1
 
 
 def test_failed_runs_replayed_days_later_are_found_through_the_error_listing(

@@ -27,6 +27,7 @@ from .prefetch import prefetched
 from .rechecks import plan_rechecks, recheck_changed, reread, zap_rates
 from .rows import RunKey, page_rows, parse_time
 from .watch import Anchors, Watched, forget_old_errors, forget_purged, load_watched
+from .widen import count_hours, widened
 from .window import gap_warnings, plan_window
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,14 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # The first sync after an upgrade: the old 24-hour lookback still covers the replays
         # the error watch has not seen yet.
         lookback = max(lookback, UPGRADE_LOOKBACK)
+    hist = None if full_refresh else state.get("runs_by_hour")
+    if cursor is not None and knows_errors and until is None and not (since and force_since):
+        # A quiet account: its watched runs in one page with the new ones (widen.py). Where
+        # their neighbours placed them: one the wide window misses is listed as before.
+        reach: dict[str, datetime] = {}
+        for v in watched.values():
+            reach[v.kind] = min(reach.get(v.kind, v.anchor_from), v.anchor_from)
+        lookback = widened(hist, reach, cursor, lookback, to_date, page_limit)
     from_date = plan_window(cursor, since, force_since, lookback, to_date)
     # The horizon counts back from the newest run the sync knows: the server's clock, not ours.
     errors_since = min(to_date, cursor) - horizon if cursor else datetime.min.replace(tzinfo=UTC)
@@ -94,6 +103,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     main = Anchors(region, errors_since)
     seen_per_zap: dict[int, int] = {}
     newest, lookback_runs, new_runs = cursor, 0, 0
+    starts: list[datetime | None] = []
     with spend.on("new", stats):
         for runs, request in prefetched(fetch_window(client, filters, page_limit)):
             rows, keys = take(runs, request, main)
@@ -101,6 +111,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             for key in keys:
                 seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
                 start = key.start_time
+                starts.append(start)
                 if cursor is not None and start is not None and start <= cursor:
                     lookback_runs += 1
                 else:
@@ -108,6 +119,8 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
                 if start is not None and (newest is None or start > newest):
                     newest = start
     main.resolve(watched)
+    hist = count_hours(hist, starts, region, to_date)
+    del starts
     in_window = set(progress.run_ids)
     server_now = min(to_date, newest or to_date)
     errors_since = server_now - horizon
@@ -202,6 +215,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     state.pop("open_runs", None)
     state["watched"] = {k: v.dump() for k, v in watched.items()}
     state["last_window"] = [iso(from_date) if from_date else None, iso(to_date)]
+    state["runs_by_hour"] = hist
     progress.open_runs = open_now
 
 
