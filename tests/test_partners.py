@@ -377,3 +377,31 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
             assert_matches_truth(pipeline, world.truth(), account=name)
     finally:
         sim.stop()
+
+
+def test_an_account_whose_requests_keep_failing_pauses_for_a_day(past_clock, tmp_path,
+                                                                monkeypatch):
+    from pipelines.zap_runs import sweep
+
+    worlds = {"fine": small_world(seed=110, days=1, clock=past_clock, runs_per_day=30),
+              "broken": small_world(seed=111, days=1, clock=past_clock, runs_per_day=30)}
+    sim = serve(worlds, past_clock)
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("the account's shard of Zapier is down")
+
+    worlds["broken"].page = fail  # every request of the account fails (the server answers 500)
+    pipeline = pipeline_for("duckdb", tmp_path, None, "failing")
+    args = {**FAST, "max_retries": 1, "base_url": sim.base_url, "accounts": entries(sim)}
+    try:
+        results = [sync(pipeline, **args) for _ in range(4)]
+        broken = [next(a for a in r.accounts if a.account == "broken") for r in results]
+        assert [b.result for b in broken] == ["failed", "failed", "failed", "skipped"]
+        assert "failed in 3 passes in a row" in broken[3].error and broken[3].requests == 0
+        assert all(r.accounts[0].result == "success" for r in results)
+        later = sweep.utcnow() + timedelta(hours=25)
+        monkeypatch.setattr(sweep, "utcnow", lambda: later)
+        again = sync(pipeline, **args)
+        assert next(a for a in again.accounts if a.account == "broken").result == "failed"
+    finally:
+        sim.stop()
