@@ -15,7 +15,14 @@ from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.pipeline import logged_sync, sync
 
 from .conftest import small_world
-from .warehouse import FAST, assert_matches_truth, drop_datasets, pipeline_for, warehouse_runs
+from .warehouse import (
+    FAST,
+    assert_matches_truth,
+    drop_datasets,
+    duckdb_pipeline,
+    pipeline_for,
+    warehouse_runs,
+)
 
 HOSTILE = dict(error_rate=0.05, html_error_rate=0.03, truncate_rate=0.03, short_page_rate=0.2,
                drop_next_rate=0.2, max_limit=37, fault_retry_after=0)
@@ -354,27 +361,35 @@ def test_state_from_before_accounts_becomes_the_default_accounts():
     assert account_states(state, "acme") is accounts, "once moved, it stays"
 
 
-def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_path, monkeypatch):
+def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_path):
+    """In a process of its own: dlt reads .dlt/secrets.toml of the folder it starts in."""
+    import subprocess
+    import sys
+
     worlds = {name: small_world(seed=100 + i, days=1, clock=past_clock, runs_per_day=40)
               for i, name in enumerate(["acme", "globex"])}
     sim = serve(worlds, past_clock)
     try:
-        secrets = tmp_path / ".dlt" / "secrets.toml"  # the tests run in tmp_path
+        secrets = tmp_path / ".dlt" / "secrets.toml"
         secrets.parent.mkdir()
         secrets.write_text("".join(f'[sources.zap_runs.accounts.{name}]\naccess_token = '
                                    f'"{sim.accounts[name].token}"\n\n' for name in worlds)
                            + '[sources.zap_runs.accounts.broken]\nrefresh_token = "rt-x"\n')
-        monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", sim.base_url)
-        pipeline = pipeline_for("duckdb", tmp_path, None, "toml")
-        result = sync(pipeline, **FAST)
-        assert {a.account: a.result for a in result.accounts} == {
-            "acme": "success", "globex": "success", "broken": "failed"}
-        broken = next(a for a in result.accounts if a.account == "broken")
-        assert "[sources.zap_runs.accounts.broken]" in broken.error and "rt-x" not in broken.error
+        db = tmp_path / "toml.duckdb"
+        env = {**os.environ, "SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+               "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+               "DESTINATION__DUCKDB__CREDENTIALS": str(db)}
+        done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--log-level", "ERROR"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 4, done.stderr
+        assert "accounts   3: 2 synced, 1 failed" in done.stdout
+        assert "FAILED     broken: [sources.zap_runs.accounts.broken]" in done.stdout
+        assert "rt-x" not in done.stdout + done.stderr
         # One pass, one load package, however many accounts it read.
-        assert len(result.load_info.loads_ids) == 1
+        loaded = list((tmp_path / "dlt-data" / "pipelines" / "zap_runs" / "load" / "loaded").iterdir())
+        assert len(loaded) == 1
         for name, world in worlds.items():
-            assert_matches_truth(pipeline, world.truth(), account=name)
+            assert_matches_truth(duckdb_pipeline(db), world.truth(), account=name)
     finally:
         sim.stop()
 

@@ -38,6 +38,9 @@ class StaticToken:
     def on_unauthorized(self, rejected: str) -> str | None:
         return None
 
+    def close(self) -> None:
+        pass
+
 
 class RefreshingToken:
     """Gets access tokens with the refresh_token grant and stores each rotated refresh token.
@@ -68,6 +71,11 @@ class RefreshingToken:
         self._lock = threading.Lock()
         self._http = httpx.Client(timeout=timeout)
         self._load()
+
+    def close(self) -> None:
+        """Let go of the token endpoint's connections (a pass over many accounts makes one
+        RefreshingToken each)."""
+        self._http.close()
 
     # --- the store --------------------------------------------------------------------------
     def _tmp(self) -> Path:

@@ -212,6 +212,7 @@ class Sweep:
         progress = SyncProgress()
         outcome.progress = self.progress.current = progress
         stats, before = self.stats, (self.stats.requests, self.stats.retries, self.stats.rate_limited)
+        client = None
         try:
             client = self.client_for(account)
             if self.progress.client is None:
@@ -235,6 +236,8 @@ class Sweep:
             else:
                 state.pop("backfill_until", None)
         finally:
+            if client is not None:
+                client.tokens.close()  # its token endpoint's connections; the pool is shared
             outcome.ended_at = utcnow()
             outcome.requests = stats.requests - before[0]
             outcome.retries = stats.retries - before[1]
