@@ -6,9 +6,10 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Optional
 
 import dlt
+from dlt.common.typing import TSecretValue
 
 from . import settings
 from .accounts import DEFAULT_ACCOUNT, Account, collect, parse_shard, shard_of
@@ -45,9 +46,10 @@ def zap_runs_source(
     full_refresh: bool = False,
     progress: SyncProgress | None = None,
     account_name: str = DEFAULT_ACCOUNT,
-    accounts: Any = None,
+    # Secret types: dlt keeps their values (tokens, a redact_salt) out of traces and logs.
+    accounts: Optional[TSecretValue] = None,  # noqa: UP045 - dlt reads the hint at run time
     accounts_file: str | None = None,
-    data_policy: Any = None,
+    data_policy: Optional[TSecretValue] = None,  # noqa: UP045
     backfill_pages_per_pass: int = settings.DEFAULT_BACKFILL_PAGES_PER_PASS,
     shard: str | None = None,
     on_token_rotated: OnRotate | None = None,

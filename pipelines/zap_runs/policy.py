@@ -176,7 +176,8 @@ def config_table(section: str = SOURCE_SECTION) -> Mapping | object | None:
         elif value is not None and not table:
             return value
     for key in KEYS:
-        value = dlt.config.get(f"{section}.{key}")
+        # Through dlt.secrets: a value looked up as a secret never shows in dlt's trace.
+        value = dlt.secrets.get(f"{section}.{key}")
         if value is not None:
             table[key] = value
     return table or None
