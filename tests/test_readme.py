@@ -18,7 +18,9 @@ from .readme_demo import REGENERATE, as_shown, masked, readme_block
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 # Source arguments the code sets itself, never read from [sources.zap_runs] in practice.
 INTERNAL = {"force_since": "set with since by --since", "full_refresh": "set by --full-refresh",
-            "progress": "the sync's progress display"}
+            "progress": "the sync's progress display",
+            "shard": "set by --shard, which also names the shard's own pipeline",
+            "on_token_rotated": "a Python callable, passed by an app that embeds the source"}
 
 
 def section(title: str) -> str:
