@@ -136,7 +136,7 @@ def test_a_pass_shares_one_pacer_and_meets_no_429(past_clock, tmp_path):
         sim.stop()
 
 
-def test_a_new_accounts_backfill_is_read_in_parts_after_the_others(past_clock, tmp_path):
+def test_new_accounts_backfills_are_read_in_parts_after_the_others(past_clock, tmp_path):
     worlds = {f"old{i}": small_world(seed=30 + i, days=2, clock=past_clock, runs_per_day=50)
               for i in range(3)}
     sim = serve(worlds, past_clock)
@@ -144,32 +144,40 @@ def test_a_new_accounts_backfill_is_read_in_parts_after_the_others(past_clock, t
     args = {**FAST, "base_url": sim.base_url, "backfill_pages_per_pass": 5}
     try:
         sync(pipeline, accounts=entries(sim), **args)
-        big = sim.add_account("big", small_world(seed=40, days=6, clock=past_clock,
-                                                 runs_per_day=400)).world
+        for name, seed in (("big", 40), ("big2", 41)):
+            worlds[name] = sim.add_account(name, small_world(seed=seed, days=6, clock=past_clock,
+                                                             runs_per_day=400)).world
         past_clock.advance(timedelta(hours=2))
+        # Their histories from the first hour of the window: every part is full.
+        args["since"] = (past_clock.now() - timedelta(days=6, hours=3)).isoformat()
         before = len(sim.requests)
         passes = []
-        for _ in range(10):
+        for _ in range(20):
             result = sync(pipeline, accounts=entries(sim), **args)
-            passes.append(result)
-            if not (pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"]["accounts"]
-                    ["big"].get("backfill_until")):
+            passes.append({a.account: a for a in result.accounts})
+            states = pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"]["accounts"]
+            if all(states.get(n, {}).get("cursor") and not states[n].get("backfill_until")
+                   for n in ("big", "big2")):
                 break
             past_clock.advance(timedelta(minutes=15))
         first = [r.get("account") for r in sim.requests[before:]]
-        first = first[:first.index("big")]
-        # The accounts already caught up were read before the new account's backfill began.
+        first = first[:min(first.index("big"), first.index("big2"))]
+        # The accounts already caught up were read before the new accounts' backfills began.
         assert set(first) == {"old0", "old1", "old2"}
-        # ~2,400 runs at 37 a page (and 100 asked) need more than 5 pages: read in parts.
-        assert len(passes) >= 3
-        for result in passes:
-            big_outcome = next(a for a in result.accounts if a.account == "big")
-            # A part: its pages, the counts that found it, the listings of what it watches.
-            spent = big_outcome.progress.spend.by_purpose
-            assert spent["new"] + spent["lookback"] <= 5 + 5, spent
-        assert_matches_truth(pipeline, big.truth(), account="big")
-        for i in range(3):
-            assert_matches_truth(pipeline, worlds[f"old{i}"].truth(), account=f"old{i}")
+        # The pass's backfill pages went to one account; the other waited, reading nothing.
+        assert sorted(passes[0][n].result for n in ("big", "big2")) == ["deferred", "success"]
+        waiting = next(passes[0][n] for n in ("big", "big2") if passes[0][n].result == "deferred")
+        assert waiting.requests == 0
+        # ~2,400 runs each at 100 a page need more than 5 pages: read in parts.
+        assert len(passes) >= 6
+        for outcomes in passes:
+            # A pass's backfills read 5 pages and what the counts that found the part cost.
+            spent = [outcomes[n].progress.spend.by_purpose for n in ("big", "big2")
+                     if outcomes[n].result == "success"]
+            assert sum(p["new"] + p["lookback"] for p in spent) <= 5 + 5 * len(spent), spent
+            assert all(outcomes[f"old{i}"].result == "success" for i in range(3))
+        for name, world in worlds.items():
+            assert_matches_truth(pipeline, world.truth(), account=name)
     finally:
         sim.stop()
 
@@ -426,5 +434,27 @@ def test_an_account_whose_requests_keep_failing_pauses_for_a_day(past_clock, tmp
         monkeypatch.setattr(sweep, "utcnow", lambda: later)
         again = sync(pipeline, **args)
         assert next(a for a in again.accounts if a.account == "broken").result == "failed"
+    finally:
+        sim.stop()
+
+
+def test_a_token_endpoint_outage_is_tried_again_not_taken_for_a_refusal(past_clock, tmp_path):
+    worlds = {"r1": small_world(seed=120, days=1, clock=past_clock, runs_per_day=20),
+              "s1": small_world(seed=121, days=1, clock=past_clock, runs_per_day=20)}
+    sim = serve(worlds, past_clock, access_ttl=timedelta(hours=1))
+    pipeline = pipeline_for("duckdb", tmp_path, None, "outage")
+    accounts = [{"name": "r1", "refresh_token": sim.issue_refresh("r1")},
+                {"name": "s1", "access_token": sim.accounts["s1"].token}]
+    args = {**FAST, "base_url": sim.base_url, "accounts": accounts, "client_id": "sim-client",
+            "client_secret": "sim-secret", "token_store_path": str(tmp_path / "t.json")}
+    try:
+        for _ in range(2):  # nothing listens on port 9: the token endpoint is unreachable
+            down = {a.account: a for a in sync(pipeline, token_url="http://127.0.0.1:9/oauth/token/",
+                                               **args).accounts}
+            assert (down["r1"].result, down["s1"].result) == ("failed", "success")
+            assert "cannot reach the token endpoint" in down["r1"].error
+        back = sync(pipeline, token_url=sim.base_url + "/oauth/token/", **args)
+        assert {a.result for a in back.accounts} == {"success"}
+        assert_matches_truth(pipeline, worlds["r1"].truth(), account="r1")
     finally:
         sim.stop()

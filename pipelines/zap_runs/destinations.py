@@ -148,16 +148,20 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline,
 
 
 class FirstReadOnly:
-    """Passes each run id once per sync: an upsert merge cannot take a key twice in one load.
+    """Passes each run once per sync: an upsert merge cannot take a key twice in one load.
 
     A guard: the resource already hands each run over once (its first read in the sync, which
-    its open-run bookkeeping follows too).
+    its open-run bookkeeping follows too). Run ids are unique within an account, and a pass
+    reads its accounts one after another, so the ids seen are let go when the account changes.
     """
 
     def __init__(self) -> None:
+        self.account: str | None = None
         self.seen: set[str] = set()
 
     def __call__(self, row: dict) -> bool:
+        if row["account_id"] != self.account:
+            self.account, self.seen = row["account_id"], set()
         run_id = row["id"]
         if run_id in self.seen:
             return False

@@ -62,7 +62,7 @@ class SyncResult:
 
     @property
     def failed_accounts(self) -> list[AccountOutcome]:
-        return [a for a in self.accounts if a.result != "success"]
+        return [a for a in self.accounts if a.result in ("failed", "skipped")]
 
 
 def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_DATASET,

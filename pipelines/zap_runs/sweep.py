@@ -123,16 +123,32 @@ class Connection:
     on_rotate: OnRotate | None = None
 
 
-def account_error(account: Account, exc: ZapRunsError) -> str:
+def refused(exc: Exception) -> bool:
+    """Whether the account's credentials were refused (its token revoked, a scope missing, the
+    token endpoint saying invalid_grant or invalid_client), as opposed to failing requests (a
+    network error, a 5xx or 429 of the token endpoint), which are tried again next pass."""
+    if isinstance(exc, ScopeError):
+        return True
+    return isinstance(exc, AuthError) and getattr(exc, "status", None) in (400, 401, 403)
+
+
+def from_api(exc: Exception) -> bool:
+    """An answer of the zap-runs endpoint (its errors name the request), not the token one."""
+    return str(getattr(exc, "url", "") or "").startswith("GET ")
+
+
+def account_error(account: Account, exc: Exception) -> str:
     """What failed for one account, in one line that says where to fix it."""
     where = account.where or f"account {account.name}"
     if isinstance(exc, ScopeError):
         return (f"the token lacks the zap:runs scope (403): have the user re-authorise with "
                 f"zap:runs and update {where}")
-    if isinstance(exc, AuthError) and getattr(exc, "status", None) == 401:
+    if isinstance(exc, AuthError) and from_api(exc):
         return f"the Zapier API refused the token (401, revoked or expired): update {where}"
-    if isinstance(exc, AuthError):  # the token endpoint refused the refresh token
+    if isinstance(exc, AuthError) and refused(exc):  # the token endpoint refused it
         return f"{first_line(exc, 200)} (account {account.name}: update {where})"
+    if not isinstance(exc, ZapRunsError):
+        return f"unexpected {type(exc).__name__}: {first_line(exc, 300)}"
     return first_line(exc, 500)
 
 
@@ -157,6 +173,10 @@ def overdue_order(accounts: list[Account], states: dict[str, dict]) -> list[Acco
     return sorted(accounts, key=key)
 
 
+class Deferred(Exception):  # noqa: N818 - a signal, not an error
+    """The account's backfill waits for the next pass: this pass's pages for backfills are spent."""
+
+
 class Sweep:
     """Reads every account in turn into one stream of rows (one dlt resource, one load)."""
 
@@ -179,6 +199,9 @@ class Sweep:
         self.outcomes.extend(AccountOutcome(name, "failed", now, now, message)
                              for name, message in problems)
         self._failing: list[str] = []
+        # Pages the backfills of this pass may still read (backfill_pages_per_pass).
+        self.backfill_left = options.backfill_pages or 0
+        self.backfilling = False
 
     def client_for(self, account: Account) -> ZapierClient:
         c = self.connection
@@ -218,17 +241,24 @@ class Sweep:
             if self.progress.client is None:
                 self.progress.client = client  # the display reads the shared counters through it
             until = self._part_to_read(client, state, progress)
+            pages_before = stats.requests
             o = self.options
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
                                  lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
                                  full_refresh=o.full_refresh, gaps=o.gaps, account_id=account.name,
                                  policy=self.policies.get(account.name), until=until)
-        except ZapRunsError as exc:
+        except Deferred:
+            outcome.result = "deferred"
+            outcome.error = ("waits for the next pass: this pass's backfills spent "
+                             "backfill_pages_per_pass")
+        except Exception as exc:  # noqa: BLE001 - with many accounts, one failing fails alone
             if not self.isolate:
                 raise
             self._failed(account, state, outcome, exc)
         else:
             outcome.result = "success"
+            if self.backfilling:
+                self.backfill_left -= stats.requests - pages_before
             for key in ("refused", "failures"):
                 state.pop(key, None)
             if until is not None:  # read up to there; the rest in the next passes
@@ -264,10 +294,12 @@ class Sweep:
         return True
 
     def _failed(self, account: Account, state: dict, outcome: AccountOutcome,
-                exc: ZapRunsError) -> None:
+                exc: Exception) -> None:
         outcome.error = account_error(account, exc)
         log.warning("account %s failed: %s", account.name, outcome.error)
-        if isinstance(exc, (AuthError, ScopeError)):
+        if not isinstance(exc, ZapRunsError):
+            log.debug("account %s: the unexpected failure", account.name, exc_info=exc)
+        if refused(exc):
             state["refused"] = {"fingerprint": account.fingerprint(), "at": iso(utcnow()),
                                 "error": outcome.error[:200]}
         else:
@@ -294,15 +326,28 @@ class Sweep:
         """Where this pass's main window ends for the account: now, or earlier when the window
         would take more than backfill_pages pages (one count request tells)."""
         o = self.options
-        cap = o.backfill_pages
-        if cap is None:
+        self.backfilling = False
+        if o.backfill_pages is None:
             return None
         now = utcnow()
         cursor = None if o.full_refresh else parse_time(state.get("cursor"))
+        last_to = parse_time((state.get("last_window") or [None, None])[1])
+        if cursor is not None and last_to is not None and not state.get("backfill_until") \
+                and now - last_to <= COUNT_WINDOWS_OVER:
+            # Read up to a day ago: a quiet account's cursor (its newest run) may be old, its
+            # window still holds few runs.
+            return None
         from_date = plan_window(cursor, o.since, o.force_since, o.lookback, now) \
             or now - API_DEFAULT_WINDOW
         if now - from_date <= COUNT_WINDOWS_OVER:
             return None
+        # A long window: a backfill, or an account back after days. Backfills share the pass's
+        # pages; once they are spent, the next ones wait for the next pass.
+        cap = self.backfill_left
+        if cap <= 0:
+            raise Deferred
+        self.backfilling = True
+
         def count(until: datetime) -> int | None:
             with progress.spend.on("new", self.stats):
                 return client.get_runs({"from_date": iso(from_date), "to_date": iso(until),

@@ -45,8 +45,8 @@ def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
                       ) -> tuple[list[dict], list[dict]]:
     """(failing: the last sync of the account failed or was skipped, stale: no success within
     max_age_hours) among the sync log's accounts (synclog.account_states)."""
-    failing = [a for a in accounts if a["result"] != "success"]
-    stale = [a for a in accounts if a["result"] == "success" and is_stale(
+    failing = [a for a in accounts if a["result"] in ("failed", "skipped")]
+    stale = [a for a in accounts if a not in failing and is_stale(
         {"ended_at": a["last_success_at"]} if a["last_success_at"] else None, max_age_hours, now)]
     return failing, stale
 

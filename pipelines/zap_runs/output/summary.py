@@ -10,7 +10,7 @@ def format_summary(result) -> str:
     new = "?" if result.runs_new is None else f"{result.runs_new:,}"
     updated = "?" if result.runs_updated is None else f"{result.runs_updated:,}"
     accounts = getattr(result, "accounts", [])
-    ok = sum(1 for a in accounts if a.result == "success")
+    ok = sum(1 for a in accounts if a.result in ("success", "deferred"))
     verdict = "OK" if ok == len(accounts) else "SOME ACCOUNTS FAILED" if ok else "ALL ACCOUNTS FAILED"
     lines = [
         f"zap-runs sync into {result.destination} dataset {result.dataset!r}: {verdict}",
@@ -25,9 +25,11 @@ def format_summary(result) -> str:
     ]
     if accounts:
         results = [a.result for a in accounts]
+        deferred = results.count("deferred")
         lines.insert(1, f"  accounts   {len(accounts):,}: {results.count('success'):,} synced, "
-                        f"{results.count('failed'):,} failed, {results.count('skipped'):,} skipped")
+                        f"{results.count('failed'):,} failed, {results.count('skipped'):,} skipped"
+                        + (f", {deferred:,} backfills wait for the next pass" if deferred else ""))
         lines += [f"  {a.result.upper():<10} {a.account}: {a.error}" for a in accounts
-                  if a.result != "success"]
+                  if a.result in ("failed", "skipped")]
     lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]
     return "\n".join(lines)
