@@ -324,6 +324,18 @@ def test_two_shards_at_once_into_postgres_equal_one_process(past_clock, tmp_path
         for name, world in worlds.items():
             assert warehouse_runs(sharded, name) == warehouse_runs(one, name)
             assert_matches_truth(sharded, world.truth(), account=name)
+        # Forgetting an account of a shard names the shard that holds its state.
+        from pipelines.zap_runs.accounts import shard_of
+
+        index = shard_of("acct-0", 2)
+        wrong = subprocess.run([*cmd, "forget", "--account", "acct-0"], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+        assert wrong.returncode == 2 and f"zap_runs_shard_{index}_of_2" in wrong.stderr
+        right = subprocess.run([*cmd, "forget", "--account", "acct-0", "--shard", f"{index}/2"],
+                               env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert right.returncode == 0, right.stderr
+        assert warehouse_runs(sharded, "acct-0") == {}
+        assert warehouse_runs(sharded, "acct-1") == warehouse_runs(one, "acct-1")
     finally:
         sim.stop()
         drop_datasets(one)

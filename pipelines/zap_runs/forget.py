@@ -44,40 +44,58 @@ class Forgotten:
 def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) -> Forgotten:
     """Delete everything of `account` that `pipeline` and its destination hold."""
     pipeline.sync_destination()
-    done = Forgotten()
-    done.state = _drop_state(pipeline, account)
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             raise ConfigError(f"dataset {pipeline.dataset_name!r} does not exist: nothing to forget.")
+        others = _other_pipelines_with(client, pipeline.pipeline_name, account)
+    if others:
+        raise ConfigError(f"account {account!r} also has state in pipeline {', '.join(others)} "
+                          "(a shard): run forget with that pipeline's --shard i/n, once per "
+                          "pipeline, so no copy of its state is left.")
+    done = Forgotten()
+    done.state = _drop_state(pipeline, account)
+    with pipeline.sql_client() as client:
+        tables = [q for q in map(client.make_qualified_table_name, DATA_TABLES) if _exists(client, q)]
         with client.begin_transaction():
-            for table in DATA_TABLES:
-                done.rows[table] = _delete(client, client.make_qualified_table_name(table), account)
+            for qualified in tables:
+                done.rows[qualified.rsplit(".", 1)[-1].strip('"`')] = _delete(client, qualified,
+                                                                               account)
         with client.with_staging_dataset():
             if client.has_dataset():
                 for table in DATA_TABLES[:2]:
-                    _delete(client, client.make_qualified_table_name(table), account)
+                    qualified = client.make_qualified_table_name(table)
+                    if _exists(client, qualified):
+                        _delete(client, qualified, account)
         if not done.state and not any(done.rows.values()):
             raise ConfigError(f"account {account!r} has no rows and no state in dataset "
                               f"{pipeline.dataset_name!r} (pipeline {pipeline.pipeline_name}): "
                               "check the name (it is case-sensitive) and --shard.")
         done.state_versions = _drop_old_state_versions(client, pipeline.pipeline_name)
     store = account_store(token_store_path, account)
-    if store.exists():
-        store.unlink()
-        done.token_store = True
+    for path in (store, store.with_name(store.name + ".tmp")):  # .tmp: a write a crash cut off
+        if path.exists():
+            path.unlink()
+            done.token_store = True
     done.packages = _drop_loaded_packages(pipeline)
     log.info("forgot account %s: %s", account, done)
     return done
 
 
-def _delete(client, qualified: str, account: str) -> int:
-    """Delete the account's rows from one table; 0 when the table does not exist."""
+def _exists(client, qualified: str) -> bool:
+    """Whether the table exists (asked outside any transaction: a failed query aborts one on
+    PostgreSQL)."""
     try:
-        with client.execute_query(f"select count(*) from {qualified} where account_id = %s",
-                                  account) as cursor:
-            count = int(cursor.fetchone()[0])
+        client.execute_sql(f"select 1 from {qualified} where 1 = 0")
     except Exception:  # noqa: BLE001 - the destination's "undefined relation": never loaded
-        return 0
+        return False
+    return True
+
+
+def _delete(client, qualified: str, account: str) -> int:
+    """Delete the account's rows from one table that exists; how many there were."""
+    with client.execute_query(f"select count(*) from {qualified} where account_id = %s",
+                              account) as cursor:
+        count = int(cursor.fetchone()[0])
     if count:
         client.execute_sql(f"delete from {qualified} where account_id = %s", account)
     return count
@@ -105,6 +123,28 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
         pipeline.normalize()
         pipeline.load()
     return bool(found and found[0])
+
+
+def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]:
+    """Other zap-runs pipelines (shards) of the dataset whose newest state holds the account."""
+    from dlt.common.versioned_state import decompress_state
+
+    table = client.make_qualified_table_name("_dlt_pipeline_state")
+    if not _exists(client, table):
+        return []
+    rows = client.execute_sql(f"select pipeline_name, version, state from {table} "
+                              "where pipeline_name <> %s", pipeline_name)
+    newest: dict[str, tuple[int, str]] = {}
+    for name, version, state in rows:
+        if name.startswith("zap_runs") and version >= newest.get(name, (-1, ""))[0]:
+            newest[name] = (version, state)
+    found = []
+    for name, (_, state) in sorted(newest.items()):
+        resources = decompress_state(state).get("sources", {}).get("zap_runs", {})
+        accounts = resources.get("resources", {}).get("zap_runs", {}).get("accounts") or {}
+        if account in accounts:
+            found.append(name)
+    return found
 
 
 def _drop_old_state_versions(client, pipeline_name: str) -> int:
