@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import dlt
+import sqlglot
 
 from .settings import SQL_DIALECTS
 
@@ -27,19 +28,20 @@ def add_account_id(pipeline: dlt.Pipeline, account: str) -> list[str]:
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return []
-        _add(client, account, changed)
+        dialect = SQL_DIALECTS[pipeline.destination.destination_name]
+        _add(client, account, changed, dialect)
         # The staging dataset keeps the last merge's rows: dlt would add the key column there
         # NOT NULL and fail on them.
         with client.with_staging_dataset():
             if client.has_dataset():
-                _add(client, account, changed)
+                _add(client, account, changed, dialect)
     if changed:
         log.info("tables %s now carry account_id %r (rows loaded before accounts existed)",
                  ", ".join(changed), account)
     return changed
 
 
-def _add(client, account: str, changed: list[str]) -> None:
+def _add(client, account: str, changed: list[str], dialect: str) -> None:
     for table in TABLES:
         qualified = client.make_qualified_table_name(table)
         try:
@@ -49,7 +51,16 @@ def _add(client, account: str, changed: list[str]) -> None:
             continue
         if "account_id" in columns:
             continue
-        with client.begin_transaction():
-            client.execute_sql(f"alter table {qualified} add column account_id varchar")
-            client.execute_sql(f"update {qualified} set account_id = %s", account)
+        # The column type in the destination's words (STRING on BigQuery); the name as the
+        # client quotes it.
+        alter = sqlglot.transpile("alter table t_ add column account_id varchar", read="postgres",
+                                  write=dialect)[0].replace("t_", qualified, 1)
+        update = f"update {qualified} set account_id = %s where account_id is null"
+        if client.capabilities.supports_ddl_transactions:
+            with client.begin_transaction():
+                client.execute_sql(alter)
+                client.execute_sql(update, account)
+        else:  # BigQuery: DDL outside transactions; the update is safe to run again
+            client.execute_sql(alter)
+            client.execute_sql(update, account)
         changed.append(qualified)
