@@ -470,3 +470,27 @@ def test_a_token_endpoint_outage_is_tried_again_not_taken_for_a_refusal(past_clo
         assert_matches_truth(pipeline, worlds["r1"].truth(), account="r1")
     finally:
         sim.stop()
+
+
+def test_one_account_becoming_many_keeps_its_rotated_token(past_clock, tmp_path):
+    worlds = {"default": small_world(seed=130, days=1, clock=past_clock, runs_per_day=20),
+              "new": small_world(seed=131, days=1, clock=past_clock, runs_per_day=20)}
+    sim = serve(worlds, past_clock, access_ttl=timedelta(hours=1))
+    pipeline = pipeline_for("duckdb", tmp_path, None, "grow")
+    refresh = sim.issue_refresh("default")
+    oauth = {"client_id": "sim-client", "client_secret": "sim-secret",
+             "token_url": sim.base_url + "/oauth/token/",
+             "token_store_path": str(tmp_path / "tokens.json"), "base_url": sim.base_url, **FAST}
+    try:
+        sync(pipeline, refresh_token=refresh, **oauth)  # rotates: `refresh` is dead now
+        past_clock.advance(timedelta(hours=2))
+        accounts = [{"name": "default", "refresh_token": refresh},
+                    {"name": "new", "access_token": sim.accounts["new"].token}]
+        result = sync(pipeline, accounts=accounts, **oauth)
+        assert {a.account: a.result for a in result.accounts} == {"default": "success",
+                                                                  "new": "success"}
+        assert (tmp_path / "tokens" / "default.json").exists()
+        assert not (tmp_path / "tokens.json").exists()
+        assert_matches_truth(pipeline, worlds["default"].truth(), account="default")
+    finally:
+        sim.stop()

@@ -156,11 +156,13 @@ def collect(named: Mapping | None, file: str | None, given: Iterable | None,
                 message = message[len(where) + 2:]  # the name shown is `where` already
             problems.append((name or where, message))
             continue
-        if account.name in seen:
-            problems.append((account.name, f"{where}: account {account.name} is configured twice; "
-                                           "the first entry is used."))
+        # Names differing only in case would share a token store on a case-insensitive disk.
+        if account.name.lower() in seen:
+            problems.append((account.name, f"{where}: account {account.name} is configured twice "
+                                           "(names are compared without case); the first entry "
+                                           "is used."))
             continue
-        seen.add(account.name)
+        seen.add(account.name.lower())
         accounts.append(account)
     return Accounts(accounts, problems)
 

@@ -19,9 +19,11 @@ rate budget, each failure kept to its own account.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from .accounts import Account
 from .client import Stats, ZapierClient, http_client
@@ -205,8 +207,15 @@ class Sweep:
 
     def client_for(self, account: Account) -> ZapierClient:
         c = self.connection
-        store = c.token_store_path if not self.isolate else account_store(c.token_store_path,
-                                                                          account.name)
+        store = c.token_store_path
+        if self.isolate:
+            store = account_store(c.token_store_path, account.name)
+            if account.name == self.default and not store.exists() \
+                    and Path(c.token_store_path).exists():
+                # One account became many: its rotated token is still in the single store (the
+                # configured refresh token may be dead); carry it over.
+                store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(c.token_store_path, store)
         tokens = token_source(account.access_token, account.refresh_token, account.client_id,
                               account.client_secret, c.token_url, store, c.timeout,
                               account=account.name, on_rotate=c.on_rotate)
