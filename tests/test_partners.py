@@ -494,3 +494,26 @@ def test_one_account_becoming_many_keeps_its_rotated_token(past_clock, tmp_path)
         assert_matches_truth(pipeline, worlds["default"].truth(), account="default")
     finally:
         sim.stop()
+
+
+def test_status_names_failing_and_stale_accounts_and_the_ones_no_longer_synced():
+    from datetime import UTC, datetime
+
+    from pipelines.zap_runs.output.status import format_accounts, troubled_accounts
+
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+    def row(name, result, hours_ago, success_hours_ago):
+        success = now - timedelta(hours=success_hours_ago) if success_hours_ago is not None else None
+        return {"account_id": name, "result": result, "error": None if result == "success" else "401",
+                "started_at": now - timedelta(hours=hours_ago), "last_success_at": success}
+
+    accounts = [row("ok", "success", 0.5, 0.4), row("revoked", "skipped", 0.5, 30),
+                row("lagging", "deferred", 0.5, 8), row("removed", "success", 48, 48)]
+    failing, stale = troubled_accounts(accounts, 6, now)
+    assert [a["account_id"] for a in failing] == ["revoked"]
+    assert [a["account_id"] for a in stale] == ["lagging"]
+    text = "\n".join(format_accounts(accounts, 6, now))
+    assert "4: 1 ok, 1 failing, 1 stale, 1 no longer synced" in text
+    assert "FAILING        revoked" in text and "STALE          lagging" in text
+    assert "NOT SYNCED     removed" in text and "forget --account removed" in text

@@ -50,7 +50,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
               account_id: str = "default", policy=None, until: datetime | None = None
               ) -> Iterator[list[dict]]:
     """Rows of this sync's reads; `state` (the account's part of the resource state) is updated
-    at the end. `until` ends the main window before now: a backfill read in parts (pass.py)."""
+    at the end. `until` ends the main window before now: a backfill read in parts (sweep.py)."""
     to_date = utcnow() if until is None else min(utcnow(), until)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
     raw = {} if full_refresh else state.get("watched", state.get("open_runs", {}))

@@ -20,7 +20,7 @@ from . import settings, synclog, zap_runs_source
 from .clock import utcnow
 from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
-from .errors import first_line, unwrap
+from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
@@ -158,13 +158,22 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     started = time.monotonic()
     config = config if config is not None else sync_config()
     progress = progress if progress is not None else SyncProgress()
+    shard = source_args.get("shard")
+    if dlt.config.get("sources.zap_runs.shard") and not shard:
+        raise ConfigError("shard is set in the configuration (sources.zap_runs.shard): it is a "
+                          "choice per worker, made with --shard i/n, which also gives the shard "
+                          "its own pipeline; remove it from the configuration.")
+    if shard and pipeline.destination.destination_name in ("duckdb", "motherduck"):
+        raise ConfigError("sharding needs a warehouse that takes concurrent writers (postgres, "
+                          "bigquery, snowflake ...); a DuckDB file takes one writer at a time.")
     source = zap_runs_source(progress=progress, **source_args)
     prepare_source(source, pipeline, config)  # the real merge, or refused before any request
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
     pipeline.sync_destination()
     finish_pending(pipeline)
     add_account_id(pipeline, progress.default_account)  # tables from before accounts, once
-    before = count_runs(pipeline, config)
+    # Shards load into the dataset at once: its row count tells nothing of this one's runs.
+    before = None if shard else count_runs(pipeline, config)
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
     on_stage("fetching")
     extract_started = time.monotonic()
@@ -180,7 +189,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     # A copy job whose COMMIT went through but whose reply was lost ran again in this load.
     drop_rows_of_retried_copies(pipeline, info)
     drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
-    after = count_runs(pipeline, config)
+    after = None if shard else count_runs(pipeline, config)
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}
     new = None if after is None else after - (before or 0)

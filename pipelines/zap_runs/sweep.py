@@ -2,12 +2,14 @@
 rate budget, each failure kept to its own account.
 
 - **One budget.** Every account's client shares one pacer (`requests_per_minute` is for the
-  process: Zapier counts per IP), one connection pool and one request count.
+  pass, so for the process that runs one; Zapier counts per IP), one connection pool and one
+  request count.
 - **Fair.** Accounts already caught up go first, the most overdue (oldest last window) first;
   accounts still backfilling go after them, then new ones. A window longer than a day is
-  counted first (one request), and when it would take more than `backfill_pages_per_pass`
-  pages only its oldest part that fits is read: the rest waits for the next passes, so a new
-  account's backfill never holds the others up for long.
+  counted first (a few one-run requests), and the backfills of a pass share
+  `backfill_pages_per_pass` pages: each reads the oldest part of its window that fits what is
+  left, and once they are spent the next backfills wait for the next pass (deferred), so new
+  accounts never hold the others up for long.
 - **Isolated.** With many accounts, an account that fails is recorded (AccountOutcome, one row
   of the sync log) and the pass goes on. A refused token (401) or a missing scope (403) skips
   the account until its credentials change; an account whose requests keep failing while

@@ -97,9 +97,9 @@ def expected_runs(saved: list | None, start: datetime, cursor: datetime,
 def widened(hist: list | None, reach: dict[str, datetime], cursor: datetime,
             lookback: timedelta, now: datetime, page_limit: int) -> timedelta:
     """The lookback this sync uses. `reach` holds, per kind of watched run (open, error,
-    unlisted), where the oldest one lies: the window reaches back over as many kinds as fit in
-    one page with the new runs, all of them first (no listing left), then each kind alone, the
-    nearest first (a kind it covers whole needs no listing); else `lookback` stands."""
+    unlisted), where the oldest one lies: the window reaches back as far as fits in one page
+    with the new runs, trying the oldest kind's start first (then no listing is left), then
+    each nearer one (a kind it covers whole needs no listing); else `lookback` stands."""
     short = cursor - lookback
     starts = sorted({min(reach.values()), *reach.values()}) if reach else []
     for start in starts:

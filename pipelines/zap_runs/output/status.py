@@ -41,10 +41,22 @@ def format_status(where: str, last: dict | None, success: dict | None, newest: d
 SHOWN = 20  # accounts listed by name; the rest are counted
 
 
+def gone_accounts(accounts: list[dict], max_age_hours: float) -> list[dict]:
+    """Accounts no sync has read for max_age_hours while others were read: removed from the
+    configuration (but not forgotten), so they are listed, not counted as failing or stale."""
+    if not accounts:
+        return []
+    latest = max(a["started_at"] for a in accounts)
+    return [a for a in accounts
+            if (latest - a["started_at"]).total_seconds() > max_age_hours * 3600]
+
+
 def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
                       ) -> tuple[list[dict], list[dict]]:
     """(failing: the last sync of the account failed or was skipped, stale: no success within
-    max_age_hours) among the sync log's accounts (synclog.account_states)."""
+    max_age_hours) among the sync log's accounts (synclog.account_states) still synced."""
+    gone = gone_accounts(accounts, max_age_hours)
+    accounts = [a for a in accounts if a not in gone]
     failing = [a for a in accounts if a["result"] in ("failed", "skipped")]
     stale = [a for a in accounts if a not in failing and is_stale(
         {"ended_at": a["last_success_at"]} if a["last_success_at"] else None, max_age_hours, now)]
@@ -54,9 +66,10 @@ def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
 def format_accounts(accounts: list[dict], max_age_hours: float, now: datetime) -> list[str]:
     """Lines about the accounts: how many, then each failing or stale one (up to SHOWN)."""
     failing, stale = troubled_accounts(accounts, max_age_hours, now)
-    ok = len(accounts) - len(failing) - len(stale)
+    gone = gone_accounts(accounts, max_age_hours)
+    ok = len(accounts) - len(failing) - len(stale) - len(gone)
     lines = [f"  accounts       {len(accounts):,}: {ok:,} ok, {len(failing):,} failing, "
-             f"{len(stale):,} stale"]
+             f"{len(stale):,} stale" + (f", {len(gone):,} no longer synced" if gone else "")]
     for account in failing[:SHOWN]:
         lines.append(f"  FAILING        {account['account_id']}: {account['result']} "
                      f"{ago(account['started_at'], now)} ({account['error']}); last success "
@@ -64,7 +77,11 @@ def format_accounts(accounts: list[dict], max_age_hours: float, now: datetime) -
     for account in stale[:max(0, SHOWN - len(failing))]:
         lines.append(f"  STALE          {account['account_id']}: last success "
                      f"{ago(account['last_success_at'], now)}")
-    hidden = len(failing) + len(stale) - SHOWN
+    for account in gone[:max(0, SHOWN - len(failing) - len(stale))]:
+        lines.append(f"  NOT SYNCED     {account['account_id']}: last read "
+                     f"{ago(account['started_at'], now)}; removed from the configuration? "
+                     f"`forget --account {account['account_id']}` deletes its data")
+    hidden = len(failing) + len(stale) + len(gone) - SHOWN
     if hidden > 0:
         lines.append(f"  ... and {hidden:,} more: see zap_runs_sync_log or the account_health model")
     return lines
