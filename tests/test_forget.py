@@ -15,22 +15,22 @@ from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.pipeline import sync
 
 from .conftest import small_world
-from .warehouse import FAST, assert_matches_truth, duckdb_pipeline, warehouse_runs
+from .warehouse import (
+    FAST,
+    assert_matches_truth,
+    duckdb_pipeline,
+    set_env,
+    sim_oauth,
+    warehouse_runs,
+)
 
 
 def configure(monkeypatch, sim, tmp_path, accounts) -> Path:
     file = tmp_path / "accounts.jsonl"
     file.write_text("\n".join(json.dumps(a) for a in accounts) + "\n")
     db = tmp_path / "f.duckdb"
-    for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
-                        "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
-                        "SOURCES__ZAP_RUNS__CLIENT_ID": "sim-client",
-                        "SOURCES__ZAP_RUNS__CLIENT_SECRET": "sim-secret",
-                        "SOURCES__ZAP_RUNS__TOKEN_URL": sim.base_url + "/oauth/token/",
-                        "SOURCES__ZAP_RUNS__TOKEN_STORE_PATH": str(tmp_path / "tokens.json"),
-                        "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
-                        "DESTINATION__DUCKDB__CREDENTIALS": str(db)}.items():
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch, db, base_url=sim.base_url, accounts_file=file, requests_per_minute=0,
+            **sim_oauth(sim, tmp_path / "tokens.json"))
     return db
 
 

@@ -21,6 +21,8 @@ from .warehouse import (
     drop_datasets,
     duckdb_pipeline,
     pipeline_for,
+    set_env,
+    sim_oauth,
     warehouse_runs,
 )
 
@@ -190,12 +192,8 @@ def test_many_accounts_from_a_file_exit_codes_and_status(past_clock, tmp_path, m
         file = tmp_path / "accounts.jsonl"
         lines = [json.dumps(e) for e in entries(sim)] + [json.dumps({"name": "nokey"})]
         file.write_text("\n".join(lines) + "\n")
-        for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
-                            "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
-                            "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
-                            "SOURCES__ZAP_RUNS__BACKOFF_BASE": "0.01",
-                            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "p.duckdb")}.items():
-            monkeypatch.setenv(name, value)
+        set_env(monkeypatch, tmp_path / "p.duckdb", base_url=sim.base_url, accounts_file=file,
+                requests_per_minute=0, backoff_base=0.01)
         assert main([]) == 4, "a bad entry: some accounts failed, the others loaded"
         out = capsys.readouterr()
         assert "SOME ACCOUNTS FAILED" in out.out and f"{file} line 4" in out.out
@@ -229,15 +227,8 @@ def test_secrets_of_many_accounts_never_show(past_clock, tmp_path, monkeypatch, 
         file.write_text("\n".join(json.dumps(a) for a in accounts) + "\n")
         store = tmp_path / "tokens.json"
         db = tmp_path / "s.duckdb"
-        for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
-                            "SOURCES__ZAP_RUNS__ACCOUNTS_FILE": str(file),
-                            "SOURCES__ZAP_RUNS__CLIENT_ID": "sim-client",
-                            "SOURCES__ZAP_RUNS__CLIENT_SECRET": "sim-secret",
-                            "SOURCES__ZAP_RUNS__TOKEN_URL": sim.base_url + "/oauth/token/",
-                            "SOURCES__ZAP_RUNS__TOKEN_STORE_PATH": str(store),
-                            "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
-                            "DESTINATION__DUCKDB__CREDENTIALS": str(db)}.items():
-            monkeypatch.setenv(name, value)
+        set_env(monkeypatch, db, base_url=sim.base_url, accounts_file=file,
+                requests_per_minute=0, **sim_oauth(sim, store))
         sim.revoke("dead")
         assert main(["--log-level", "DEBUG"]) == 4
         sim.faults.error_rate = 1.0
@@ -274,9 +265,7 @@ def test_rotated_tokens_reach_the_embedding_apps_callback(past_clock, tmp_path):
     try:
         accounts = [{"name": n, "refresh_token": sim.issue_refresh(n)} for n in worlds]
         result = sync(pipeline_for("duckdb", tmp_path, None, "cb"), base_url=sim.base_url,
-                      accounts=accounts, client_id="sim-client", client_secret="sim-secret",
-                      token_url=sim.base_url + "/oauth/token/",
-                      token_store_path=str(tmp_path / "t.json"),
+                      accounts=accounts, **sim_oauth(sim, tmp_path / "t.json"),
                       on_token_rotated=lambda *args: rotated.append(args), **FAST)
         assert [a.result for a in result.accounts] == ["success", "success"]
         assert [r[0] for r in rotated] == ["r1", "r2"]
@@ -457,8 +446,9 @@ def test_a_token_endpoint_outage_is_tried_again_not_taken_for_a_refusal(past_clo
     pipeline = pipeline_for("duckdb", tmp_path, None, "outage")
     accounts = [{"name": "r1", "refresh_token": sim.issue_refresh("r1")},
                 {"name": "s1", "access_token": sim.accounts["s1"].token}]
-    args = {**FAST, "base_url": sim.base_url, "accounts": accounts, "client_id": "sim-client",
-            "client_secret": "sim-secret", "token_store_path": str(tmp_path / "t.json")}
+    args = {**FAST, **sim_oauth(sim, tmp_path / "t.json"), "base_url": sim.base_url,
+            "accounts": accounts}
+    del args["token_url"]
     try:
         for _ in range(2):  # nothing listens on port 9: the token endpoint is unreachable
             down = {a.account: a for a in sync(pipeline, token_url="http://127.0.0.1:9/oauth/token/",
@@ -478,9 +468,7 @@ def test_one_account_becoming_many_keeps_its_rotated_token(past_clock, tmp_path)
     sim = serve(worlds, past_clock, access_ttl=timedelta(hours=1))
     pipeline = pipeline_for("duckdb", tmp_path, None, "grow")
     refresh = sim.issue_refresh("default")
-    oauth = {"client_id": "sim-client", "client_secret": "sim-secret",
-             "token_url": sim.base_url + "/oauth/token/",
-             "token_store_path": str(tmp_path / "tokens.json"), "base_url": sim.base_url, **FAST}
+    oauth = {**sim_oauth(sim, tmp_path / "tokens.json"), "base_url": sim.base_url, **FAST}
     try:
         sync(pipeline, refresh_token=refresh, **oauth)  # rotates: `refresh` is dead now
         past_clock.advance(timedelta(hours=2))

@@ -123,3 +123,18 @@ def assert_matches_truth(pipeline: dlt.Pipeline, truth: dict[str, dict],
         rid = stale[0]
         raise AssertionError(f"{len(stale)} runs differ; e.g. {rid}:\n truth {normalise(truth[rid])}"
                              f"\n  held {stored[rid]}")
+
+
+def sim_oauth(sim: Simulator, store) -> dict[str, str]:
+    """Source arguments for OAuth refresh against the simulator's token endpoint."""
+    return {"client_id": "sim-client", "client_secret": "sim-secret",
+            "token_url": sim.base_url + "/oauth/token/", "token_store_path": str(store)}
+
+
+def set_env(monkeypatch, db=None, **sources: object) -> None:
+    """The CLI's settings as environment variables (subprocesses inherit them): each source
+    argument as SOURCES__ZAP_RUNS__<NAME>, and `db` as the DuckDB destination's file."""
+    for name, value in sources.items():
+        monkeypatch.setenv(f"SOURCES__ZAP_RUNS__{name.upper()}", str(value))
+    if db is not None:
+        monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(db))
