@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import stat
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from pipelines.zap_runs.oauth import RefreshingToken
 from pipelines.zap_runs.pipeline import sync
 
 from .conftest import small_world
-from .warehouse import FAST, duckdb_pipeline
+from .warehouse import FAST, assert_shown_nowhere, duckdb_pipeline
 
 
 def oauth_args(sim, store, refresh):
@@ -108,10 +107,5 @@ def test_secrets_never_show(make_simulator, tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     saved = json.loads(store.read_text())
     secrets = {refresh, saved["refresh_token"], saved["access_token"], "sim-secret"}
-    haystacks = {"stdout": captured.out, "stderr": captured.err}
-    for path in [db, *Path(tmp_path / "dlt-data").rglob("*")]:
-        if path.is_file():
-            haystacks[str(path)] = path.read_bytes().decode("latin-1")
-    for where, text in haystacks.items():
-        for secret in secrets:
-            assert secret not in text, f"a secret shows in {where}"
+    assert_shown_nowhere(secrets, {"stdout": captured.out, "stderr": captured.err}, db,
+                         tmp_path / "dlt-data")

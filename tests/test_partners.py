@@ -18,6 +18,7 @@ from .conftest import small_world
 from .warehouse import (
     FAST,
     assert_matches_truth,
+    assert_shown_nowhere,
     drop_datasets,
     duckdb_pipeline,
     pipeline_for,
@@ -246,13 +247,8 @@ def test_secrets_of_many_accounts_never_show(past_clock, tmp_path, monkeypatch, 
             saved = json.loads(path.read_text())
             assert oct(path.stat().st_mode & 0o777) == "0o600"
             secrets |= {saved["refresh_token"], saved["access_token"]}
-        haystacks = {"stdout": captured.out, "stderr": captured.err}
-        for path in [db, *Path(tmp_path / "dlt-data").rglob("*")]:
-            if path.is_file():
-                haystacks[str(path)] = path.read_bytes().decode("latin-1")
-        for where, text in haystacks.items():
-            for secret in secrets:
-                assert secret not in text, f"a secret shows in {where}"
+        assert_shown_nowhere(secrets, {"stdout": captured.out, "stderr": captured.err}, db,
+                             tmp_path / "dlt-data")
     finally:
         sim.stop()
 
@@ -403,10 +399,8 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
         assert any("hmac-sha256:" in (run["data_in"] or "") for run in stored.values())
         # Tokens and the salt show nowhere: not in the trace, the state or any other file.
         secrets = {sim.accounts[name].token for name in worlds} | {"rt-x", "salt-SECRET-42"}
-        for path in [db, *(tmp_path / "dlt-data").rglob("*")]:
-            if path.is_file():
-                text = path.read_bytes().decode("latin-1")
-                assert not [s for s in secrets if s in text], f"a secret shows in {path}"
+        assert_shown_nowhere(secrets, {"stdout": done.stdout, "stderr": done.stderr}, db,
+                             tmp_path / "dlt-data")
     finally:
         sim.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dlt
 
@@ -138,3 +139,17 @@ def set_env(monkeypatch, db=None, **sources: object) -> None:
         monkeypatch.setenv(f"SOURCES__ZAP_RUNS__{name.upper()}", str(value))
     if db is not None:
         monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(db))
+
+
+def assert_shown_nowhere(secrets: set[str], texts: dict[str, str], *roots) -> None:
+    """None of `secrets` is in `texts` (name -> text, e.g. stdout) or in any file under `roots`
+    (files or folders: the DuckDB file, dlt's data folder with its trace and state)."""
+    haystacks = dict(texts)
+    for root in roots:
+        root = Path(root)
+        for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            if path.is_file():
+                haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    for where, text in haystacks.items():
+        shown = [secret for secret in secrets if secret in text]
+        assert not shown, f"a secret shows in {where}"
