@@ -15,8 +15,9 @@ from . import settings
 from .accounts import DEFAULT_ACCOUNT, Account, collect, parse_shard, shard_of
 from .errors import ConfigError
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
+from .outcomes import SyncProgress
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
-from .sweep import Connection, ReadOptions, Sweep, SyncProgress
+from .sweep import Connection, ReadOptions, Sweep
 
 log = logging.getLogger(__name__)
 

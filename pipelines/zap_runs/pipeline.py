@@ -22,10 +22,10 @@ from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
+from .outcomes import AccountOutcome, SyncProgress
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
 from .spend import Spend
-from .sweep import AccountOutcome, SyncProgress
 from .synclog import Outcome
 from .upgrade import add_account_id
 

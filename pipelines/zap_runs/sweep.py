@@ -23,80 +23,29 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .accounts import Account
+from .backfill import Deferred, long_window, part_end
 from .client import Stats, ZapierClient, http_client
 from .clock import iso, utcnow
-from .errors import AuthError, ConfigError, ScopeError, ZapRunsError, first_line
+from .errors import ConfigError, ZapRunsError
+from .failures import account_error, refused
 from .incremental import read_runs
 from .oauth import OnRotate, account_store, token_source
+from .outcomes import AccountOutcome, SyncProgress
 from .pacing import Pacer
 from .rows import parse_time
-from .spend import Spend
-from .window import plan_window
 
 log = logging.getLogger(__name__)
 
-# A main window longer than this is counted before it is read, to read a long backfill in parts.
-COUNT_WINDOWS_OVER = timedelta(hours=24)
-API_DEFAULT_WINDOW = timedelta(days=30)
-# Count requests spent at most to find a part of a long window that fits the pages per pass.
-PART_COUNTS = 5
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
 # Resource state of the version before accounts: it belongs to the default account.
 LEGACY_KEYS = ("cursor", "watched", "open_runs", "last_window")
-
-
-@dataclass
-class SyncProgress:
-    """What a sync read, filled in as it goes, for the display and the summary. In a pass over
-    many accounts, the pass's progress holds the totals and `current` the account being read."""
-
-    window_from: datetime | None = None
-    window_to: datetime | None = None
-    run_ids: set[str] = field(default_factory=set)
-    rechecks: int = 0
-    open_runs: int = 0
-    spend: Spend = field(default_factory=Spend)
-    warnings: list[str] = field(default_factory=list)
-    client: ZapierClient | None = None
-    done: int = 0  # runs fetched by the accounts read before `current`
-    current: SyncProgress | None = None
-    outcomes: list[AccountOutcome] = field(default_factory=list)  # one per account, in a pass
-    default_account: str = "default"  # the account rows from before accounts belong to
-    many: bool = False  # a pass over configured accounts (isolated failures)
-
-    @property
-    def fetched(self) -> int:
-        """Runs fetched so far."""
-        current = self.current
-        return self.done + len(self.run_ids) + (len(current.run_ids) if current else 0)
-
-    @property
-    def rechecks_now(self) -> int:
-        current = self.current
-        return self.rechecks + (current.rechecks if current else 0)
-
-
-@dataclass
-class AccountOutcome:
-    """How one account fared in a pass: success, failed or skipped (a row of the sync log)."""
-
-    account: str
-    result: str
-    started_at: datetime
-    ended_at: datetime | None = None
-    error: str | None = None
-    progress: SyncProgress | None = None
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    fetched: int = 0
 
 
 @dataclass
@@ -127,35 +76,6 @@ class Connection:
     on_rotate: OnRotate | None = None
 
 
-def refused(exc: Exception) -> bool:
-    """Whether the account's credentials were refused (its token revoked, a scope missing, the
-    token endpoint saying invalid_grant or invalid_client), as opposed to failing requests (a
-    network error, a 5xx or 429 of the token endpoint), which are tried again next pass."""
-    if isinstance(exc, ScopeError):
-        return True
-    return isinstance(exc, AuthError) and getattr(exc, "status", None) in (400, 401, 403)
-
-
-def from_api(exc: Exception) -> bool:
-    """An answer of the zap-runs endpoint (its errors name the request), not the token one."""
-    return str(getattr(exc, "url", "") or "").startswith("GET ")
-
-
-def account_error(account: Account, exc: Exception) -> str:
-    """What failed for one account, in one line that says where to fix it."""
-    where = account.where or f"account {account.name}"
-    if isinstance(exc, ScopeError):
-        return (f"the token lacks the zap:runs scope (403): have the user re-authorise with "
-                f"zap:runs and update {where}")
-    if isinstance(exc, AuthError) and from_api(exc):
-        return f"the Zapier API refused the token (401, revoked or expired): update {where}"
-    if isinstance(exc, AuthError) and refused(exc):  # the token endpoint refused it
-        return f"{first_line(exc, 200)} (account {account.name}: update {where})"
-    if not isinstance(exc, ZapRunsError):
-        return f"unexpected {type(exc).__name__}: {first_line(exc, 300)}"
-    return first_line(exc, 500)
-
-
 def account_states(state: dict, default: str) -> dict[str, dict]:
     """The per-account part of the resource state; state from before accounts (cursor and
     watched runs at the top) becomes the `default` account's."""
@@ -175,10 +95,6 @@ def overdue_order(accounts: list[Account], states: dict[str, dict]) -> list[Acco
             return 2, ""
         return (1 if state.get("backfill_until") else 0), last
     return sorted(accounts, key=key)
-
-
-class Deferred(Exception):  # noqa: N818 - a signal, not an error
-    """The account's backfill waits for the next pass: this pass's pages for backfills are spent."""
 
 
 class Sweep:
@@ -334,28 +250,19 @@ class Sweep:
 
     def _part_to_read(self, client: ZapierClient, state: dict,
                       progress: SyncProgress) -> datetime | None:
-        """Where this pass's main window ends for the account: now, or earlier when the window
-        would take more than backfill_pages pages (one count request tells)."""
+        """Where this pass's main window ends for the account: now, or earlier when its window
+        is long and would take more pages than the pass's backfills have left (backfill.py)."""
         o = self.options
         self.backfilling = False
         if o.backfill_pages is None:
             return None
         now = utcnow()
-        cursor = None if o.full_refresh else parse_time(state.get("cursor"))
-        last_to = parse_time((state.get("last_window") or [None, None])[1])
-        if cursor is not None and last_to is not None and not state.get("backfill_until") \
-                and now - last_to <= COUNT_WINDOWS_OVER:
-            # Read up to a day ago: a quiet account's cursor (its newest run) may be old, its
-            # window still holds few runs.
+        from_date = long_window(state, o, now)
+        if from_date is None:
             return None
-        from_date = plan_window(cursor, o.since, o.force_since, o.lookback, now) \
-            or now - API_DEFAULT_WINDOW
-        if now - from_date <= COUNT_WINDOWS_OVER:
-            return None
-        # A long window: a backfill, or an account back after days. Backfills share the pass's
-        # pages; once they are spent, the next ones wait for the next pass.
-        cap = self.backfill_left
-        if cap <= 0:
+        # A backfill, or an account back after days: backfills share the pass's pages; once
+        # they are spent, the next ones wait for the next pass.
+        if self.backfill_left <= 0:
             raise Deferred
         self.backfilling = True
 
@@ -364,26 +271,7 @@ class Sweep:
                 return client.get_runs({"from_date": iso(from_date), "to_date": iso(until),
                                         "limit": "1"}).count
 
-        most = cap * o.page_limit
-        total = count(now)
-        if total is None or total <= most:
-            return None
-        # The longest part from from_date that fits: runs are rarely spread evenly (a history
-        # may start late in the window), so the end is searched between a part that fits (lo)
-        # and one that does not (hi), guessing where the count reaches the cap.
-        lo, lo_n, hi, hi_n = from_date, 0, now, total
-        for _ in range(PART_COUNTS - 1):
-            guess = lo + (hi - lo) * ((0.9 * most - lo_n) / (hi_n - lo_n))
-            found = count(guess)
-            if found is None:
-                break
-            if found <= most:
-                lo, lo_n = guess, found
-                if found >= most / 2:
-                    break
-            else:
-                hi, hi_n = guess, found
-        return lo if lo > from_date else from_date + (hi - from_date) / 2
+        return part_end(count, from_date, now, self.backfill_left * o.page_limit)
 
     def _fold(self, account: SyncProgress) -> None:
         """An account's progress into the pass's totals; its run ids are let go (memory stays

@@ -1,0 +1,60 @@
+"""What a sync read, as it goes (for the display and the summary), and how each account of a
+pass fared (for the summary and the sync log)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from .spend import Spend
+
+if TYPE_CHECKING:
+    from .client import ZapierClient
+
+
+@dataclass
+class SyncProgress:
+    """What a sync read, filled in as it goes, for the display and the summary. In a pass over
+    many accounts, the pass's progress holds the totals and `current` the account being read."""
+
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    run_ids: set[str] = field(default_factory=set)
+    rechecks: int = 0
+    open_runs: int = 0
+    spend: Spend = field(default_factory=Spend)
+    warnings: list[str] = field(default_factory=list)
+    client: ZapierClient | None = None
+    done: int = 0  # runs fetched by the accounts read before `current`
+    current: SyncProgress | None = None
+    outcomes: list[AccountOutcome] = field(default_factory=list)  # one per account, in a pass
+    default_account: str = "default"  # the account rows from before accounts belong to
+    many: bool = False  # a pass over configured accounts (isolated failures)
+
+    @property
+    def fetched(self) -> int:
+        """Runs fetched so far."""
+        current = self.current
+        return self.done + len(self.run_ids) + (len(current.run_ids) if current else 0)
+
+    @property
+    def rechecks_now(self) -> int:
+        current = self.current
+        return self.rechecks + (current.rechecks if current else 0)
+
+
+@dataclass
+class AccountOutcome:
+    """How one account fared in a pass: success, failed or skipped (a row of the sync log)."""
+
+    account: str
+    result: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: str | None = None
+    progress: SyncProgress | None = None
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    fetched: int = 0
