@@ -187,3 +187,44 @@ def test_formats_that_cannot_merge_are_refused_before_reading(fmt, lake_pipeline
 
     with pytest.raises(ConfigError, match='table_format = "delta"'):
         prepare_source(toy_source([toy_run("a", "success", [])]), pipeline)
+
+
+def test_accounts_with_the_same_run_ids_keep_their_own_rows_in_the_lake(past_clock, lake_pipeline):
+    from pipelines.simulator import Simulator
+    from pipelines.zap_runs.pipeline import sync
+
+    from .warehouse import FAST
+
+    worlds = {name: small_world(seed=4, days=1, runs_per_day=300, clock=past_clock)
+              for name in ("twin-a", "twin-b")}
+    sim = Simulator(accounts=list(worlds.items()), clock=past_clock, rate_limit=None).start()
+    pipeline = lake_pipeline("lake_accounts")
+    accounts = [{"name": n, "access_token": sim.accounts[n].token} for n in worlds]
+    try:
+        for hours in (0, 2, 3):
+            past_clock.advance(timedelta(hours=hours))
+            result = sync(pipeline, base_url=sim.base_url, accounts=accounts, **FAST)
+            assert [a.result for a in result.accounts] == ["success", "success"]
+        truth = worlds["twin-a"].truth()
+        con = lake_tables(pipeline)
+        held = con.execute("select account_id, count(*), count(distinct id) from zap_runs "
+                           "group by account_id order by account_id").fetchall()
+        assert held == [("twin-a", len(truth), len(truth)), ("twin-b", len(truth), len(truth))]
+        statuses = con.execute("select account_id, id, status from zap_runs").fetchall()
+        assert {(a, rid, status) for a, rid, status in statuses} == {
+            (a, rid, run["status"]) for a in worlds for rid, run in truth.items()}
+        steps = dict(con.execute("select account_id, count(*) from zap_runs__steps "
+                                 "group by account_id").fetchall())
+        assert steps["twin-a"] == steps["twin-b"] == sum(len(r["steps"] or []) for r in truth.values())
+    finally:
+        sim.stop()
+
+
+def test_a_lake_written_before_accounts_is_refused_not_merged_twice(lake_pipeline):
+    from pipelines.zap_runs.errors import ConfigError
+    from pipelines.zap_runs.upgrade import add_account_id
+
+    pipeline = lake_pipeline("toy_old")
+    toy_sync(pipeline, [toy_run("a", "success", ["success"])])  # rows without account_id
+    with pytest.raises(ConfigError, match="written before accounts existed"):
+        add_account_id(pipeline, "default")

@@ -160,8 +160,9 @@ class FirstReadOnly:
         self.seen: set[str] = set()
 
     def __call__(self, row: dict) -> bool:
-        if row["account_id"] != self.account:
-            self.account, self.seen = row["account_id"], set()
+        account = row.get("account_id")
+        if account != self.account:
+            self.account, self.seen = account, set()
         run_id = row["id"]
         if run_id in self.seen:
             return False

@@ -13,6 +13,8 @@ import logging
 import dlt
 import sqlglot
 
+from .destinations import is_delta_lake
+from .errors import ConfigError
 from .settings import SQL_DIALECTS
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,9 @@ TABLES = ("zap_runs", "zap_runs__steps")
 
 def add_account_id(pipeline: dlt.Pipeline, account: str) -> list[str]:
     """Give the tables that lack `account_id` the column, set to `account`; the tables changed."""
+    if is_delta_lake(pipeline):
+        _refuse_old_lake(pipeline)
+        return []
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         return []
     changed: list[str] = []
@@ -39,6 +44,22 @@ def add_account_id(pipeline: dlt.Pipeline, account: str) -> list[str]:
         log.info("tables %s now carry account_id %r (rows loaded before accounts existed)",
                  ", ".join(changed), account)
     return changed
+
+
+def _refuse_old_lake(pipeline: dlt.Pipeline) -> None:
+    """Delta tables cannot be given a column and filled in one step here: a lake written
+    before accounts is refused with what to do, rather than merged into twice."""
+    from dlt.common.libs.deltalake import get_delta_tables
+
+    try:
+        tables = get_delta_tables(pipeline, *TABLES)
+    except Exception:  # noqa: BLE001 - not loaded yet (or only one of them)
+        return
+    for name, table in tables.items():
+        if "account_id" not in [field.name for field in table.schema().fields]:
+            raise ConfigError(f"the Delta table {name} was written before accounts existed (no "
+                              "account_id): sync into a new bucket_url or dataset_name with "
+                              "--full-refresh, then move the readers over.")
 
 
 def _add(client, account: str, changed: list[str], dialect: str) -> None:
