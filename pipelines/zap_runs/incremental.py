@@ -26,7 +26,7 @@ from .paging import fetch_window
 from .prefetch import prefetched
 from .rechecks import plan_rechecks, recheck_changed, reread, zap_rates
 from .rows import RunKey, page_rows, parse_time
-from .watch import Anchors, Watched, forget_old_errors, forget_purged, load_watched
+from .watch import Anchors, Watched, forget_old_errors, forget_purged, load_watched, pack, unpack
 from .widen import count_hours, widened
 from .window import gap_warnings, plan_window
 
@@ -53,7 +53,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     at the end. `until` ends the main window before now: a backfill read in parts (sweep.py)."""
     to_date = utcnow() if until is None else min(utcnow(), until)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
-    raw = {} if full_refresh else state.get("watched", state.get("open_runs", {}))
+    raw = {} if full_refresh else unpack(state.get("watched", state.get("open_runs", {})))
     watched = load_watched(raw)
     # State from before failed runs were watched ("open_runs"): list the horizon's errors once.
     knows_errors = not full_refresh and "watched" in state
@@ -61,7 +61,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # The first sync after an upgrade: the old 24-hour lookback still covers the replays
         # the error watch has not seen yet.
         lookback = max(lookback, UPGRADE_LOOKBACK)
-    hist = None if full_refresh else state.get("runs_by_hour")
+    hist = None if full_refresh else unpack(state.get("runs_by_hour"))
     if cursor is not None and knows_errors and until is None and not (since and force_since):
         # A quiet account: its watched runs in one page with the new ones (widen.py). Where
         # their neighbours placed them: one the wide window misses is listed as before.
@@ -213,9 +213,11 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # Never past the window: a run triggered in it may start after to_date.
         state["cursor"] = iso(min(newest, to_date))
     state.pop("open_runs", None)
-    state["watched"] = {k: v.dump() for k, v in watched.items()}
+    # As JSON text: one string per account, which dlt's copies of the state (a pass copies
+    # and serialises it several times) take as it is, where nested lists cost per entry.
+    state["watched"] = pack({k: v.dump() for k, v in watched.items()})
     state["last_window"] = [iso(from_date) if from_date else None, iso(to_date)]
-    state["runs_by_hour"] = hist
+    state["runs_by_hour"] = pack(hist)
     progress.open_runs = open_now
 
 

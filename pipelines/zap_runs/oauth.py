@@ -69,13 +69,17 @@ class RefreshingToken:
         self._expires_at: datetime | None = None
         self._early = REFRESH_EARLY
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout)
+        # Made on the first refresh: building an httpx client costs ~20 ms (its TLS context),
+        # and most accounts of a pass hold a fresh access token.
+        self._timeout = timeout
+        self._http: httpx.Client | None = None
         self._load()
 
     def close(self) -> None:
         """Let go of the token endpoint's connections (a pass over many accounts makes one
         RefreshingToken each)."""
-        self._http.close()
+        if self._http is not None:
+            self._http.close()
 
     # --- the store --------------------------------------------------------------------------
     def _tmp(self) -> Path:
@@ -143,6 +147,8 @@ class RefreshingToken:
             tried.append(self._configured_refresh)  # the user may have put in a new one
         for refresh in tried:
             try:
+                if self._http is None:
+                    self._http = httpx.Client(timeout=self._timeout)
                 response = self._http.post(self.token_url, data={
                     "grant_type": "refresh_token", "refresh_token": refresh,
                     "client_id": self._client_id, "client_secret": self._client_secret})

@@ -7,6 +7,7 @@ run missing from the listing it belongs to has changed, and only those are re-re
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,10 +96,26 @@ class Watched:
         return self.misses >= settings.RECHECK_MISSES_BEFORE_DROP
 
 
-def load_watched(raw: dict[str, list]) -> dict[str, Watched]:
+def pack(value: object) -> str:
+    """A state value as compact JSON text."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def unpack(value: object) -> object:
+    """A state value written by `pack`, or as a structure by an older version."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            log.warning("ignoring an unreadable entry in the sync state")
+            return None
+    return value
+
+
+def load_watched(raw: dict[str, list] | None) -> dict[str, Watched]:
     """The watched runs from resource state; unreadable entries are dropped with a warning."""
     out: dict[str, Watched] = {}
-    for run_id, entry in raw.items():
+    for run_id, entry in (raw or {}).items():
         try:
             out[run_id] = Watched.load(entry)
         except (ValueError, TypeError, IndexError):
