@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from cli_args import positive  # benchmarks/ is on the path: they run as scripts
+
 ZAPIER_RATE, PARTNER_RATE = 60, 150  # requests a minute: per IP, per partner
 # Settings environment variables a developer may have set; the benchmark runs without them.
 SETTINGS_ENV = ("SOURCES__", "DESTINATION__", "ZAP_RUNS__", "RUNTIME__", "NORMALIZE__", "LOAD__",
@@ -54,16 +56,6 @@ GAP = 60.0
 MEMORY_LINE = "peak RSS KB: "
 FRESH_LINE = "fresh pass peak RSS KB: "
 STAGES = ("pass", "fetching", "fetching rise", "loading")
-
-
-def positive(kind):
-    """An argparse type: a number above 0."""
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-        return value
-    return parse
 
 
 def numbers(text: str) -> list[int]:

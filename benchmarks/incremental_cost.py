@@ -29,6 +29,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+from cli_args import positive  # benchmarks/ is on the path: they run as scripts
+
 from pipelines.simulator import ManualClock, Simulator, World, WorldConfig
 from pipelines.simulator.budget import snapshot, truth_budget
 from pipelines.simulator.lifecycle import iso
@@ -48,16 +50,6 @@ SHARES = ("new", "open", "errors", "rechecks")
 HEADER = (f"{'sync':>4} {'new':>6} {'open':>5} {'errs':>5} {'chg':>4} {'B':>4} {'spent':>5} "
           f"{'ratio':>6}  {'new/open/err/rechk':<18} {'apart':>5} {'retry':>5} {'all':>5} "
           f"{'min@60':>6} {'B sync':>6} {'wall s':>6}  apart by purpose")
-
-
-def positive(kind):
-    """An argparse type: a number above 0 (0 syncs or 0 hours apart measure nothing)."""
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-        return value
-    return parse
 
 
 def over_share(by_purpose: dict[str, int], truth) -> dict[str, int]:

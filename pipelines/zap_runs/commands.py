@@ -61,31 +61,28 @@ def source_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def pipeline_name(args: argparse.Namespace) -> str:
-    """Each shard keeps its own pipeline (state, lock, load packages): zap_runs_shard_<i>_of_<n>."""
-    if not getattr(args, "shard", None):
-        return settings.PIPELINE_NAME
-    if args.destination in ("duckdb", "motherduck"):
-        raise ConfigError("--shard needs a warehouse that takes concurrent writers (postgres, "
-                          "bigquery, snowflake ...); a DuckDB file takes one writer at a time: "
-                          "sync all accounts in one process instead.")
-    index, count = parse_shard(args.shard)
-    return f"{settings.PIPELINE_NAME}_shard_{index}_of_{count}"
+def shard_pipeline(args: argparse.Namespace, config: SyncConfig) -> dlt.Pipeline:
+    """The pipeline of sync and forget: with --shard, the shard's own (state, lock, load
+    packages, staging dataset): zap_runs_shard_<i>_of_<n>."""
+    name = settings.PIPELINE_NAME
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        name = f"{settings.PIPELINE_NAME}_shard_{index}_of_{count}"
+    return make_pipeline(args.destination, dataset_name(args, config), pipeline_name=name,
+                         config=config, own_staging=bool(args.shard))
 
 
 def sync_command(args: argparse.Namespace) -> int:
     """The default command: one sync into the configured destination, then the SQL models."""
     config = sync_config()
     try:
-        pipeline = make_pipeline(args.destination, dataset_name(args, config),
-                                 pipeline_name=pipeline_name(args), config=config,
-                                 own_staging=bool(args.shard))
+        pipeline = shard_pipeline(args, config)
     except UnknownDestinationModule:
         raise ConfigError(f"unknown destination {args.destination!r}: use a dlt destination name "
                           "such as duckdb, postgres, bigquery, motherduck, snowflake or filesystem."
                           ) from None
     try:
-        result = sync_and_models(pipeline, config, models=not getattr(args, "shard", None),
+        result = sync_and_models(pipeline, config, models=not args.shard,
                                  **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
@@ -242,9 +239,7 @@ def forget_command(args: argparse.Namespace) -> int:
     if not args.account:
         raise ConfigError("forget needs --account NAME (the account whose data to delete).")
     config = sync_config()
-    pipeline = make_pipeline(args.destination, dataset_name(args, config),
-                             pipeline_name=pipeline_name(args), config=config,
-                             own_staging=bool(args.shard))
+    pipeline = shard_pipeline(args, config)
     store = dlt.config.get("sources.zap_runs.token_store_path") or DEFAULT_STORE
     with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
                   config.overlap_wait_seconds):

@@ -23,6 +23,7 @@ import dlt
 
 from .errors import ConfigError
 from .oauth import account_store
+from .sqltables import exists
 from .synclog import TABLE as SYNC_LOG
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
     done = Forgotten()
     done.state = _drop_state(pipeline, account)
     with pipeline.sql_client() as client:
-        tables = [q for q in map(client.make_qualified_table_name, DATA_TABLES) if _exists(client, q)]
+        tables = [q for q in map(client.make_qualified_table_name, DATA_TABLES) if exists(client, q)]
         with client.begin_transaction():
             for qualified in tables:
                 done.rows[qualified.rsplit(".", 1)[-1].strip('"`')] = _delete(client, qualified,
@@ -64,7 +65,7 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
             if client.has_dataset():
                 for table in DATA_TABLES[:2]:
                     qualified = client.make_qualified_table_name(table)
-                    if _exists(client, qualified):
+                    if exists(client, qualified):
                         _delete(client, qualified, account)
         if not done.state and not any(done.rows.values()):
             raise ConfigError(f"account {account!r} has no rows and no state in dataset "
@@ -81,16 +82,6 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
     return done
 
 
-def _exists(client, qualified: str) -> bool:
-    """Whether the table exists (asked outside any transaction: a failed query aborts one on
-    PostgreSQL)."""
-    try:
-        client.execute_sql(f"select 1 from {qualified} where 1 = 0")
-    except Exception:  # noqa: BLE001 - the destination's "undefined relation": never loaded
-        return False
-    return True
-
-
 def _delete(client, qualified: str, account: str) -> int:
     """Delete the account's rows from one table that exists; how many there were."""
     with client.execute_query(f"select count(*) from {qualified} where account_id = %s",
@@ -101,28 +92,34 @@ def _delete(client, qualified: str, account: str) -> int:
     return count
 
 
-def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
-    """Remove the account's part of the zap_runs resource state and load the new state."""
-    from . import MERGE, RUN_COLUMNS, STEP_COLUMNS
+class _Dropper:
+    """Stands in for the Sweep in the zap_runs resource: reads nothing, and takes the account
+    out of the resource state."""
 
-    found: list[bool] = []
+    def __init__(self, account: str) -> None:
+        self.account, self.found = account, False
 
-    @dlt.resource(name="zap_runs", primary_key=("account_id", "id"), write_disposition=MERGE,
-                  columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
-    def zap_runs():
-        accounts = dlt.current.resource_state().get("accounts") or {}
-        found.append(accounts.pop(account, None) is not None)
+    def read(self, state: dict):
+        self.found = (state.get("accounts") or {}).pop(self.account, None) is not None
         yield from ()
+
+
+def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
+    """Remove the account's part of the zap_runs resource state and load the new state (through
+    the sync's own resource, so its hints are the sync's)."""
+    from . import zap_runs
+
+    dropper = _Dropper(account)
 
     @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
     def zap_runs_source():
-        return zap_runs
+        return zap_runs(dropper)
 
     pipeline.extract(zap_runs_source())
-    if found and found[0]:
+    if dropper.found:
         pipeline.normalize()
         pipeline.load()
-    return bool(found and found[0])
+    return dropper.found
 
 
 def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]:
@@ -130,7 +127,7 @@ def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]
     from dlt.common.versioned_state import decompress_state
 
     table = client.make_qualified_table_name("_dlt_pipeline_state")
-    if not _exists(client, table):
+    if not exists(client, table):
         return []
     rows = client.execute_sql(f"select pipeline_name, version, state from {table} "
                               "where pipeline_name <> %s", pipeline_name)

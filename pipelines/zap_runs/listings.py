@@ -45,10 +45,17 @@ def unlisted_count(client: ZapierClient, span: tuple[datetime, datetime]) -> int
     Two one-run requests: all runs, and the runs in every status the contract lists; the
     difference is the rest. None when the server does not say how many runs it has.
     """
-    window = {"from_date": iso(span[0]), "to_date": iso(span[1]), "limit": "1"}
-    every = client.get_runs(window).count
-    listed = client.get_runs({**window, "statuses": LISTED}).count
+    every = count_runs(client, span)
+    listed = count_runs(client, span, LISTED)
     return None if every is None or listed is None else every - listed
+
+
+def count_runs(client: ZapierClient, span: tuple[datetime, datetime],
+               statuses: str | None = None) -> int | None:
+    """How many runs were triggered in `span` (in `statuses`, if given): one one-run request;
+    None when the server does not say."""
+    window = {"from_date": iso(span[0]), "to_date": iso(span[1]), "limit": "1"}
+    return client.get_runs({**window, "statuses": statuses} if statuses else window).count
 
 
 

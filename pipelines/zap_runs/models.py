@@ -17,6 +17,7 @@ from sqlglot.optimizer.qualify_tables import qualify_tables
 from . import synclog
 from .errors import ConfigError, ZapRunsError
 from .settings import SQL_DIALECTS
+from .sqltables import exists
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +112,18 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             client.execute_sql("reset threads")
         elif dialect == "postgres":
             client.execute_sql("set time zone 'UTC'")
-        if not (_exists(client, q("zap_runs")) or _exists(client, q("_dlt_loads"))):
+        if not (exists(client, q("zap_runs")) or exists(client, q("_dlt_loads"))):
             raise ZapRunsError(f"dataset {dataset!r} has no zap_runs table yet: run a sync first.")
         for table, columns in STAND_INS.items():
-            if not _exists(client, q(table)):
+            if not exists(client, q(table)):
                 # An account with no runs (or no steps) yet: dlt creates a table only once rows
                 # reach it, so the models read an empty stand-in (dlt adds its columns later).
                 client.execute_sql(sqlglot.transpile(f"create table {q(table)} ({columns})",
                                                      read="postgres", write=dialect)[0])
-        if not _exists(client, q(synclog.TABLE)):
-            _sync_log_stand_in(client, q(synclog.TABLE), dialect)
+        if not exists(client, q(synclog.TABLE)):
+            # account_health reads the sync log; a dataset may have none (its writes failed: a
+            # sync only warns then). It is made as a sync makes it, so the next row lands in it.
+            synclog.ensure_table(client, q(synclog.TABLE), dialect)
         models = load_models()
         existing = {name: kind for name, kind in client.execute_sql(
             "select table_name, table_type from information_schema.tables "
@@ -157,31 +160,3 @@ STAND_INS = {
                        "step_number bigint not null, zap_id bigint not null, status varchar, "
                        "start_time timestamptz",
 }
-# What account_health reads of the sync log (synclog.py). A dataset may have no log: its
-# writes failed (a sync only warns then), or the raw tables came from elsewhere.
-SYNC_LOG_READ = {"account_id": "varchar", "started_at": "timestamptz", "ended_at": "timestamptz",
-                 "result": "varchar", "error": "varchar"}
-
-
-def _sync_log_stand_in(client, table: str, dialect: str) -> None:
-    """An empty sync log, created as synclog.record creates it so that the next sync's row lands
-    in it (a table of only the columns read here would refuse that row), plus any column
-    account_health reads that the log's layout lacks."""
-    def run(sql: str) -> None:
-        client.execute_sql(sqlglot.transpile(sql, read="postgres", write=dialect)[0])
-
-    run(synclog.DDL.format(table=table))
-    with client.execute_query(f"select * from {table} where 1 = 0") as cursor:
-        have = {d[0].lower() for d in cursor.description}
-    for name, kind in SYNC_LOG_READ.items():
-        if name not in have:
-            run(f"alter table {table} add column {name} {kind}")
-
-
-def _exists(client, qualified: str) -> bool:
-    try:
-        client.execute_sql(f"select 1 from {qualified} where 1 = 0")
-    except Exception:  # noqa: BLE001 - the destination's "undefined relation", whatever its type
-        return False
-    return True
-

@@ -76,6 +76,7 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     shared one lost or doubled the other shard's rows."""
     config = config if config is not None else sync_config()
     if own_staging:
+        refuse_shards_into(destination)
         key = f"{pipeline_name}.destination.{destination}.staging_dataset_name_layout"
         if dlt.config.get(key) is None:
             dlt.config[key] = f"%s_{pipeline_name}_staging"
@@ -101,6 +102,14 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
 
 
 EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
+
+
+def refuse_shards_into(destination: str) -> None:
+    """Shards load into one dataset at once; a DuckDB file takes one writer at a time."""
+    if destination in ("duckdb", "motherduck"):
+        raise ConfigError("sharding needs a warehouse that takes concurrent writers (postgres, "
+                          "bigquery, snowflake ...); a DuckDB file takes one writer at a time: "
+                          "sync all accounts in one process instead.")
 
 
 # What set_duckdb_load_settings last put into dlt's config, told apart from a user's own.
@@ -163,9 +172,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         raise ConfigError("shard is set in the configuration (sources.zap_runs.shard): it is a "
                           "choice per worker, made with --shard i/n, which also gives the shard "
                           "its own pipeline; remove it from the configuration.")
-    if shard and pipeline.destination.destination_name in ("duckdb", "motherduck"):
-        raise ConfigError("sharding needs a warehouse that takes concurrent writers (postgres, "
-                          "bigquery, snowflake ...); a DuckDB file takes one writer at a time.")
+    if shard:
+        refuse_shards_into(pipeline.destination.destination_name)
     source = zap_runs_source(progress=progress, **source_args)
     prepare_source(source, pipeline, config)  # the real merge, or refused before any request
     wait_for_duckdb(pipeline, config.lock_wait_seconds)

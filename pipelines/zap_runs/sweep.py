@@ -34,6 +34,7 @@ from .clock import iso, utcnow
 from .errors import ConfigError, ZapRunsError
 from .failures import account_error, refused
 from .incremental import read_runs
+from .listings import count_runs
 from .oauth import OnRotate, account_store, token_source
 from .outcomes import AccountOutcome, SyncProgress
 from .pacing import Pacer
@@ -118,10 +119,9 @@ class Sweep:
         progress.default_account, progress.many = default, isolate
         self.outcomes.extend(AccountOutcome(name, "failed", now, now, message)
                              for name, message in problems)
-        self._failing: list[str] = []
+        self._failing: dict[str, str] = {}  # account -> why, this pass
         # Pages the backfills of this pass may still read (backfill_pages_per_pass).
         self.backfill_left = options.backfill_pages or 0
-        self.backfilling = False
 
     def client_for(self, account: Account) -> ZapierClient:
         c = self.connection
@@ -167,7 +167,7 @@ class Sweep:
             client = self.client_for(account)
             if self.progress.client is None:
                 self.progress.client = client  # the display reads the shared counters through it
-            until = self._part_to_read(client, state, progress)
+            until, backfilling = self._part_to_read(client, state, progress)
             pages_before = stats.requests
             o = self.options
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
@@ -184,7 +184,7 @@ class Sweep:
             self._failed(account, state, outcome, exc)
         else:
             outcome.result = "success"
-            if self.backfilling:
+            if backfilling:
                 self.backfill_left -= stats.requests - pages_before
             for key in ("refused", "failures"):
                 state.pop(key, None)
@@ -200,7 +200,7 @@ class Sweep:
             outcome.retries = stats.retries - before[1]
             outcome.rate_limited = stats.rate_limited - before[2]
             outcome.fetched = len(progress.run_ids)
-            self._fold(progress)
+            self._fold(progress, account.name)
 
     def _refused(self, account: Account, state: dict, outcome: AccountOutcome) -> bool:
         """Whether the account is skipped: its credentials were refused and have not changed
@@ -230,7 +230,7 @@ class Sweep:
             state["refused"] = {"fingerprint": account.fingerprint(), "at": iso(utcnow()),
                                 "error": outcome.error[:200]}
         else:
-            self._failing.append(account.name)
+            self._failing[account.name] = outcome.error
 
     def _pause_failing(self, states: dict[str, dict]) -> None:
         """Count the passes an account failed in while others succeeded (an outage of the API
@@ -238,42 +238,39 @@ class Sweep:
         if not any(o.result == "success" for o in self.outcomes):
             return
         accounts = {a.name: a for a in self.accounts}
-        for name in self._failing:
+        for name, error in self._failing.items():
             state = states[name]
             state["failures"] = state.get("failures", 0) + 1
             if state["failures"] >= FAILING_PASSES:
-                error = next(o.error for o in self.outcomes if o.account == name)
                 state["refused"] = {"fingerprint": accounts[name].fingerprint(),
                                     "at": iso(utcnow()), "until": iso(utcnow() + FAILING_PAUSE),
                                     "error": f"requests failed in {state['failures']} passes in a "
-                                             f"row: {(error or '')[:150]}"}
+                                             f"row: {error[:150]}"}
 
     def _part_to_read(self, client: ZapierClient, state: dict,
-                      progress: SyncProgress) -> datetime | None:
-        """Where this pass's main window ends for the account: now, or earlier when its window
-        is long and would take more pages than the pass's backfills have left (backfill.py)."""
+                      progress: SyncProgress) -> tuple[datetime | None, bool]:
+        """(where this pass's main window ends for the account: None for now, or earlier when
+        its window would take more pages than the pass's backfills have left; whether it is a
+        backfill, whose pages count against those) (backfill.py)."""
         o = self.options
-        self.backfilling = False
         if o.backfill_pages is None:
-            return None
+            return None, False
         now = utcnow()
         from_date = long_window(state, o, now)
         if from_date is None:
-            return None
+            return None, False
         # A backfill, or an account back after days: backfills share the pass's pages; once
         # they are spent, the next ones wait for the next pass.
         if self.backfill_left <= 0:
             raise Deferred
-        self.backfilling = True
 
         def count(until: datetime) -> int | None:
             with progress.spend.on("new", self.stats):
-                return client.get_runs({"from_date": iso(from_date), "to_date": iso(until),
-                                        "limit": "1"}).count
+                return count_runs(client, (from_date, until))
 
-        return part_end(count, from_date, now, self.backfill_left * o.page_limit)
+        return part_end(count, from_date, now, self.backfill_left * o.page_limit), True
 
-    def _fold(self, account: SyncProgress) -> None:
+    def _fold(self, account: SyncProgress, name: str) -> None:
         """An account's progress into the pass's totals; its run ids are let go (memory stays
         flat however many accounts a pass reads)."""
         total = self.progress
@@ -282,7 +279,8 @@ class Sweep:
         total.current = None
         total.rechecks += account.rechecks
         total.open_runs += account.open_runs
-        total.warnings.extend(f"{self._label(account)}{w}" for w in account.warnings)
+        label = f"account {name}: " if self.isolate else ""
+        total.warnings.extend(f"{label}{warning}" for warning in account.warnings)
         if account.window_to is not None:
             if total.window_to is None or account.window_to > total.window_to:
                 total.window_to = account.window_to
@@ -293,11 +291,3 @@ class Sweep:
             total.spend.add(account.spend)
         else:
             total.spend = account.spend
-
-    def _label(self, account: SyncProgress) -> str:
-        if not self.isolate:
-            return ""
-        for outcome in reversed(self.outcomes):
-            if outcome.progress is account:
-                return f"account {outcome.account}: "
-        return ""

@@ -13,6 +13,7 @@ import sqlglot
 
 from .errors import first_line
 from .settings import SQL_DIALECTS
+from .sqltables import add_column, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,7 @@ def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome]) -> None:
             if not client.has_dataset():
                 client.create_dataset()
             table = client.make_qualified_table_name(TABLE)
-            client.execute_sql(sqlglot.transpile(DDL.format(table=table), read="postgres",
-                                                 write=dialect)[0])
-            _add_missing_columns(client, table, dialect)
+            ensure_table(client, table, dialect)
             marks = ", ".join(["%s"] * len(COLUMNS))
             sql = f"insert into {table} ({', '.join(COLUMNS)}) values ({marks})"
             with client.begin_transaction():
@@ -89,13 +88,14 @@ def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome]) -> None:
         log.warning("could not record the sync outcome in %s: %s", TABLE, first_line(exc, 200))
 
 
-def _add_missing_columns(client, table: str, dialect: str) -> None:
-    with client.execute_query(f"select * from {table} where 1 = 0") as cursor:
-        have = {d[0].lower() for d in cursor.description}
+def ensure_table(client, table: str, dialect: str) -> None:
+    """The log table, made if missing, with the columns added since it may have been made."""
+    client.execute_sql(sqlglot.transpile(DDL.format(table=table), read="postgres",
+                                         write=dialect)[0])
+    have = columns_of(client, table) or set()
     for name, kind in SPEND_COLUMNS.items():
         if name not in have:
-            sql = f"alter table {table} add column {name} {kind}"
-            client.execute_sql(sqlglot.transpile(sql, read="postgres", write=dialect)[0])
+            client.execute_sql(add_column(table, name, kind, dialect))
 
 
 def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:

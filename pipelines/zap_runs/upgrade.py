@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 
 import dlt
-import sqlglot
 
 from .destinations import is_delta_lake
 from .errors import ConfigError
 from .settings import SQL_DIALECTS
+from .sqltables import add_column, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,10 @@ def _refuse_old_lake(pipeline: dlt.Pipeline) -> None:
 def _add(client, account: str, changed: list[str], dialect: str) -> None:
     for table in TABLES:
         qualified = client.make_qualified_table_name(table)
-        try:
-            with client.execute_query(f"select * from {qualified} where 1 = 0") as cursor:
-                columns = {d[0].lower() for d in cursor.description}
-        except Exception:  # noqa: BLE001 - the destination's "undefined relation": not loaded yet
+        columns = columns_of(client, qualified)
+        if columns is None or "account_id" in columns:  # not loaded yet, or done
             continue
-        if "account_id" in columns:
-            continue
-        # The column type in the destination's words (STRING on BigQuery); the name as the
-        # client quotes it.
-        alter = sqlglot.transpile("alter table t_ add column account_id varchar", read="postgres",
-                                  write=dialect)[0].replace("t_", qualified, 1)
+        alter = add_column(qualified, "account_id", "varchar", dialect)
         update = f"update {qualified} set account_id = %s where account_id is null"
         if client.capabilities.supports_ddl_transactions:
             with client.begin_transaction():
