@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 
 # The taxonomy as the issue states it, written out here rather than read from sql/seeds.
 CATEGORY = {"success": "succeeded", "error": "failed", "error_handled": "handled",
@@ -19,6 +20,8 @@ CATEGORIES = ["succeeded", "failed", "handled", "halted", "filtered", "in_progre
               "unknown"]
 DAY, WEEK = timedelta(days=1), timedelta(days=7)
 STALE_AFTER = timedelta(hours=6)
+# account_health's error-rate rule, as its grain comment states it.
+MIN_FINISHED, MIN_FAILED, HIGH_PERCENT, TIMES_BASELINE, MARGIN_POINTS = 20, 5, 10, 3, 5
 
 
 def _t(value):
@@ -138,6 +141,23 @@ def health(truths: dict[str, dict], as_of: datetime) -> dict:
     return out
 
 
+def percent(failed: int, finished: int) -> int | None:
+    """failed / finished as a whole percent, halves rounded up."""
+    return None if finished == 0 else (200 * failed + finished) // (2 * finished)
+
+
+def is_error_rate_high(failed: int, finished: int, failed_before: int, finished_before: int) -> bool:
+    """The last 24 h against the 6 days before them, in exact fractions."""
+    if finished < MIN_FINISHED or failed < MIN_FAILED:
+        return False
+    rate, before = Fraction(failed, finished), None
+    if finished_before >= MIN_FINISHED:
+        before = Fraction(failed_before, finished_before)
+    return rate >= Fraction(HIGH_PERCENT, 100) or (
+        before is not None and rate >= TIMES_BASELINE * before
+        and rate - before >= Fraction(MARGIN_POINTS, 100))
+
+
 def account_health(truths: dict[str, dict], sync_log: list[dict], as_of: datetime) -> dict:
     """One row per account with runs or log rows; `sync_log` rows as in raw_tables.LOG_FIELDS."""
     zaps = health(truths, as_of)
@@ -154,13 +174,16 @@ def account_health(truths: dict[str, dict], sync_log: list[dict], as_of: datetim
         last = syncs[0] if syncs else {}
         last_success = max(successes) if successes else None
 
-        def window(since, runs=mine):
-            chosen = [r for r in runs if r["start"] and r["start"] >= since]
+        def window(since, until=None, runs=mine):
+            chosen = [r for r in runs if r["start"] and r["start"] >= since
+                      and (until is None or r["start"] < until)]
             failed = sum(r["category"] == "failed" for r in chosen)
-            return len(chosen), failed, rate(failed, sum(r["category"] in FINISHED for r in chosen))
+            return len(chosen), failed, sum(r["category"] in FINISHED for r in chosen)
 
-        runs_24h, failed_24h, rate_24h = window(as_of - DAY)
-        runs_7d, failed_7d, rate_7d = window(as_of - WEEK)
+        runs_24h, failed_24h, finished_24h = window(as_of - DAY)
+        runs_7d, failed_7d, finished_7d = window(as_of - WEEK)
+        _, failed_before, finished_before = window(as_of - WEEK, as_of - DAY)
+        high = is_error_rate_high(failed_24h, finished_24h, failed_before, finished_before)
         failing = sum(z["current_failure_streak"] > 0 for z in own_zaps)
         spiking = sum(z["is_spiking"] for z in own_zaps)
         sync_failing = last.get("result") in ("failed", "skipped")
@@ -172,20 +195,25 @@ def account_health(truths: dict[str, dict], sync_log: list[dict], as_of: datetim
         if stale:
             reasons.append("no successful sync yet" if last_success is None
                            else "no successful sync in the last 6 h")
+        if high:
+            before = percent(failed_before, finished_before)
+            reasons.append(f"error rate {percent(failed_24h, finished_24h)}% in 24 h"
+                           + (f" ({before}% in the 6 days before)" if before is not None else ""))
         if spiking:
             reasons.append(f"zaps spiking: {spiking}")
         if failing:
             reasons.append(f"zaps failing: {failing}")
         out[account] = {
             "count_zaps": len(own_zaps), "count_runs_24h": runs_24h,
-            "count_failed_24h": failed_24h, "error_rate_24h": rate_24h,
-            "count_runs_7d": runs_7d, "count_failed_7d": failed_7d, "error_rate_7d": rate_7d,
+            "count_failed_24h": failed_24h, "error_rate_24h": rate(failed_24h, finished_24h),
+            "count_runs_7d": runs_7d, "count_failed_7d": failed_7d,
+            "error_rate_7d": rate(failed_7d, finished_7d),
             "count_zaps_failing": failing, "count_zaps_spiking": spiking,
             "last_run_at": max((r["start"] for r in mine if r["start"]), default=None),
             "last_sync_at": last.get("started_at"), "last_sync_result": last.get("result"),
             "last_sync_error": last.get("error"), "last_success_at": last_success,
-            "is_sync_failing": sync_failing, "is_stale": stale,
-            "needs_attention": bool(sync_failing or stale or failing or spiking),
+            "is_sync_failing": sync_failing, "is_stale": stale, "is_error_rate_high": high,
+            "needs_attention": bool(sync_failing or stale or high or failing or spiking),
             "attention_reason": "; ".join(reasons) or None,
         }
     return out

@@ -7,8 +7,10 @@ destination's SQL client, without the sync, so one truth per account lands as is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 
 import dlt
 import sqlglot
@@ -40,6 +42,50 @@ def colliding_truths(clock: ManualClock, days: float = 9) -> dict[str, dict]:
                                   "zap_id": zaps.get(run["zap_id"], run["zap_id"])}
               for rid, run in second.items()}
     return {"acme": first, "globex": second}
+
+
+def error_rate_truths(now: datetime) -> dict[str, dict]:
+    """Accounts of one zap each whose error rates over the last 24 h and the 6 days before are
+    set (failed of finished): `jumped` 18 of 100 against 6 of 600, `crept` 14 of 200 against 12
+    of 1,200, `few` 3 of 10 and nothing before, `steady` a 1 % chance per run of 1,000 runs a day
+    (seeded), `steady_noisy` 6 of 400 against 24 of 2,400. Every zap's latest run succeeds, and no
+    zap fails in a fifth of its runs or more in 24 h, so that no zap fails now or spikes."""
+
+    def runs(failed: int, total: int, newest: timedelta, oldest: timedelta,
+             fails: Callable[[int], bool] | None = None) -> list[tuple[datetime, bool]]:
+        """`total` runs spread evenly from now - newest back to now - oldest, `failed` of them
+        every total // failed runs but not the newest (or those `fails` picks)."""
+        step = (oldest - newest) / total
+        every = total // failed if failed else 0
+        return [(now - newest - i * step,
+                 fails(i) if fails else bool(every) and i % every == every - 1 and i // every < failed)
+                for i in range(total)]
+
+    def account(*windows: list[tuple[datetime, bool]]) -> dict:
+        out = {}
+        for start, failed in (run for window in windows for run in window):
+            rid = str(uuid.uuid4())
+            out[rid] = {"id": rid, "zap_id": 1, "zap_title": "Leads", "status": "error" if failed else
+                        "success", "start_time": start.isoformat(),
+                        "end_time": (start + timedelta(seconds=5)).isoformat(),
+                        "steps": [{"status": "error" if failed else "success", "start_time": None}],
+                        "data_in": None, "data_out": None}
+        return out
+
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    last_24h, before = (timedelta(minutes=5), day - hour), (day + hour, 7 * day - hour)
+    chance = random.Random(7)
+
+    def noise(i: int) -> bool:
+        return i > 0 and chance.random() < 0.01
+
+    return {
+        "jumped": account(runs(18, 100, *last_24h), runs(6, 600, *before)),
+        "crept": account(runs(14, 200, *last_24h), runs(12, 1200, *before)),
+        "few": account(runs(3, 10, *last_24h)),
+        "steady": account(runs(0, 1000, *last_24h, fails=noise), runs(0, 6000, *before, fails=noise)),
+        "steady_noisy": account(runs(6, 400, *last_24h), runs(24, 2400, *before)),
+    }
 
 
 def _time(value) -> datetime | None:

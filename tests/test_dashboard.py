@@ -17,9 +17,10 @@ from pipelines.simulator.lifecycle import Run
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.models import build_models
 from pipelines.zap_runs.output.dashboard import read_data, unknown_account, write_report
+from pipelines.zap_runs.output.report import print_report
 
 from .conftest import small_world
-from .raw_tables import colliding_truths, write_raw_tables
+from .raw_tables import colliding_truths, error_rate_truths, write_raw_tables
 from .warehouse import duckdb_pipeline, run_sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -142,6 +143,26 @@ def test_partner_page_shows_every_account_and_those_that_need_attention(tmp_path
     assert "<th>account</th>" in page, "zaps are told apart by their account"
     assert page.count('class="plotly-graph-div"') == 4
     assert "Steps failing for several accounts" in page
+
+
+def test_accounts_whose_error_rate_is_high_say_so_on_the_page_and_in_the_terminal(tmp_path, capsys):
+    pipeline = duckdb_pipeline(tmp_path / "rates.duckdb")
+    write_raw_tables(pipeline, error_rate_truths(datetime.now(UTC).replace(microsecond=0)))
+    build_models(pipeline)
+    page = write_report(pipeline, tmp_path / "all.html").read_text(encoding="utf-8")
+    accounts = page[page.index("<table id='accounts'>"):]
+    accounts = accounts[:accounts.index("</table>")]
+    assert re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td>", accounts) == [
+        ("crept", "error rate 7% in 24 h (1% in the 6 days before)"),
+        ("jumped", "error rate 18% in 24 h (1% in the 6 days before)")]
+    assert tile(page, "accounts need attention") == "2"
+    print_report(pipeline)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    start = lines.index("5 accounts, 2 need attention:") + 1
+    assert lines[start:start + 3] == ["  crept: error rate 7% in 24 h (1% in the 6 days before)",
+                                      "  jumped: error rate 18% in 24 h (1% in the 6 days before)",
+                                      f"  {'streak':>6}  {'24h':>6}  {'7d':>6}  zap"]
 
 
 def test_one_account_page_holds_only_that_account(tmp_path):

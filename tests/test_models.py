@@ -17,7 +17,7 @@ from pipelines.zap_runs.models import build_models, compile_model, load_models
 
 from . import model_truth as truth_of
 from .conftest import small_world
-from .raw_tables import colliding_truths, write_raw_tables
+from .raw_tables import colliding_truths, error_rate_truths, write_raw_tables
 from .warehouse import drop_datasets, duckdb_pipeline, pipeline_for, postgres_pipeline, run_sync
 
 ACCOUNT = "default"  # what a sync of one account writes when its name is not configured
@@ -329,6 +329,35 @@ def test_account_health_says_which_account_needs_attention_and_why(tmp_path):
     }
     new = keyed(pipeline, "account_health")["new"]
     assert new["count_zaps"] == 0 and new["last_run_at"] is None and new["count_runs_7d"] == 0
+
+
+@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_account_health_flags_an_error_rate_high_or_well_above_its_own(destination, tmp_path,
+                                                                       request):
+    pipeline = pipeline_for(destination, tmp_path, request, "rates")
+    try:
+        truths = error_rate_truths(datetime.now(UTC).replace(microsecond=0))
+        write_raw_tables(pipeline, truths)
+        build_models(pipeline)
+        assert_grains(pipeline)
+        assert_marts_match(pipeline, truths)
+        got = {a: (r["is_error_rate_high"], r["needs_attention"], r["attention_reason"])
+               for a, r in keyed(pipeline, "account_health").items()}
+        assert got == {
+            # 18 % in 24 h: above 10 %, whatever the account's past
+            "jumped": (True, True, "error rate 18% in 24 h (1% in the 6 days before)"),
+            # 7 % in 24 h: below 10 %, but 7 times its 1 % and 6 points above it
+            "crept": (True, True, "error rate 7% in 24 h (1% in the 6 days before)"),
+            "few": (False, False, None),  # 3 of 10: too few runs to tell
+            "steady": (False, False, None),  # 1 % a run, by chance 1.2 % in the last 24 h
+            "steady_noisy": (False, False, None),  # 1.5 % in 24 h against 1 %
+        }
+        rates = keyed(pipeline, "account_health")["jumped"]
+        assert (rates["count_failed_24h"], rates["count_runs_24h"]) == (18, 100)
+        assert close(rates["error_rate_7d"], 24 / 700)
+    finally:
+        if destination == "postgres":
+            drop_datasets(pipeline)
 
 
 def test_partner_step_failures_count_the_accounts_a_step_fails_for(tmp_path):
