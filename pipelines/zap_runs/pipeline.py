@@ -16,13 +16,13 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.helpers import retry_schema_update
 
-from . import settings, synclog, zap_runs_source
+from . import project, settings, synclog, zap_runs_source
 from .clock import utcnow
 from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import prepare_duckdb_file
 from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
-from .outcomes import AccountOutcome, SyncProgress
+from .outcomes import NOT_LOADED, AccountOutcome, SyncProgress
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
 from .spend import Spend
@@ -62,7 +62,8 @@ class SyncResult:
 
     @property
     def failed_accounts(self) -> list[AccountOutcome]:
-        return [a for a in self.accounts if a.result in ("failed", "skipped")]
+        """Accounts that failed or were skipped, and bad entries of the configuration."""
+        return [a for a in self.accounts if a.result in NOT_LOADED]
 
 
 def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_DATASET,
@@ -70,7 +71,9 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
                   credentials: object = None, config: SyncConfig | None = None,
                   own_staging: bool = False) -> dlt.Pipeline:
     """The dlt pipeline; destination credentials come the dlt way (config, env) unless given,
-    `config` is resolved from [sources.zap_runs] unless given. `own_staging`: a shard, one of
+    `config` is resolved from [sources.zap_runs] unless given. Its working folder is in
+    `pipelines_dir`, else this project's (project.py), and a DuckDB file without configured
+    credentials is `<project>/<pipeline_name>.duckdb`. `own_staging`: a shard, one of
     several pipelines loading into the dataset at once, merges through a staging dataset of its
     own (<dataset>_<pipeline>_staging): dlt empties the staging tables at each load, and a
     shared one lost or doubled the other shard's rows."""
@@ -86,6 +89,9 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         # after a crash (recovery.py) would then fail on its own rows at every later sync; without
         # the constraint its copies are dropped like anywhere else. Nothing else relies on it.
         dlt.config["destination.postgres.create_indexes"] = False
+    if destination == "duckdb" and credentials is None:
+        # In the project folder, not where a pipeline of this name first ran (project.py).
+        credentials = project.duckdb_credentials(pipeline_name)
     if credentials is not None and destination in ("duckdb", "postgres"):
         dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb":
@@ -94,14 +100,41 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         # The extracted files live minutes, on local disk, and are read once by the normalizer:
         # gzip would cost a quarter of extraction's time for nothing.
         dlt.config[EXTRACT_COMPRESSION] = True
+    if pipelines_dir is None:
+        folder = project.pipelines_dir(config.pipelines_dir)
+        project.adopt_shared_folder(pipeline_name, folder)
+        pipelines_dir = str(folder)
+    _state_destination.before = None
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                             pipelines_dir=pipelines_dir)
+    if _state_destination.before:
+        log.info("pipeline %s last ran with %s; it loads into %s now, as configured",
+                 pipeline_name, _state_destination.before, destination)
     # A new DuckDB file in a format dashboard tools open.
     prepare_duckdb_file(pipeline, config.duckdb_storage_version)
     return pipeline
 
 
 EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
+
+
+class _StateDestinationWarnings(logging.Filter):
+    """dlt warns, at each state restore until a load succeeds, that the destination in the
+    pipeline's local state differs from the configured one: the configured one wins, and
+    make_pipeline says so once in the project's words instead (`before`: the state's)."""
+
+    before: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "in state differs from destination" in text:
+            self.before = text.removeprefix("The destination ").split(":", 1)[0].rsplit(".", 1)[-1]
+            return False
+        return not text.startswith("The state staging destination")
+
+
+_state_destination = _StateDestinationWarnings()
+logging.getLogger("dlt").addFilter(_state_destination)
 
 
 def refuse_shards_into(destination: str) -> None:
@@ -174,7 +207,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
                           "its own pipeline; remove it from the configuration.")
     if shard:
         refuse_shards_into(pipeline.destination.destination_name)
-    source = zap_runs_source(progress=progress, **source_args)
+    # The sync log and the exit code tell of failed accounts here, after the repairs below.
+    source = zap_runs_source(progress=progress, **{"raise_on_failed_accounts": False, **source_args})
     prepare_source(source, pipeline, config)  # the real merge, or refused before any request
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
     pipeline.sync_destination()
@@ -259,14 +293,32 @@ def logged_sync(pipeline: dlt.Pipeline, config: SyncConfig | None = None,
         except BaseException as exc:
             error = unwrap(exc, pipeline.destination.destination_name) \
                 if isinstance(exc, Exception) else exc
-            # Nothing of the pass was committed: every account it read failed with it.
-            names = [o.account for o in progress.outcomes] or [
-                None if progress.many else progress.default_account]
-            synclog.record(pipeline, [Outcome(sync_id, started, utcnow(), "failed", account_id=name,
-                                              error=first_line(error, 500)) for name in names])
+            rows = failed_pass(sync_id, started, error, progress)
+            if rows:  # the error that follows says why, should the log be out of reach too
+                synclog.record(pipeline, rows, quiet=True)
             raise
         synclog.record(pipeline, outcomes_of(sync_id, started, result, progress))
         return result
+
+
+def failed_pass(sync_id: str, started, error: BaseException, progress: SyncProgress) -> list[Outcome]:
+    """The sync log rows of a pass that failed: nothing of it was committed, so every account
+    it read failed with it; bad entries stay what they are. A configuration error before any
+    account was read (a bad --since, a bad destination) is no account's: nothing is recorded."""
+    read = [o for o in progress.outcomes if o.result != "invalid"]
+    if not read and isinstance(error, ConfigError):
+        return []
+    message = first_line(error, 500)
+    rows = [Outcome(sync_id, started, utcnow(), "failed", account_id=o.account, error=message)
+            for o in read] or [Outcome(sync_id, started, utcnow(), "failed", error=message,
+                                       account_id=None if progress.many else progress.default_account)]
+    return rows + [invalid_row(sync_id, o) for o in progress.outcomes if o.result == "invalid"]
+
+
+def invalid_row(sync_id: str, outcome: AccountOutcome) -> Outcome:
+    """A bad entry of the configuration: no account (account_id NULL), its message says where."""
+    return Outcome(sync_id, outcome.started_at, outcome.ended_at or outcome.started_at, "invalid",
+                   error=outcome.error)
 
 
 def outcomes_of(sync_id: str, started, result: SyncResult, progress: SyncProgress) -> list[Outcome]:
@@ -282,6 +334,9 @@ def outcomes_of(sync_id: str, started, result: SyncResult, progress: SyncProgres
         return [outcome]
     rows = []
     for account in result.accounts:
+        if account.result == "invalid":
+            rows.append(invalid_row(sync_id, account))
+            continue
         outcome = Outcome(sync_id, account.started_at, account.ended_at or utcnow(), account.result,
                           account_id=account.account, error=account.error,
                           requests=account.requests, retries=account.retries,

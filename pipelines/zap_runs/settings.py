@@ -87,6 +87,8 @@ class SyncConfig(BaseConfiguration):
     # None: "delta" on the filesystem destination, no table format elsewhere (destinations.py).
     table_format: str | None = None
     stale_after_hours: float = DEFAULT_STALE_AFTER_HOURS
+    # None: this project's own (project.py): never a folder another project's sync shares.
+    pipelines_dir: str | None = None
 
 
 def sync_config() -> SyncConfig:
