@@ -17,6 +17,7 @@ from pipelines.simulator import Simulator, WorldConfig
 from pipelines.simulator.accounts import account_mix, kind_of
 from pipelines.simulator.budget import snapshot, truth_budget
 from pipelines.simulator.cli import main
+from pipelines.zap_runs.cli import main as zap_runs
 
 from .contract import ERROR
 
@@ -248,12 +249,21 @@ def test_the_command_prints_each_account_and_its_token():
         proc.wait(timeout=10)
 
 
-def test_the_command_writes_the_accounts_file(tmp_path):
+def test_the_command_writes_the_accounts_file(tmp_path, monkeypatch, capsys):
     path = tmp_path / "accounts.jsonl"
     proc, lines = _serve("--accounts", "4", "--accounts-file", str(path))
     try:
         banner = lines.get(timeout=60)
         base = banner.split(" on ")[1].split()[0]
+        printed = [lines.get(timeout=10) for _ in range(6)]
+        sync_all = next(line for line in printed if line.startswith("  sync all: ")).rstrip("\n")
+        env, command = sync_all.removeprefix("  sync all: ").split(" python -m pipelines.zap_runs ")
+        assert env == f"SOURCES__ZAP_RUNS__BASE_URL={base}" and command == f"--accounts-file {path}"
+        # The command it prints syncs every account.
+        monkeypatch.setenv("SOURCES__ZAP_RUNS__BASE_URL", base)
+        monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
+        assert zap_runs(command.split()) == 0
+        assert "accounts   4: 4 synced" in capsys.readouterr().out
         accounts = [json.loads(line) for line in path.read_text().splitlines()]
         assert [a["name"] for a in accounts] == ["acct-0001", "acct-0002", "acct-0003", "acct-0004"]
         assert all(set(a) == {"name", "access_token", "refresh_token", "client_id", "client_secret"}

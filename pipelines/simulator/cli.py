@@ -275,8 +275,14 @@ def _print_accounts(sim: Simulator, args: argparse.Namespace) -> None:
         for account in accounts:
             print(f"  {account.name:<{width}}  {account.token}  {account.kind}: "
                   f"{account.config.runs_per_day:g} runs/day, {account.config.zaps} zaps")
-    print(f"  sync one: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN="
-          f"{accounts[0].token} python -m pipelines.zap_runs")
+    env = f"SOURCES__ZAP_RUNS__BASE_URL={sim.base_url}"
+    if args.accounts_file:
+        print(f"  sync all: {env} python -m pipelines.zap_runs --accounts-file {args.accounts_file}")
+    else:
+        print("  sync all: start it with --accounts-file accounts.jsonl, then "
+              f"{env} python -m pipelines.zap_runs --accounts-file accounts.jsonl")
+    print(f"  sync one: {env} SOURCES__ZAP_RUNS__ACCESS_TOKEN={accounts[0].token} "
+          "python -m pipelines.zap_runs")
 
 
 def _print_single(sim: Simulator, args: argparse.Namespace) -> None:

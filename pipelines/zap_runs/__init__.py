@@ -13,7 +13,9 @@ from dlt.common.typing import TSecretValue
 
 from . import settings
 from .accounts import DEFAULT_ACCOUNT, Account, collect, parse_shard, shard_of
-from .errors import ConfigError
+from .clock import utcnow
+from .errors import ConfigError, SomeAccountsFailed
+from .failed_accounts import raise_after_load
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
 from .outcomes import SyncProgress
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
@@ -21,7 +23,7 @@ from .sweep import Connection, ReadOptions, Sweep
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Account", "SyncProgress", "zap_runs_source"]
+__all__ = ["Account", "SomeAccountsFailed", "SyncProgress", "zap_runs_source"]
 
 
 @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
@@ -54,6 +56,7 @@ def zap_runs_source(
     backfill_pages_per_pass: int = settings.DEFAULT_BACKFILL_PAGES_PER_PASS,
     shard: str | None = None,
     on_token_rotated: OnRotate | None = None,
+    raise_on_failed_accounts: bool = True,
 ):
     """Zap runs of the account behind `access_token` (or `refresh_token`, OAuth), stored under
     `account_name`; or of many accounts: `[sources.zap_runs.accounts.<name>]` entries in
@@ -65,7 +68,9 @@ def zap_runs_source(
     `on_token_rotated(account, refresh_token, access_token, expires_at)` is called after each
     refresh, once the rotated token is stored. `shard` ("i/n") keeps the accounts whose stable
     hash falls in shard i, with a 1/n share of requests_per_minute.
-    `progress.outcomes` says how each account fared.
+    `progress.outcomes` says how each account fared. With many accounts, a plain dlt
+    `pipeline.run` of a pass in which accounts failed raises SomeAccountsFailed once the others
+    are loaded, unless `raise_on_failed_accounts` is False (failed_accounts.py).
     """
     for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
                         ("max_retries", max_retries + 1), ("retention_days", retention_days),
@@ -87,6 +92,9 @@ def zap_runs_source(
     except ValueError:
         raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is not a date: "
                           "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
+    if since_at is not None and since_at > utcnow():
+        raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is in the future: "
+                          "give the date to read runs from, today or earlier.")
     shared = {"client_id": client_id, "client_secret": client_secret}
     accounts = _json_value(accounts, "accounts")
     data_policy = _json_value(data_policy, "data_policy")
@@ -119,6 +127,7 @@ def zap_runs_source(
                           backfill_pages_per_pass if many else None)
     reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
                    isolate=many, default=account_name)
+    reader.raise_on_failed = raise_on_failed_accounts and many
     return zap_runs(reader)
 
 
@@ -202,3 +211,5 @@ def zap_runs(sweep: Sweep) -> Iterator[object]:
     (account_id, id).
     """
     yield from sweep.read(dlt.current.resource_state())
+    if sweep.raise_on_failed:
+        raise_after_load(sweep.outcomes)

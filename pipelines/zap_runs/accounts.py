@@ -57,7 +57,8 @@ class Accounts:
     """The accounts to sync, and the entries that could not be read (as one-line messages)."""
 
     accounts: list[Account]
-    problems: list[tuple[str, str]]  # (account name or where, message)
+    # (the entry's account name, else where it is, for sharding; a message that says where)
+    problems: list[tuple[str, str]]
 
 
 def _clean(value: object) -> str | None:
@@ -150,11 +151,7 @@ def collect(named: Mapping | None, file: str | None, given: Iterable | None,
         try:
             account = from_entry(entry, where, shared)
         except ConfigError as exc:
-            name = _name_of(entry)
-            message = str(exc)
-            if name is None and message.startswith(f"{where}: "):
-                message = message[len(where) + 2:]  # the name shown is `where` already
-            problems.append((name or where, message))
+            problems.append((_name_of(entry) or where, str(exc)))
             continue
         # Names differing only in case would share a token store on a case-insensitive disk.
         if account.name.lower() in seen:
@@ -179,3 +176,18 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise ConfigError(f"--shard {text!r} is not i/n with 0 <= i < n (e.g. 0/4 ... 3/4).")
     return int(match[1]), int(match[2])
+
+
+def configured(file: str | None = None) -> dict[str, str]:
+    """Every account name the configuration holds, bad entries included (name -> where):
+    `[sources.zap_runs.accounts.<name>]` tables and the accounts file (`file`, else
+    accounts_file under [sources.zap_runs]). For the commands that read no account's runs."""
+    import dlt
+
+    named = dlt.secrets.get("sources.zap_runs.accounts")
+    file = file or dlt.config.get("sources.zap_runs.accounts_file")
+    found = collect(named if isinstance(named, Mapping) else None, file, None, {})
+    names = {account.name: account.where for account in found.accounts}
+    for key, message in found.problems:
+        names.setdefault(key, message.split(":", 1)[0])
+    return names

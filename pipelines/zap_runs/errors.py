@@ -25,9 +25,19 @@ class ConfigError(ZapRunsError):
 
 
 class SomeAccountsFailed(ZapRunsError):
-    """A pass over many accounts loaded the others, but some failed or were skipped (exit 4)."""
+    """A pass over many accounts loaded the others, but some failed, were skipped or are bad
+    entries (exit 4). Raised by a plain dlt `pipeline.run(zap_runs_source(...))` once the load
+    is done (failed_accounts.py): `failed` and `accounts` hold AccountOutcome (.account,
+    .result, .error) of those and of every account, `load_info` what dlt loaded."""
 
     exit_code = 4
+
+    def __init__(self, message: str, failed: list | None = None, accounts: list | None = None,
+                 load_info: object = None) -> None:
+        super().__init__(message)
+        self.failed = failed or []
+        self.accounts = accounts or []
+        self.load_info = load_info
 
 
 class ApiError(ZapRunsError):

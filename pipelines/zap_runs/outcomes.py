@@ -44,9 +44,16 @@ class SyncProgress:
         return self.rechecks + (current.rechecks if current else 0)
 
 
+# The results of an account whose runs a pass did not load (a deferred backfill is no failure).
+NOT_LOADED = ("failed", "skipped", "invalid")
+
+
 @dataclass
 class AccountOutcome:
-    """How one account fared in a pass: success, failed or skipped (a row of the sync log)."""
+    """How one account fared in a pass (a row of the sync log): success, failed, skipped
+    (refused credentials, or paused), deferred (a backfill waiting for the next pass), or
+    invalid: a bad entry of the configuration, no account (`account` says where it is, `error`
+    says where and what)."""
 
     account: str
     result: str

@@ -117,9 +117,11 @@ class Sweep:
         now = utcnow()
         self.outcomes = progress.outcomes
         progress.default_account, progress.many = default, isolate
-        self.outcomes.extend(AccountOutcome(name, "failed", now, now, message)
+        # A bad entry of the configuration is no account: reported as the entry, once.
+        self.outcomes.extend(AccountOutcome(name, "invalid", now, now, message)
                              for name, message in problems)
         self._failing: dict[str, str] = {}  # account -> why, this pass
+        self.raise_on_failed = False  # a plain dlt run raises after the load (failed_accounts.py)
         # Pages the backfills of this pass may still read (backfill_pages_per_pass).
         self.backfill_left = options.backfill_pages or 0
 
