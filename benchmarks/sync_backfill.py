@@ -35,7 +35,7 @@ def start_simulator(runs: int, days: int, rate: int) -> tuple[subprocess.Popen, 
 def run_sync(env: dict, cwd: str, since: str) -> tuple[float, str]:
     started = time.perf_counter()
     since_args = ["--since", since] if since else []
-    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", *since_args,
+    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", *since_args, "--verbose",
                            "--log-level", "WARNING"], env=env, cwd=cwd, capture_output=True,
                           text=True)
     elapsed = time.perf_counter() - started

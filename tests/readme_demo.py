@@ -25,7 +25,7 @@ MASKS = [
     (r"\b\d+\.\d+ s\b", "<seconds> s"),
     (r"^(  (?:runs|steps|open runs|requests) +)[\d,]+", r"\1<count>"),
     (r"fetched: [\d,]+ new", "fetched: <count> new"),
-    (r"^(  spent on .*)$", lambda m: re.sub(r"\d[\d,.]*", "<n>", m.group(1))),
+    (r"^(  (?:rate limit|needed) .*)$", lambda m: re.sub(r"\d[\d,.]*", "<n>", m.group(1))),
     (r"^(Last 7 days: )[\d,]+( runs, error rate )(?:[\d.]+%|n/a)( \()[\d,]+( failed of )[\d,]+"
      r"( finished\); )\d+( zaps failing now)$", r"\1<count>\2<rate>\3<count>\4<count>\5<count>\6"),
     (r"^  +\d+  +(?:\d+%|n/a)  +(?:\d+%|n/a)  .+ \(\d+\)(?:  SPIKE)?$",

@@ -195,9 +195,10 @@ def test_many_accounts_from_a_file_exit_codes_and_status(past_clock, tmp_path, m
         file.write_text("\n".join(lines) + "\n")
         set_env(monkeypatch, tmp_path / "p.duckdb", base_url=sim.base_url, accounts_file=file,
                 requests_per_minute=0, backoff_base=0.01)
-        assert main([]) == 4, "a bad entry: some accounts failed, the others loaded"
+        assert main([]) == 4, "a bad entry: not read, the accounts loaded"
         out = capsys.readouterr()
-        assert "SOME ACCOUNTS FAILED" in out.out and f"{file} line 4" in out.out
+        assert "OK, BUT 1 BAD ENTRY IN THE ACCOUNTS CONFIGURATION" in out.out
+        assert f"  BAD ENTRY  {file} line 4" in out.out
         assert "1 of 4 accounts failed" in out.err
         file.write_text("\n".join(lines[:3]) + "\n")
         assert main([]) == 0
@@ -389,8 +390,9 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
         done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--log-level", "ERROR"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 4, done.stderr
-        assert "accounts   3: 2 synced, 1 failed" in done.stdout
-        assert "FAILED     broken: [sources.zap_runs.accounts.broken]" in done.stdout
+        assert "accounts   2: 2 synced, 0 failed, 0 skipped; 1 bad entry in the configuration, " \
+            "not read" in done.stdout
+        assert "BAD ENTRY  [sources.zap_runs.accounts.broken]" in done.stdout
         assert "rt-x" not in done.stdout + done.stderr
         # One pass, one load package, however many accounts it read.
         loaded = list((tmp_path / "dlt-data" / "pipelines" / "zap_runs" / "load" / "loaded").iterdir())
@@ -481,7 +483,7 @@ def test_one_account_becoming_many_keeps_its_rotated_token(past_clock, tmp_path)
 def test_status_names_failing_and_stale_accounts_and_the_ones_no_longer_synced():
     from datetime import UTC, datetime
 
-    from pipelines.zap_runs.output.status import format_accounts, troubled_accounts
+    from pipelines.zap_runs.output.status import Status, format_accounts, troubled_accounts
 
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -495,7 +497,9 @@ def test_status_names_failing_and_stale_accounts_and_the_ones_no_longer_synced()
     failing, stale = troubled_accounts(accounts, 6, now)
     assert [a["account_id"] for a in failing] == ["revoked"]
     assert [a["account_id"] for a in stale] == ["lagging"]
-    text = "\n".join(format_accounts(accounts, 6, now))
-    assert "4: 1 ok, 1 failing, 1 stale, 1 no longer synced" in text
+    status = Status("duckdb dataset 'zapier'", now, 6, None, {"ended_at": now}, None, accounts)
+    text = "\n".join(format_accounts(status))
+    assert "4 accounts: 1 ok, 1 failing, 1 stale, 1 no longer synced" in text
     assert "FAILING        revoked" in text and "STALE          lagging" in text
     assert "NOT SYNCED     removed" in text and "forget --account removed" in text
+    assert status.exit_code == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -67,8 +68,9 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
     assert main(["status"]) == 1  # nothing recorded yet
     assert "run a sync first" in capsys.readouterr().err
     assert main([]) == 0
-    spent_line = next(line for line in capsys.readouterr().out.splitlines() if "spent on" in line)
-    assert "new runs" in spent_line and "open listing" in spent_line and "ratio" in spent_line
+    summary = capsys.readouterr().out
+    assert "  rate limit " in summary and "  needed     about " in summary
+    assert "spent on" not in summary and "ratio" not in summary, "the split is for --verbose"
     sim.faults.error_rate = 1.0
     os.environ["SOURCES__ZAP_RUNS__MAX_RETRIES"] = "1"
     try:
@@ -82,8 +84,20 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
     capsys.readouterr()
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "last sync" in out and "failed" in out and "OK:" in out
-    assert "budget B" in out and "ratio" in out
+    assert "last sync" in out and "failed after" in out and "OK:" in out
+    assert "budget B" not in out and "None" not in out
+    assert main(["status", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "  spent on       " not in out, "the last pass failed: it spent nothing it kept"
+    sim.faults.error_rate = 0.0
+    assert main([]) == 0
+    capsys.readouterr()
+    assert main(["status", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  runs           [\d,]+ fetched: [\d,]+ new, [\d,]+ updated; [\d,]+ still "
+                     r"open$", out, re.M)
+    assert re.search(r"^  spent on       \d+ new runs, \d+ open listing", out, re.M)
+    assert re.search(r"^  budget         B \d+ \(what changed\), ratio ", out, re.M)
     assert main(["status", "--max-age", "0"]) == 1
     assert "STALE" in capsys.readouterr().out
 

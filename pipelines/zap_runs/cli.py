@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import commands, logs, settings
-from .errors import ZapRunsError, first_line, unwrap
+from .errors import ConfigError, ZapRunsError, first_line, unwrap
 
 log = logging.getLogger("pipelines.zap_runs")
 
@@ -32,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["sync", "models", "report", "status", "forget"],
                         help="sync (default): load new and changed runs; models: rebuild the SQL "
                              "models; report: write the HTML dashboard from the models; status: "
-                             "when the last sync ran and succeeded (exit 1 when stale); forget "
+                             "the last pass, the last success and the accounts that need "
+                             "attention (exit 1 when stale, 4 when accounts need attention); forget "
                              "--account NAME: delete one account's rows and state")
     parser.add_argument("--account", default=None, metavar="NAME",
-                        help="report: one account's dashboard (default: partner-wide); forget: "
-                             "the account to delete")
+                        help="report: one account's dashboard (default: partner-wide); status: "
+                             "one account's last sync, last success and verdict; forget: the "
+                             "account to delete")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="sync only the accounts whose stable hash falls in shard I of N "
                              "(0 <= I < N), as its own pipeline with 1/N of requests_per_minute; "
@@ -44,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-age", type=float, default=None, metavar="HOURS",
                         help="status: exit 1 when the last successful sync is older than this "
                              "(default: stale_after_hours, 6)")
+    parser.add_argument("--json", action="store_true",
+                        help="status: print one JSON object for monitors (the same facts; the "
+                             "same exit code)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="sync and status: also print the requests by purpose, the budget B "
+                             "of what changed and the ratio (README, Spending the rate limit)")
     parser.add_argument("--output", default="zap_runs_report.html",
                         help="where `report` and --demo write the dashboard (default %(default)s)")
     parser.add_argument("--demo", action="store_true",
@@ -73,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     try:
+        if args.json and (args.demo or args.command != "status"):
+            raise ConfigError("--json is for `status` (one JSON object for monitors).")
         if args.demo:
             return commands.demo_command(args)
         if args.command == "models":

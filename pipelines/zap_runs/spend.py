@@ -9,8 +9,8 @@ horizon and changed = watched runs found changed (their status, or gone), the bu
 Counted apart from it: the lookback (runs Zapier records late), retries after faults, and what
 exactness costs where `statuses=` cannot list: the counts of runs in statuses the contract does
 not name and the re-reads they lead to, and the `statuses=error` windows of runs that failed
-within the horizon but were triggered before it (after a long Delay). The summary shows the
-ratio with those too.
+within the horizon but were triggered before it (after a long Delay). The summary compares
+the requests with B in plain words; `--verbose` prints the split and the ratio, with those too.
 """
 
 from __future__ import annotations
@@ -92,15 +92,16 @@ class Spend:
         lookback = spent if not new_runs else min(spent, math.ceil(lookback_runs / page))
         self.by_purpose["new"], self.by_purpose["lookback"] = spent - lookback, lookback
 
-    def text(self) -> str:
-        """e.g. '3 new runs + 1 open listing + ...; apart: 1 lookback, ...; budget B 14, ratio 0.79'"""
-        inside = " + ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in IN_BUDGET)
+    def detail(self) -> list[tuple[str, str]]:
+        """The split by purpose for `--verbose` (label, text): what B bounds, what is counted
+        apart from it, and B with the ratio."""
+        inside = ", ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in IN_BUDGET)
         apart = ", ".join(f"{self.by_purpose[p]:,} {LABELS[p]}" for p in PURPOSES
                           if p not in IN_BUDGET)
         total = self.budget.total
-        ratio = "n/a" if self.ratio is None else f"{self.ratio:.2f}"
+        ratio = "n/a (B is 0)" if self.ratio is None else f"{self.ratio:.2f}"
         exact = self.in_budget + self.by_purpose["unlisted"] + self.by_purpose["late"]
         also = f" ({exact / total:.2f} with unlisted-status checks and late failures)" \
             if total and exact != self.in_budget else ""
-        return (f"{inside}; apart: {apart}, {self.retries:,} retries; "
-                f"budget B {total:,}, ratio {ratio}{also}")
+        return [("spent on", inside), ("apart", f"{apart}, {self.retries:,} retries"),
+                ("budget", f"B {total:,} (what changed), ratio {ratio}{also}")]

@@ -1,6 +1,7 @@
 """Each sync's outcome, kept in the warehouse (table zap_runs_sync_log) for people and monitors:
 one row per account per pass (`sync_id` names the pass; `account_id` is NULL only on the row of
-a pass that failed before it read any account)."""
+a pass that failed before it read any account, and on the rows of bad configuration entries,
+whose result is 'invalid')."""
 
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ class Outcome:
     budget_ratio: float | None = None
 
 
-def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome]) -> None:
-    """Append the outcomes; a destination that cannot take them only costs a log line."""
+def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome], quiet: bool = False) -> None:
+    """Append the outcomes; a destination that cannot take them only costs a log line (at INFO
+    when `quiet`: the sync failed, and its own error tells the user)."""
     outcomes = [outcomes] if isinstance(outcomes, Outcome) else outcomes
     dialect = SQL_DIALECTS.get(pipeline.destination.destination_name)
     if dialect is None:
@@ -85,7 +87,8 @@ def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome]) -> None:
                 for outcome in outcomes:
                     client.execute_sql(sql, *[getattr(outcome, c) for c in COLUMNS])
     except Exception as exc:  # noqa: BLE001 - the sync's own result matters more than its log
-        log.warning("could not record the sync outcome in %s: %s", TABLE, first_line(exc, 200))
+        (log.info if quiet else log.warning)("could not record the sync outcome in %s: %s", TABLE,
+                                             first_line(exc, 200))
 
 
 def ensure_table(client, table: str, dialect: str) -> None:
@@ -98,41 +101,60 @@ def ensure_table(client, table: str, dialect: str) -> None:
             client.execute_sql(add_column(table, name, kind, dialect))
 
 
-def last_outcomes(pipeline: dlt.Pipeline) -> tuple[dict | None, dict | None]:
-    """(the last sync, the last successful sync) from the log, None where there is none."""
+def _rows(client, sql: str, *args: object) -> list[dict]:
+    with client.execute_query(sql, *args) as cursor:
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def last_outcomes(pipeline: dlt.Pipeline, account: str | None = None
+                  ) -> tuple[dict | None, dict | None]:
+    """(the last row, the last successful row) of the log, or of `account`'s rows; None where
+    there is none."""
     with pipeline.sql_client() as client:
         table = client.make_qualified_table_name(TABLE)
-        rows = []
-        for where in ("", " where result = 'success'"):
-            with client.execute_query(
-                    f"select * from {table}{where} order by started_at desc limit 1") as cursor:
-                names = [d[0] for d in cursor.description]
-                row = cursor.fetchone()
-                rows.append(dict(zip(names, row, strict=True)) if row else None)
-    return rows[0], rows[1]
+        where, args = ("account_id = %s", (account,)) if account is not None else ("1 = 1", ())
+        found = []
+        for success in ("", " and result = 'success'"):
+            rows = _rows(client, f"select * from {table} where {where}{success} "
+                                 "order by started_at desc nulls last limit 1", *args)
+            found.append(rows[0] if rows else None)
+    return found[0], found[1]
 
 
-def newest_run_start(pipeline: dlt.Pipeline) -> datetime | None:
-    """start_time of the newest run in zap_runs: how fresh the data is."""
+def last_pass(pipeline: dlt.Pipeline) -> list[dict]:
+    """Every row of the latest pass (the sync_id of the row that started last), its bad
+    entries ('invalid') included, in the order they started; [] when the log is empty."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(TABLE)
+        return _rows(client, f"select * from {table} where sync_id = (select sync_id from {table} "
+                             "where sync_id is not null order by started_at desc nulls last "
+                             "limit 1) order by started_at")
+
+
+def newest_run_start(pipeline: dlt.Pipeline, account: str | None = None) -> datetime | None:
+    """start_time of the newest run in zap_runs (of `account` if given): how fresh the data is."""
     with pipeline.sql_client() as client:
         table = client.make_qualified_table_name("zap_runs")
-        return client.execute_sql(f"select max(start_time) from {table}")[0][0]
+        if account is None:
+            return client.execute_sql(f"select max(start_time) from {table}")[0][0]
+        return client.execute_sql(f"select max(start_time) from {table} where account_id = %s",
+                                  account)[0][0]
 
 
 def account_states(pipeline: dlt.Pipeline) -> list[dict]:
     """Per account in the log: its last sync (result, error, started_at) and last success
-    (last_success_at, NULL if none)."""
+    (last_success_at, NULL if none). Bad entries of the configuration ('invalid') are no
+    accounts."""
     with pipeline.sql_client() as client:
         table = client.make_qualified_table_name(TABLE)
         sql = (f"with ranked as (select account_id, result, error, started_at, row_number() over "
-               f"(partition by account_id order by started_at desc) as n from {table} "
-               f"where account_id is not null), "
+               f"(partition by account_id order by started_at desc nulls last) as n from {table} "
+               f"where account_id is not null and result <> 'invalid'), "
                f"successes as (select account_id, max(ended_at) as last_success_at from {table} "
                f"where result = 'success' group by account_id) "
                f"select ranked.account_id, ranked.result, ranked.error, ranked.started_at, "
                f"successes.last_success_at from ranked left join successes "
                f"on successes.account_id = ranked.account_id where ranked.n = 1 "
                f"order by ranked.account_id")
-        with client.execute_query(sql) as cursor:
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return _rows(client, sql)

@@ -1,44 +1,21 @@
-"""`status` for people and monitors: the last sync and success, its window, the newest run."""
+"""`status` for people and monitors: the last pass, the last success, the newest run, who needs attention."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from .text import ago, window_text
+from .lastpass import PassFacts
+from .summary import bad_entries
+from .text import ago, needed_text, took, window_text
+
+SHOWN = 20  # accounts and bad entries listed by name; the rest are counted
+EXIT_STALE, EXIT_ATTENTION = 1, 4
 
 
 def is_stale(success: dict | None, max_age_hours: float, now: datetime) -> bool:
     """Whether the last successful sync (a sync log row) ended longer ago than `max_age_hours`."""
     return success is None or (now - success["ended_at"]).total_seconds() > max_age_hours * 3600
-
-
-def format_status(where: str, last: dict | None, success: dict | None, newest: datetime | None,
-                  max_age_hours: float, now: datetime) -> str:
-    """The lines `status` prints, ending in STALE or OK; `last` and `success` are sync log rows."""
-    lines = [f"zap-runs status ({where})"]
-    if last is not None:
-        lines.append(f"  last sync      {ago(last['started_at'], now)}: {last['result']}"
-                     + (f" ({last['error']})" if last["error"] else ""))
-    lines.append(f"  last success   {ago(success and success['ended_at'], now)}")
-    if success is not None:
-        lines.append(f"  window         {window_text(success['window_from'], success['window_to'])}")
-        lines.append(f"  runs           {success['runs_fetched']} fetched, {success['runs_new']} new, "
-                     f"{success['open_runs']} still open")
-        if success.get("budget") is not None:
-            ratio = success.get("budget_ratio")
-            lines.append(f"  requests       {success['requests']} spent, budget B {success['budget']}"
-                         f" (what changed), ratio {'n/a' if ratio is None else f'{ratio:.2f}'}")
-        if success["warning"]:
-            lines.append(f"  WARNING        {success['warning']}")
-    lines.append(f"  newest run     {ago(newest, now)}")
-    if is_stale(success, max_age_hours, now):
-        lines.append(f"STALE: no successful sync in the last {max_age_hours:g} h")
-    else:
-        lines.append(f"OK: the last successful sync is within {max_age_hours:g} h")
-    return "\n".join(lines)
-
-
-SHOWN = 20  # accounts listed by name; the rest are counted
 
 
 def gone_accounts(accounts: list[dict], max_age_hours: float) -> list[dict]:
@@ -63,25 +40,175 @@ def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
     return failing, stale
 
 
-def format_accounts(accounts: list[dict], max_age_hours: float, now: datetime) -> list[str]:
+@dataclass
+class Status:
+    """What `status` judges, for the whole dataset or one account (`account`): the last pass
+    (PassFacts), the last successful sync log row, the newest run, every account's state
+    (synclog.account_states), and from them the accounts that need attention and the exit code."""
+
+    where: str
+    now: datetime
+    max_age_hours: float
+    last: PassFacts | None
+    success: dict | None
+    newest: datetime | None
+    accounts: list[dict]
+    account: str | None = None
+    failing: list[dict] = field(init=False)
+    stale_accounts: list[dict] = field(init=False)
+    gone: list[dict] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.failing, self.stale_accounts, self.gone = [], [], []
+        if self.account is None and len(self.accounts) < 2:
+            return  # one account: its health is the sync's
+        failing, stale = troubled_accounts(self.accounts, self.max_age_hours, self.now)
+        gone = gone_accounts(self.accounts, self.max_age_hours)
+        # One account's: judged among all (no longer synced is relative to the others).
+        if self.account is not None:
+            failing, stale, gone = ([a for a in group if a["account_id"] == self.account]
+                                    for group in (failing, stale, gone))
+        self.failing, self.stale_accounts, self.gone = failing, stale, gone
+
+    @property
+    def stale(self) -> bool:
+        return is_stale(self.success, self.max_age_hours, self.now)
+
+    @property
+    def bad_entries(self) -> list[str]:
+        """Bad entries of the accounts configuration in the last pass only: fixed or removed,
+        they stop counting."""
+        return self.last.bad_entries if self.last is not None and self.account is None else []
+
+    @property
+    def exit_code(self) -> int:
+        if self.stale:
+            return EXIT_STALE
+        return EXIT_ATTENTION if self.failing or self.stale_accounts or self.bad_entries else 0
+
+    @property
+    def verdict(self) -> str:
+        return {0: "ok", EXIT_STALE: "stale", EXIT_ATTENTION: "attention"}[self.exit_code]
+
+
+def row(label: str, text: str) -> str:
+    return f"  {label:<14} {text}"
+
+
+def format_status(status: Status, verbose: bool = False) -> str:
+    """The lines `status` prints: the last pass, the last success, the newest run, the accounts
+    that need attention, and the verdict last."""
+    now = status.now
+    whose = f" of account {status.account!r}" if status.account is not None else ""
+    lines = [f"zap-runs status{whose} ({status.where})", *pass_lines(status.last, now, verbose)]
+    success = status.success
+    lines.append(row("last success", ago(success and success["ended_at"], now)))
+    if success is not None and success["window_to"] is not None and (
+            status.last is None or status.last.window_to is None):
+        lines.append(row("window", window_text(success["window_from"], success["window_to"])))
+    lines.append(row("newest run", ago(status.newest, now)))
+    if status.account is None and len(status.accounts) > 1:
+        lines += format_accounts(status)
+    bad = status.bad_entries
+    lines += [row("BAD ENTRY", entry) for entry in bad[:SHOWN]]
+    if len(bad) > SHOWN:
+        lines.append(f"  ... and {len(bad) - SHOWN:,} more bad entries: see zap_runs_sync_log "
+                     "(result 'invalid')")
+    return "\n".join(lines + verdict_lines(status))
+
+
+def pass_lines(last: PassFacts | None, now: datetime, verbose: bool) -> list[str]:
+    """When the last pass ran and how it went; what it read and what that cost."""
+    if last is None:
+        return [row("last sync", "never")]
+    when = ago(last.started_at, now)
+    length = took(last.started_at, last.ended_at)
+    lines = []
+    if last.many:
+        count = sum(last.accounts.values())
+        lines.append(row("last sync", f"{when}: {count:,} account{'s' * (count != 1)} read in {length}"))
+        bad = len(last.bad_entries)
+        lines.append(row("accounts", ", ".join(f"{last.accounts[r]:,} {word}" for r, word in (
+            ("success", "synced"), ("failed", "failed"), ("skipped", "skipped"),
+            ("deferred", "deferred")))
+            + (f"; {bad_entries(bad)} in the configuration, not read (below)" if bad else "")))
+    else:
+        how = {"success": f"success in {length}", "failed": f"failed after {length}"}.get(
+            last.result, last.result or "?")
+        lines.append(row("last sync", f"{when}: {how}" + (f" ({last.error})" if last.error else "")))
+    if last.window_to is not None:
+        lines.append(row("window", window_text(last.window_from, last.window_to)))
+    if last.runs_fetched is not None:
+        runs = f"{last.runs_fetched:,} fetched"
+        if last.runs_new is not None and last.runs_updated is not None:
+            runs += f": {last.runs_new:,} new, {last.runs_updated:,} updated"
+        if last.open_runs is not None:
+            runs += f"; {last.open_runs:,} still open"
+        lines.append(row("runs", runs))
+    if last.requests is not None:
+        lines.append(row("requests", f"{last.requests:,} ({last.retries or 0:,} retries, "
+                                     f"{last.rate_limited or 0:,} rate limited)"))
+    if last.budget is not None:
+        lines.append(row("needed", needed_text(last.budget)))
+    if verbose and last.spend is not None:
+        lines += [row(label, text) for label, text in last.spend.detail()]
+    lines += [row("WARNING", warning) for warning in last.warnings[:SHOWN]]
+    return lines
+
+
+def format_accounts(status: Status) -> list[str]:
     """Lines about the accounts: how many, then each failing or stale one (up to SHOWN)."""
-    failing, stale = troubled_accounts(accounts, max_age_hours, now)
-    gone = gone_accounts(accounts, max_age_hours)
-    ok = len(accounts) - len(failing) - len(stale) - len(gone)
-    lines = [f"  accounts       {len(accounts):,}: {ok:,} ok, {len(failing):,} failing, "
-             f"{len(stale):,} stale" + (f", {len(gone):,} no longer synced" if gone else "")]
+    now, failing, stale, gone = status.now, status.failing, status.stale_accounts, status.gone
+    ok = len(status.accounts) - len(failing) - len(stale) - len(gone)
+    lines = [row("health", f"{len(status.accounts):,} accounts: {ok:,} ok, {len(failing):,} "
+                           f"failing, {len(stale):,} stale"
+                           + (f", {len(gone):,} no longer synced" if gone else ""))]
     for account in failing[:SHOWN]:
-        lines.append(f"  FAILING        {account['account_id']}: {account['result']} "
-                     f"{ago(account['started_at'], now)} ({account['error']}); last success "
-                     f"{ago(account['last_success_at'], now)}")
+        why = f" ({account['error']})" if account["error"] else ""
+        lines.append(row("FAILING", f"{account['account_id']}: {account['result']} "
+                                    f"{ago(account['started_at'], now)}{why}; last success "
+                                    f"{ago(account['last_success_at'], now)}"))
     for account in stale[:max(0, SHOWN - len(failing))]:
-        lines.append(f"  STALE          {account['account_id']}: last success "
-                     f"{ago(account['last_success_at'], now)}")
+        lines.append(row("STALE", f"{account['account_id']}: last success "
+                                  f"{ago(account['last_success_at'], now)}"))
     for account in gone[:max(0, SHOWN - len(failing) - len(stale))]:
-        lines.append(f"  NOT SYNCED     {account['account_id']}: last read "
-                     f"{ago(account['started_at'], now)}; removed from the configuration? "
-                     f"`forget --account {account['account_id']}` deletes its data")
+        lines.append(row("NOT SYNCED", f"{account['account_id']}: last read "
+                                       f"{ago(account['started_at'], now)}; removed from the "
+                                       f"configuration? `forget --account "
+                                       f"{account['account_id']}` deletes its data"))
     hidden = len(failing) + len(stale) + len(gone) - SHOWN
     if hidden > 0:
         lines.append(f"  ... and {hidden:,} more: see zap_runs_sync_log or the account_health model")
     return lines
+
+
+def verdict_lines(status: Status) -> list[str]:
+    """STALE or OK, then what needs attention (exit 4)."""
+    hours = f"{status.max_age_hours:g} h"
+    if status.account is not None:
+        return [account_verdict(status, hours)]
+    lines = [f"STALE: no successful sync in the last {hours}" if status.stale else
+             f"OK: the last successful sync is within {hours}"]
+    trouble = []
+    if status.failing or status.stale_accounts:
+        trouble.append("SOME ACCOUNTS FAILING OR STALE")
+    if status.bad_entries:
+        trouble.append("BAD ENTRIES IN THE ACCOUNTS CONFIGURATION")
+    if trouble and not status.stale:
+        lines.append(f"{', AND '.join(trouble)} (exit {EXIT_ATTENTION})")
+    return lines
+
+
+def account_verdict(status: Status, hours: str) -> str:
+    name = status.account
+    if status.gone:
+        return (f"NOT SYNCED: no sync has read account {name!r} for {hours} while others were read "
+                f"(removed from the configuration? `forget --account {name}` deletes its data)")
+    last = status.failing and ("the last sync skipped it" if status.failing[0]["result"] ==
+                               "skipped" else "its last sync failed")
+    if status.stale:
+        also = f", and {last}" if last else ""
+        return f"STALE: no successful sync of account {name!r} in the last {hours}{also}"
+    if last:
+        return f"FAILING: account {name!r}: {last} (exit {EXIT_ATTENTION})"
+    return f"OK: the last successful sync of account {name!r} is within {hours}"

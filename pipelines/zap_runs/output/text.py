@@ -27,3 +27,26 @@ def window_text(start: datetime | None, end: datetime | None) -> str:
 def ago(value: datetime | None, now: datetime) -> str:
     """A past time and how long before `now` it was; "never" where there is none."""
     return f"{when(value, '')} ({span(now - value)} ago)" if value else "never"
+
+
+def took(start: datetime | None, end: datetime | None) -> str:
+    """How long from start to end, for people: seconds, or minutes from two minutes on."""
+    if start is None or end is None:
+        return "?"
+    seconds = max(0.0, (end - start).total_seconds())
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.1f} s"
+
+
+def minutes(requests: int, rate: float) -> str:
+    """The minutes `requests` take at `rate` requests a minute (seconds, under 6 of them)."""
+    spent = requests / rate
+    return f"{spent * 60:.1f} s" if spent < 0.1 else f"{spent:,.1f} min"
+
+
+def needed_text(budget: int | None) -> str:
+    """What reading what changed takes (spend.Budget.total, B), in words."""
+    if budget is None:
+        return "not known (a sync log from an older version)"
+    if budget == 0:
+        return "1 request, to see that nothing had changed"
+    return f"about {budget:,} request{'s' * (budget != 1)} to read what changed"

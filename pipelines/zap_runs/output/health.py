@@ -1,0 +1,55 @@
+"""`status`'s reading of the sync log and the data: the Status of a dataset, or of one account."""
+
+from __future__ import annotations
+
+import difflib
+from datetime import UTC, datetime
+
+import dlt
+
+from ..errors import ConfigError, ZapRunsError, first_line
+from ..synclog import TABLE, account_states, last_outcomes, last_pass, newest_run_start
+from .lastpass import pass_facts
+from .status import Status
+
+LISTED = 10  # names an unknown --account's message lists; more are pointed to
+
+
+def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | None = None,
+                now: datetime | None = None) -> Status:
+    """The Status of the pipeline's dataset (`account`: of that account alone); an unknown
+    account is a ConfigError that says which accounts there are."""
+    where = f"{pipeline.destination.destination_name} dataset {pipeline.dataset_name!r}"
+    try:
+        accounts = account_states(pipeline)
+        if account is None:
+            rows = last_pass(pipeline)
+            _, success = last_outcomes(pipeline)
+        else:
+            last, success = last_outcomes(pipeline, account)
+            rows = [last] if last else []
+    except Exception as exc:  # noqa: BLE001 - no log table yet
+        raise ZapRunsError(f"no sync has been recorded in {where} yet ({first_line(exc, 120)}); "
+                           "run a sync first.") from None
+    try:
+        newest = newest_run_start(pipeline, account)
+    except Exception:  # noqa: BLE001 - no run loaded yet (the first syncs failed): "never"
+        newest = None
+    if account is not None and account not in {a["account_id"] for a in accounts}:
+        raise ConfigError(unknown_account(account, [a["account_id"] for a in accounts], where,
+                                          pipeline.dataset_name))
+    return Status(where, now or datetime.now(UTC), max_age_hours, pass_facts(rows), success,
+                  newest, accounts, account)
+
+
+def unknown_account(name: str, known: list[str], where: str, dataset: str) -> str:
+    """One line: no such account, and how to see the ones there are."""
+    head = f"no account {name!r} in the sync log of {where}"
+    if not known:
+        return f"{head}: it holds no account yet; run a sync first."
+    if len(known) <= LISTED:
+        return f"{head}; its accounts: {', '.join(known)}."
+    close = difflib.get_close_matches(name, known, n=3)
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (f"{head}{guess} It holds {len(known):,} accounts: `select distinct account_id from "
+            f"{dataset}.{TABLE}` lists them.")
