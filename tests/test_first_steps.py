@@ -103,10 +103,25 @@ def test_accounts_file_option_is_checked_and_forget_names_where_it_is(accounts_s
                               for n in ("acme", "globex")) + "\n")
     set_env(monkeypatch, base_url=sim.base_url, requests_per_minute=0, backoff_base=0.01)
     assert main(["--accounts-file", str(file)]) == 0
+    # status knows the configured accounts: one taken out of the file is no longer synced at
+    # once (not failing, not stale), whatever --max-age says.
+    only_acme = tmp_path / "only_acme.jsonl"
+    only_acme.write_text(file.read_text().splitlines()[0] + "\n")
+    sim.revoke("globex")
+    assert main(["--accounts-file", str(file)]) == 4
+    capsys.readouterr()
+    assert main(["status", "--accounts-file", str(only_acme)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT SYNCED     globex" in out and "FAILING" not in out
+    assert main(["status", "--accounts-file", str(file)]) == 4
+    assert "FAILING        globex" in capsys.readouterr().out
+    assert main(["report", "--accounts-file", str(file), "--output", str(tmp_path / "r.html")]) == 0
     assert main(["forget", "--account", "globex", "--accounts-file", str(file)]) == 0
     out = capsys.readouterr().out
     assert f"'globex' is still configured ({file} line 2): remove it" in out
     assert {r[0] for r in log_rows(tmp_path / "zap_runs.duckdb")} == {"acme"}
+    assert main(["forget", "--account", "acme", "--accounts-file", str(only_acme)]) == 0
+    assert "still configured" in capsys.readouterr().out
 
 
 def test_a_window_never_ends_before_it_starts(sim_env, capsys):

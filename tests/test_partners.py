@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.simulator import Faults, Simulator
+from pipelines.zap_runs import project
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.pipeline import logged_sync, sync
 
@@ -395,7 +396,7 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
         assert "BAD ENTRY  [sources.zap_runs.accounts.broken]" in done.stdout
         assert "rt-x" not in done.stdout + done.stderr
         # One pass, one load package, however many accounts it read.
-        loaded = list((tmp_path / "dlt-data" / "pipelines" / "zap_runs" / "load" / "loaded").iterdir())
+        loaded = list((project.pipelines_dir(folder=tmp_path) / "zap_runs" / "load" / "loaded").iterdir())
         assert len(loaded) == 1
         stored = warehouse_runs(duckdb_pipeline(db), "acme")
         assert any("hmac-sha256:" in (run["data_in"] or "") for run in stored.values())

@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report: one account's dashboard (default: partner-wide); status: "
                              "one account's last sync, last success and verdict; forget: the "
                              "account to delete")
+    parser.add_argument("--accounts-file", default=None, metavar="PATH",
+                        help="the accounts to sync, JSON Lines (one {\"name\", \"access_token\"} "
+                             "object a line; README, Partners): for sync, status, report and "
+                             "forget, instead of accounts_file under [sources.zap_runs]")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="sync only the accounts whose stable hash falls in shard I of N "
                              "(0 <= I < N), as its own pipeline with 1/N of requests_per_minute; "

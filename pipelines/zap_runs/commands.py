@@ -15,15 +15,15 @@ from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
-from .accounts import parse_shard
+from .accounts import configured, parse_shard
 from .errors import (
     ConfigError,
-    SomeAccountsFailed,
     ZapRunsError,
     first_line,
     missing_config,
     unwrap,
 )
+from .failed_accounts import failure_of
 from .locks import SyncLock
 from .models import build_models
 from .oauth import DEFAULT_STORE
@@ -59,7 +59,20 @@ def source_overrides(args: argparse.Namespace) -> dict:
         out["full_refresh"] = True
     if getattr(args, "shard", None):
         out["shard"] = args.shard
+    if getattr(args, "accounts_file", None):
+        out["accounts_file"] = accounts_file(args)
     return out
+
+
+def accounts_file(args: argparse.Namespace) -> str | None:
+    """--accounts-file as an absolute path, checked to be a file; else None."""
+    if not args.accounts_file:
+        return None
+    path = Path(args.accounts_file).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"--accounts-file {args.accounts_file}: no such file; give the path of "
+                          "a JSON Lines file of accounts (README, Partners).")
+    return str(path)
 
 
 def shard_pipeline(args: argparse.Namespace, config: SyncConfig) -> dlt.Pipeline:
@@ -90,14 +103,15 @@ def sync_command(args: argparse.Namespace) -> int:
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
     failed = result.failed_accounts
+    if failed and all(a.result == "invalid" for a in result.accounts):
+        raise ConfigError(f"no account entry could be read ({len(failed)} bad): {failed[0].error}")
     if failed and len(failed) == len(result.accounts):
         raise ZapRunsError(f"every account failed ({len(failed)}): {failed[0].account}: "
                            f"{failed[0].error}; see the summary above.")
-    if failed:
-        names = ", ".join(a.account for a in failed[:5]) + (" ..." if len(failed) > 5 else "")
-        raise SomeAccountsFailed(f"{len(failed)} of {len(result.accounts)} accounts failed or were "
-                                 f"skipped ({names}); the others are loaded. See the summary "
-                                 "above and `python -m pipelines.zap_runs status`.")
+    error = failure_of(result.accounts, "See the summary above and `python -m pipelines.zap_runs "
+                                        "status`.")
+    if error is not None:
+        raise error
     return 0
 
 
@@ -195,7 +209,9 @@ def status_command(args: argparse.Namespace) -> int:
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         raise ConfigError(f"status reads the sync log, a SQL table; {args.destination!r} is not a "
                           "SQL destination.")
-    status = read_status(pipeline, max_age, args.account)
+    # With many accounts configured, one that is not among them is no longer synced.
+    status = read_status(pipeline, max_age, args.account,
+                         configured=set(configured(accounts_file(args))))
     if args.json:
         print(status_json(status, pipeline.destination.destination_name, pipeline.dataset_name))
     else:
@@ -257,5 +273,8 @@ def forget_command(args: argparse.Namespace) -> int:
           f"{' and its token store' if done.token_store else ''} deleted")
     if pipeline.destination.destination_name in SQL_DIALECTS:
         print(rebuild_models(pipeline))
-    print(f"Remove {args.account!r} from the configured accounts, or the next sync reads it again.")
+    where = configured(accounts_file(args)).get(args.account)
+    if where:
+        print(f"{args.account!r} is still configured ({where}): remove it, or the next sync reads "
+              "it again.")
     return 0

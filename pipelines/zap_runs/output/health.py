@@ -16,9 +16,10 @@ LISTED = 10  # names an unknown --account's message lists; more are pointed to
 
 
 def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | None = None,
-                now: datetime | None = None) -> Status:
-    """The Status of the pipeline's dataset (`account`: of that account alone); an unknown
-    account is a ConfigError that says which accounts there are."""
+                now: datetime | None = None, configured: set[str] | None = None) -> Status:
+    """The Status of the pipeline's dataset (`account`: of that account alone; `configured`:
+    the account names the configuration holds, when known); an unknown account is a
+    ConfigError that says which accounts there are."""
     where = f"{pipeline.destination.destination_name} dataset {pipeline.dataset_name!r}"
     try:
         accounts = account_states(pipeline)
@@ -39,7 +40,7 @@ def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | Non
         raise ConfigError(unknown_account(account, [a["account_id"] for a in accounts], where,
                                           pipeline.dataset_name))
     return Status(where, now or datetime.now(UTC), max_age_hours, pass_facts(rows), success,
-                  newest, accounts, account)
+                  newest, accounts, account, frozenset(configured) if configured else None)
 
 
 def unknown_account(name: str, known: list[str], where: str, dataset: str) -> str:

@@ -28,11 +28,12 @@ def gone_accounts(accounts: list[dict], max_age_hours: float) -> list[dict]:
             if (latest - a["started_at"]).total_seconds() > max_age_hours * 3600]
 
 
-def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime
-                      ) -> tuple[list[dict], list[dict]]:
+def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime,
+                      gone: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
     """(failing: the last sync of the account failed or was skipped, stale: no success within
-    max_age_hours) among the sync log's accounts (synclog.account_states) still synced."""
-    gone = gone_accounts(accounts, max_age_hours)
+    max_age_hours) among the sync log's accounts (synclog.account_states) still synced (all but
+    `gone`, by default gone_accounts)."""
+    gone = gone_accounts(accounts, max_age_hours) if gone is None else gone
     accounts = [a for a in accounts if a not in gone]
     failing = [a for a in accounts if a["result"] in ("failed", "skipped")]
     stale = [a for a in accounts if a not in failing and is_stale(
@@ -54,6 +55,9 @@ class Status:
     newest: datetime | None
     accounts: list[dict]
     account: str | None = None
+    # The configured account names, when known (--accounts-file, secrets.toml tables): an
+    # account of the log that is not among them is no longer synced, whatever its age.
+    configured: frozenset[str] | None = None
     failing: list[dict] = field(init=False)
     stale_accounts: list[dict] = field(init=False)
     gone: list[dict] = field(init=False)
@@ -62,8 +66,9 @@ class Status:
         self.failing, self.stale_accounts, self.gone = [], [], []
         if self.account is None and len(self.accounts) < 2:
             return  # one account: its health is the sync's
-        failing, stale = troubled_accounts(self.accounts, self.max_age_hours, self.now)
-        gone = gone_accounts(self.accounts, self.max_age_hours)
+        gone = ([a for a in self.accounts if a["account_id"] not in self.configured]
+                if self.configured else gone_accounts(self.accounts, self.max_age_hours))
+        failing, stale = troubled_accounts(self.accounts, self.max_age_hours, self.now, gone)
         # One account's: judged among all (no longer synced is relative to the others).
         if self.account is not None:
             failing, stale, gone = ([a for a in group if a["account_id"] == self.account]
