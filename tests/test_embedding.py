@@ -63,3 +63,46 @@ def test_raise_on_failed_accounts_false_only_returns(two_accounts, tmp_path):
     assert info.loads_ids
     # And the pipeline's load is dlt's own again: a later run that fails nothing returns.
     assert "load" not in pipeline.__dict__
+
+
+def test_the_source_iterated_by_hand_raises_at_the_end(two_accounts, tmp_path):
+    sim = two_accounts
+    tokens = {"acme": sim.accounts["acme"].token, "globex": "wrong"}
+    rows = []
+    with pytest.raises(Exception) as raised:  # dlt wraps what a resource raises
+        for item in source(sim, tokens):  # no pipeline: nothing to wait for
+            rows.append(item)
+    error = raised.value
+    while error is not None and not isinstance(error, SomeAccountsFailed):
+        error = error.__cause__ or error.__context__
+    assert rows and [a.account for a in error.failed] == ["globex"]
+    assert not (tmp_path / "dlt-data" / "pipelines").exists(), "no default pipeline was made"
+
+
+def test_logged_sync_returns_failed_accounts_whatever_the_source_argument(two_accounts, tmp_path):
+    from pipelines.zap_runs.pipeline import logged_sync
+
+    from .warehouse import duckdb_pipeline
+
+    sim = two_accounts
+    pipeline = duckdb_pipeline(tmp_path / "l.duckdb")
+    accounts = [{"name": "acme", "access_token": sim.accounts["acme"].token},
+                {"name": "globex", "access_token": "wrong"}]
+    result = logged_sync(pipeline, base_url=sim.base_url, accounts=accounts,
+                         raise_on_failed_accounts=True, **FAST)
+    assert [a.account for a in result.failed_accounts] == ["globex"]
+    with pipeline.sql_client() as client:
+        log = dict(client.execute_sql("select account_id, result from zapier.zap_runs_sync_log"))
+    assert log == {"acme": "success", "globex": "failed"}
+
+
+def test_steps_run_one_by_one_raise_at_the_load_of_the_package(two_accounts, tmp_path):
+    sim = two_accounts
+    pipeline = plain_pipeline(tmp_path)
+    tokens = {"acme": sim.accounts["acme"].token, "globex": "wrong"}
+    pipeline.extract(source(sim, tokens))
+    pipeline.normalize()
+    with pytest.raises(SomeAccountsFailed) as raised:
+        pipeline.load()
+    assert raised.value.load_info.loads_ids and "load" not in pipeline.__dict__
+    assert pipeline.load() is not None  # dlt's own again: nothing pending, nothing raised

@@ -28,7 +28,7 @@ def test_a_bad_since_is_no_account_and_status_stays_well(sim_env, tmp_path, caps
     assert main(["--since", "2030-01-01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("error: since '2030-01-01' (--since or [sources.zap_runs] since) is in the "
-                       "future: give the date to read runs from, today or earlier.")
+                       "future: give the date to read runs from, today or earlier (dates are UTC).")
     assert [row[:2] for row in log_rows(tmp_path / "zap_runs.duckdb")] == [("default", "success")]
     assert main(["status"]) == 0
     assert "FAILING" not in capsys.readouterr().out
@@ -116,6 +116,9 @@ def test_accounts_file_option_is_checked_and_forget_names_where_it_is(accounts_s
     assert main(["status", "--accounts-file", str(file)]) == 4
     assert "FAILING        globex" in capsys.readouterr().out
     assert main(["report", "--accounts-file", str(file), "--output", str(tmp_path / "r.html")]) == 0
+    assert "globex" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert main(["report", "--accounts-file", str(only_acme), "--output", str(tmp_path / "a.html")]) == 0
+    assert "globex" not in (tmp_path / "a.html").read_text(encoding="utf-8")
     assert main(["forget", "--account", "globex", "--accounts-file", str(file)]) == 0
     out = capsys.readouterr().out
     assert f"'globex' is still configured ({file} line 2): remove it" in out
@@ -128,3 +131,40 @@ def test_a_window_never_ends_before_it_starts(sim_env, capsys):
     later = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert main(["--since", later]) == 2
     assert "in the future" in capsys.readouterr().err
+
+
+def test_a_failed_account_and_a_bad_entry_are_told_apart(accounts_sim, tmp_path, monkeypatch, capsys):
+    sim = accounts_sim
+    file = tmp_path / "accounts.jsonl"
+    lines = [json.dumps({"name": "acme", "access_token": "revoked"}),
+             json.dumps({"name": "globex", "access_token": sim.accounts["globex"].token}), "[1, 2"]
+    file.write_text("\n".join(lines) + "\n")
+    set_env(monkeypatch, base_url=sim.base_url, requests_per_minute=0, backoff_base=0.01)
+    assert main(["--accounts-file", str(file)]) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    where = f"{file} line 3"
+    assert err.startswith("error: 1 of 2 accounts failed or were skipped (acme); 1 bad entry in the "
+                          f"accounts configuration ({where}: not a JSON object"), err
+    assert err.count(where) == 1 and "the others are loaded" in err
+    file.write_text("\n".join([lines[0], lines[2]]) + "\n")
+    assert main(["--accounts-file", str(file)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: every account failed (1): acme: ") and where not in err
+
+
+def test_phantom_accounts_of_older_versions_become_bad_entries(sim_env, tmp_path, capsys):
+    assert main([]) == 0
+    db = tmp_path / "zap_runs.duckdb"
+    with duckdb.connect(str(db)) as con:  # as an older version logged a bad line
+        con.execute("insert into zapier.zap_runs_sync_log (sync_id, started_at, ended_at, result, "
+                    "account_id, error) values ('old', now(), now(), 'failed', "
+                    "'accounts_bad.jsonl line 4', 'not a JSON object')")
+    assert main([]) == 0
+    rows = log_rows(db)
+    assert (None, "invalid", "accounts_bad.jsonl line 4: not a JSON object") in rows
+    assert all(r[0] in ("default", None) for r in rows)
+    with duckdb.connect(str(db), read_only=True) as con:
+        marts = {r[0] for r in con.execute("select account_id from zapier.account_health").fetchall()}
+    assert marts == {"default"}
+    assert main(["status"]) == 0
+    assert "accounts_bad" not in capsys.readouterr().out

@@ -3,6 +3,7 @@ belong to the folder a sync runs in, never to the one where a pipeline of the na
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -127,3 +128,57 @@ def test_project_keys_tell_folders_apart(tmp_path, name):
     one, two = tmp_path / "x" / name, tmp_path / "y" / name
     assert project.project_key(one) != project.project_key(two)
     assert project.project_key(one).startswith(name.replace(" ", "_").replace("!", "_"))
+
+
+def test_the_duckdb_file_is_the_configured_one_in_every_form(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    here = tmp_path.resolve()
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__DATABASE", "data2.duckdb")
+    assert project.duckdb_credentials("zap_runs") == str(here / "data2.duckdb")
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__DATABASE")
+    for configured, expected in [("duckdb:///rel/x.duckdb", str(here / "rel" / "x.duckdb")),
+                                 ("duckdb:////abs/x.duckdb", "/abs/x.duckdb"),
+                                 ("md:my_db", None), (":memory:", None)]:
+        monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", configured)
+        assert project.duckdb_credentials("zap_runs") == expected, configured
+
+
+def test_a_pipelines_folder_that_cannot_be_made_is_one_line(sim_env, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__PIPELINES_DIR", str(tmp_path / "a-file" / "pipelines"))
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot create the pipelines folder") and "pipelines_dir" in err[-1]
+
+
+def test_the_upgrade_adopts_by_the_folder_dlt_ran_in(sim_env, tmp_path, monkeypatch, caplog):
+    shared = Path(os.environ["DLT_DATA_DIR"]) / "pipelines"
+    work = tmp_path / "cron-cwd"
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__PIPELINES_DIR", str(shared))
+    sync_in(work, sim_env, monkeypatch, caplog)
+    monkeypatch.delenv("SOURCES__ZAP_RUNS__PIPELINES_DIR")
+    # A scheduler that sets DLT_PROJECT_DIR and runs from another folder: dlt recorded the
+    # folder it ran in, where the DuckDB file is.
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(tmp_path / "project"))
+    said = sync_in(work, sim_env, monkeypatch, caplog)
+    assert "moved this project's dlt working folder" in said
+    assert (project.pipelines_dir(folder=tmp_path / "project") / "zap_runs").is_dir()
+    with duckdb.connect(str(work / "zap_runs.duckdb"), read_only=True) as con:
+        windows = [r[0] for r in con.execute(
+            "select window_from from zapier.zap_runs_sync_log order by started_at").fetchall()]
+    assert windows[0] is None and windows[1] is not None, "went on from the adopted cursor"
+
+
+def test_a_move_across_disks_copies_then_renames_into_place(tmp_path):
+    old, new = tmp_path / "shared" / "zap_runs", tmp_path / "project" / "zap_runs"
+    (old / "load" / "loaded").mkdir(parents=True)
+    (old / "state.json").write_text("{}")
+    new.parent.mkdir()
+    (new.parent / ".zap_runs.adopting").mkdir()  # left by a copy cut off before
+
+    def other_disk(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    project._move(old, new, rename=other_disk)
+    assert not old.exists() and (new / "state.json").read_text() == "{}"
+    assert (new / "load" / "loaded").is_dir() and not (new.parent / ".zap_runs.adopting").exists()

@@ -40,7 +40,7 @@ zap-runs sync into duckdb dataset 'zapier': OK
   open runs  40 still open
   requests   37 (1 retries, 0 rate limited)
   rate limit 0.6 min used, at 60 requests a minute
-  needed     about 18 requests to read what changed
+  needed     about 18 requests to read what changed, plus 27 to stay exact (lookback, late and unlisted runs)
   elapsed    41.2 s (38.5 s fetching)"""
 
 
@@ -50,7 +50,8 @@ def test_verbose_adds_the_split_by_purpose_the_budget_and_the_ratio():
         "  open runs  40 still open, 6 re-check windows",
         "  requests   37 (1 retries, 0 rate limited)",
         "  rate limit 0.6 min used, at 60 requests a minute",
-        "  needed     about 18 requests to read what changed",
+        "  needed     about 18 requests to read what changed, plus 27 to stay exact (lookback, late "
+        "and unlisted runs)",
         "  spent on   1 new runs, 1 open listing, 1 error listing, 6 re-checks of changed runs",
         "  apart      1 lookback, 24 unlisted-status checks, 2 late failures, 1 retries",
         "  budget     B 18 (what changed), ratio 0.50 (1.94 with unlisted-status checks and late "

@@ -94,7 +94,7 @@ def zap_runs_source(
                           "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
     if since_at is not None and since_at > utcnow():
         raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is in the future: "
-                          "give the date to read runs from, today or earlier.")
+                          "give the date to read runs from, today or earlier (dates are UTC).")
     shared = {"client_id": client_id, "client_secret": client_secret}
     accounts = _json_value(accounts, "accounts")
     data_policy = _json_value(data_policy, "data_policy")
@@ -126,8 +126,8 @@ def zap_runs_source(
                           timedelta(hours=replay_horizon_hours), page_limit, full_refresh, gaps,
                           backfill_pages_per_pass if many else None)
     reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
-                   isolate=many, default=account_name)
-    reader.raise_on_failed = raise_on_failed_accounts and many
+                   isolate=many, default=account_name,
+                   raise_on_failed=raise_on_failed_accounts and many)
     return zap_runs(reader)
 
 

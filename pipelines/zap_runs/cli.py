@@ -26,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
                     ".dlt/secrets.toml under [sources.zap_runs], or SOURCES__ZAP_RUNS__* env vars.",
         epilog="Exit codes: 0 synced, 1 the sync failed (with many accounts: every account "
                "failed; status: the data is stale), 2 bad configuration or arguments, 3 another "
-               "sync of the pipeline was still running, 4 some accounts failed or were skipped "
-               "and the others loaded (status: some accounts are failing or stale).")
+               "sync of the pipeline was still running, 4 some accounts failed or were skipped, "
+               "or account entries are bad, and the others loaded (status: some accounts are "
+               "failing or stale, or the last pass met bad entries).")
     parser.add_argument("command", nargs="?", default="sync",
                         choices=["sync", "models", "report", "status", "forget"],
                         help="sync (default): load new and changed runs; models: rebuild the SQL "

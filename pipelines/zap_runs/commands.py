@@ -27,6 +27,7 @@ from .failed_accounts import failure_of
 from .locks import SyncLock
 from .models import build_models
 from .oauth import DEFAULT_STORE
+from .outcomes import NOT_LOADED
 from .output.health import read_status
 from .output.progress import display_for
 from .output.report import print_report
@@ -102,10 +103,12 @@ def sync_command(args: argparse.Namespace) -> int:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
-    failed = result.failed_accounts
-    if failed and all(a.result == "invalid" for a in result.accounts):
-        raise ConfigError(f"no account entry could be read ({len(failed)} bad): {failed[0].error}")
-    if failed and len(failed) == len(result.accounts):
+    real = [a for a in result.accounts if a.result != "invalid"]
+    if result.accounts and not real:
+        bad = result.failed_accounts
+        raise ConfigError(f"no account entry could be read ({len(bad)} bad): {bad[0].error}")
+    failed = [a for a in real if a.result in NOT_LOADED]
+    if failed and len(failed) == len(real):
         raise ZapRunsError(f"every account failed ({len(failed)}): {failed[0].account}: "
                            f"{failed[0].error}; see the summary above.")
     error = failure_of(result.accounts, "See the summary above and `python -m pipelines.zap_runs "
@@ -186,8 +189,9 @@ def report_command(args: argparse.Namespace) -> int:
     pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
     if pipeline.destination.destination_name not in SQL_DIALECTS:
         raise ConfigError(f"the report reads SQL models; {args.destination!r} is not a SQL destination.")
+    names = set(configured(accounts_file(args)))  # with --accounts-file: those accounts only
     try:
-        path = write_report(pipeline, args.output, account=args.account)
+        path = write_report(pipeline, args.output, account=args.account, configured=names)
     except ZapRunsError:
         raise  # an unknown --account says so itself
     except OSError as exc:
@@ -262,6 +266,8 @@ def forget_command(args: argparse.Namespace) -> int:
         raise ConfigError("forget needs --account NAME (the account whose data to delete).")
     config = sync_config()
     pipeline = shard_pipeline(args, config)
+    # Read before anything is deleted: a bad --accounts-file stops here, not half-way.
+    where = configured(accounts_file(args)).get(args.account)
     store = dlt.config.get("sources.zap_runs.token_store_path") or DEFAULT_STORE
     with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
                   config.overlap_wait_seconds):
@@ -273,7 +279,6 @@ def forget_command(args: argparse.Namespace) -> int:
           f"{' and its token store' if done.token_store else ''} deleted")
     if pipeline.destination.destination_name in SQL_DIALECTS:
         print(rebuild_models(pipeline))
-    where = configured(accounts_file(args)).get(args.account)
     if where:
         print(f"{args.account!r} is still configured ({where}): remove it, or the next sync reads "
               "it again.")

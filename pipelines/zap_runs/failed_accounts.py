@@ -3,9 +3,9 @@
 dlt gap: a source cannot fail a run after its data is loaded. Raising in the resource fails the
 extract step, and dlt then discards the whole package (every other account's runs and state);
 logging alone lets an orchestrator's task go green while a user's data stops. So the resource,
-at the end of a pass with failed accounts, wraps `load` of the running pipeline (one call, this
-package only): dlt's `run` ends with `self.load(...)`, and the wrapper raises SomeAccountsFailed
-after it returned. tests/test_embedding.py pins that dlt behaviour.
+at the end of a pass with failed accounts, wraps `load` of the running pipeline until it has
+loaded this package: dlt's `run` ends with `self.load(...)`, and the wrapper raises
+SomeAccountsFailed after it returned. tests/test_embedding.py pins that dlt behaviour.
 """
 
 from __future__ import annotations
@@ -23,36 +23,59 @@ log = logging.getLogger(__name__)
 
 def failure_of(accounts: list[AccountOutcome], after: str = "") -> SomeAccountsFailed | None:
     """The error a pass's outcomes call for (its message ending in `after`, else the first
-    failure), or None when every account synced (or waits)."""
-    failed = [a for a in accounts if a.result in NOT_LOADED]
-    if not failed:
+    failure), or None when every account synced (or waits). Bad entries of the configuration
+    are counted apart: they are no accounts."""
+    real = [a for a in accounts if a.result != "invalid"]
+    failed = [a for a in real if a.result in NOT_LOADED]
+    bad = [a for a in accounts if a.result == "invalid"]
+    if not failed and not bad:
         return None
-    names = ", ".join(a.account for a in failed[:5]) + (" ..." if len(failed) > 5 else "")
-    loaded = "none of the accounts was loaded" if len(failed) == len(accounts) else \
-        "the others are loaded"
-    return SomeAccountsFailed(f"{len(failed)} of {len(accounts)} accounts failed, were skipped or "
-                              f"are bad entries ({names}); {loaded}. "
-                              + (after or f"First: {failed[0].account}: {failed[0].error}"),
-                              failed=failed, accounts=list(accounts))
+    parts = []
+    if failed:
+        names = ", ".join(a.account for a in failed[:5]) + (" ..." if len(failed) > 5 else "")
+        parts.append(f"{len(failed)} of {len(real)} accounts failed or were skipped ({names})")
+    if bad:
+        parts.append(f"{len(bad)} bad {'entry' if len(bad) == 1 else 'entries'} in the accounts "
+                     f"configuration ({bad[0].error}{' ...' if len(bad) > 1 else ''})")
+    loaded = "no account was loaded" if len(failed) == len(real) else "the others are loaded"
+    first = f"First: {failed[0].account}: {failed[0].error}" if failed else ""
+    return SomeAccountsFailed(f"{'; '.join(parts)}; {loaded}. {after or first}".rstrip(),
+                              failed=failed + bad, accounts=list(accounts))
 
 
 def raise_after_load(accounts: list[AccountOutcome]) -> None:
-    """Make the running pipeline's next `load` of this package raise SomeAccountsFailed after it
-    completed (called from the resource, during extract)."""
+    """Make the running pipeline's load of this package raise SomeAccountsFailed once it is
+    done (called from the resource at the end of a pass); outside a pipeline (the source
+    iterated by hand) there is no load to wait for, and it raises at once."""
     error = failure_of(accounts)
     if error is None:
         return
+    try:
+        load_id = dlt.current.load_package_state()["load_id"]
+    except Exception:  # noqa: BLE001 - no load package: not extracted by a pipeline
+        raise error from None
     pipeline = dlt.current.pipeline()
-    load_id = dlt.current.load_package_state()["load_id"]
+    installed = pipeline.__dict__.get("load")
+    if installed is not None and getattr(installed, "pending", None) is not None:
+        installed.pending.setdefault(load_id, []).append(error)  # a second source in the run
+        return
     original: Callable = pipeline.load
 
     def load(*args, **kwargs):
-        pipeline.__dict__.pop("load", None)  # one call: dlt's own method again
+        # A load that fails leaves this in place for the retry of the package; a load that
+        # loads it raises, and dlt's own method is back.
         info = original(*args, **kwargs)
-        if load_id in getattr(info, "loads_ids", ()):
-            error.load_info = info
-            raise error
-        log.warning("a pass whose accounts failed was not loaded by this load: %s", error)
-        return info
+        errors = [e for loaded in getattr(info, "loads_ids", ()) for e in load.pending.pop(loaded, [])]
+        if not load.pending:
+            pipeline.__dict__.pop("load", None)
+        if not errors:
+            return info
+        first = errors[0]
+        for other in errors[1:]:
+            first.failed += other.failed
+            first.accounts += other.accounts
+        first.load_info = info
+        raise first
 
+    load.pending = {load_id: [error]}
     pipeline.load = load

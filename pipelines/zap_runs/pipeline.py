@@ -73,7 +73,7 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     """The dlt pipeline; destination credentials come the dlt way (config, env) unless given,
     `config` is resolved from [sources.zap_runs] unless given. Its working folder is in
     `pipelines_dir`, else this project's (project.py), and a DuckDB file without configured
-    credentials is `<project>/<pipeline_name>.duckdb`. `own_staging`: a shard, one of
+    credentials is `<pipeline_name>.duckdb` in the folder it runs in. `own_staging`: a shard, one of
     several pipelines loading into the dataset at once, merges through a staging dataset of its
     own (<dataset>_<pipeline>_staging): dlt empties the staging tables at each load, and a
     shared one lost or doubled the other shard's rows."""
@@ -101,15 +101,20 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         # gzip would cost a quarter of extraction's time for nothing.
         dlt.config[EXTRACT_COMPRESSION] = True
     if pipelines_dir is None:
-        folder = project.pipelines_dir(config.pipelines_dir)
-        project.adopt_shared_folder(pipeline_name, folder)
+        folder = project.writable(project.pipelines_dir(config.pipelines_dir))
+        project.adopt_shared_folder(pipeline_name, folder, config.overlap_wait_seconds)
         pipelines_dir = str(folder)
-    _state_destination.before = None
-    pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                            pipelines_dir=pipelines_dir)
-    if _state_destination.before:
+    said = _StateDestinationWarnings()  # this pipeline's only: other pipelines keep dlt's words
+    dlt_log = logging.getLogger("dlt")
+    dlt_log.addFilter(said)
+    try:
+        pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
+                                pipelines_dir=pipelines_dir)
+    finally:
+        dlt_log.removeFilter(said)
+    if said.before:
         log.info("pipeline %s last ran with %s; it loads into %s now, as configured",
-                 pipeline_name, _state_destination.before, destination)
+                 pipeline_name, said.before, destination)
     # A new DuckDB file in a format dashboard tools open.
     prepare_duckdb_file(pipeline, config.duckdb_storage_version)
     return pipeline
@@ -119,9 +124,9 @@ EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
 
 
 class _StateDestinationWarnings(logging.Filter):
-    """dlt warns, at each state restore until a load succeeds, that the destination in the
-    pipeline's local state differs from the configured one: the configured one wins, and
-    make_pipeline says so once in the project's words instead (`before`: the state's)."""
+    """dlt warns, when it restores a pipeline whose local state names another destination, that
+    the state's is ignored: the configured one wins, and make_pipeline says so once in the
+    project's words instead (`before`: the state's)."""
 
     before: str | None = None
 
@@ -133,8 +138,6 @@ class _StateDestinationWarnings(logging.Filter):
         return not text.startswith("The state staging destination")
 
 
-_state_destination = _StateDestinationWarnings()
-logging.getLogger("dlt").addFilter(_state_destination)
 
 
 def refuse_shards_into(destination: str) -> None:
@@ -208,7 +211,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     if shard:
         refuse_shards_into(pipeline.destination.destination_name)
     # The sync log and the exit code tell of failed accounts here, after the repairs below.
-    source = zap_runs_source(progress=progress, **{"raise_on_failed_accounts": False, **source_args})
+    source = zap_runs_source(progress=progress, **{**source_args, "raise_on_failed_accounts": False})
     prepare_source(source, pipeline, config)  # the real merge, or refused before any request
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
     pipeline.sync_destination()

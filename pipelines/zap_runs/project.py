@@ -7,15 +7,17 @@ user, and restores from it where the pipeline first ran).
 - The pipelines folder is `pipelines_dir` under [sources.zap_runs] when set; else, when
   `DLT_DATA_DIR` is set (dlt's data folder), `$DLT_DATA_DIR/pipelines/<project>-<hash>`, one per
   project under it; else `<project>/.dlt/pipelines` (git-ignored).
-- The default DuckDB file is `<project>/<pipeline name>.duckdb`, an absolute path: dlt would put
-  it where the pipeline first ran.
+- The default DuckDB file is `<pipeline name>.duckdb` in the folder the sync runs in (dlt's local
+  folder: the working directory, or DLT_LOCAL_DIR), an absolute path: dlt would put it where the
+  pipeline first ran.
 - A working folder that an earlier version left in dlt's shared folder is moved into the
   project's on the first run after the upgrade, when it belongs to this project (dlt records the
-  folder a pipeline first ran in); else it is left to its project and that is said once.
+  local folder a pipeline first ran in); else it is left to its project and that is said once.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -25,6 +27,9 @@ from pathlib import Path
 
 import dlt
 from dlt.common.known_env import DLT_DATA_DIR
+
+from .errors import ConfigError
+from .locks import SyncLock
 
 log = logging.getLogger(__name__)
 
@@ -59,27 +64,60 @@ def pipelines_dir(configured: str | None = None, folder: Path | None = None) -> 
     return project / ".dlt" / "pipelines"
 
 
+def local_dir() -> Path:
+    """The folder dlt puts local files in, DuckDB files among them: the working directory, or
+    DLT_LOCAL_DIR. dlt records it as a pipeline's initial_cwd when the pipeline first runs."""
+    return Path(dlt.current.run_context().local_dir).resolve()
+
+
+def writable(folder: Path) -> Path:
+    """`folder`, made if missing; ConfigError when this user cannot (a read-only checkout)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the pipelines folder {folder} ({exc.strerror}): set "
+                          "pipelines_dir under [sources.zap_runs] (or SOURCES__ZAP_RUNS__"
+                          "PIPELINES_DIR) to a folder this user can write.") from None
+    return folder
+
+
 def duckdb_credentials(pipeline_name: str) -> str | None:
-    """The DuckDB file of a pipeline: the configured path (destination.duckdb.credentials, a
-    path or a table with `database`) made absolute against the project folder, else
-    `<project>/<pipeline_name>.duckdb`; None when the configured value is no file path (a
-    connection string, :memory:) and dlt is to resolve it."""
-    for key in (f"{pipeline_name}.destination.duckdb.credentials", "destination.duckdb.credentials"):
-        value = dlt.secrets.get(key)
+    """The DuckDB file of a pipeline: the configured one (destination.duckdb.credentials, as a
+    path, a duckdb:/// string or a table with `database`), a relative path taken from the local
+    folder as dlt does; else `<local folder>/<pipeline_name>.duckdb`, never where the pipeline
+    first ran. None when the configured value is no file (:memory:, MotherDuck) and dlt is to
+    resolve it."""
+    for scope in (f"{pipeline_name}.destination.duckdb", "destination.duckdb"):
+        value = _configured(f"{scope}.credentials")
         if isinstance(value, Mapping):
             value = value.get("database")
+        if not isinstance(value, str) or not value.strip():
+            value = _configured(f"{scope}.credentials.database")
         if isinstance(value, str) and value.strip():
-            value = value.strip()
-            if value.startswith(":") or "://" in value:
-                return None
-            path = Path(value).expanduser()
-            return str(path if path.is_absolute() else project_dir() / path)
-    return str(project_dir() / f"{pipeline_name}.duckdb")
+            return _file_of(value.strip())
+    return str(local_dir() / f"{pipeline_name}.duckdb")
 
 
-def adopt_shared_folder(pipeline_name: str, target: Path) -> None:
+def _configured(key: str) -> object:
+    value = dlt.secrets.get(key)
+    return value if value is not None else dlt.config.get(key)
+
+
+def _file_of(value: str) -> str | None:
+    value = value.removeprefix("duckdb:///")
+    if value.startswith((":", "md:", "motherduck:")) or "://" in value:
+        return None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else local_dir() / path)
+
+
+def adopt_shared_folder(pipeline_name: str, target: Path, wait_seconds: float) -> None:
     """Move the pipeline's working folder from dlt's shared folder into `target` (this project's
-    pipelines folder) when an earlier version left it there for this project; say so once."""
+    pipelines folder) when an earlier version left it there for this project; say so once.
+
+    Under both folders' sync locks (an older sync may still be running, another command of
+    this project may be adopting it too), and never half-done: a rename, or across disks a
+    copy renamed into place before the old folder goes."""
     if (target / pipeline_name).exists():
         return
     shared = shared_pipelines_dir()
@@ -87,16 +125,33 @@ def adopt_shared_folder(pipeline_name: str, target: Path) -> None:
     if not old.is_dir() or shared.resolve() == target.resolve():
         return
     owner = _first_run_folder(pipeline_name, shared)
-    project = project_dir()
-    if owner is None or owner != project:
+    if owner is None or owner != local_dir():
         where = f"for {owner}, where it first ran" if owner else "(its first folder is unknown)"
         log.warning("left dlt's shared working folder %s %s; this project keeps its own in %s "
-                    "(its state comes from its own destination)", old, where, target / pipeline_name)
+                    "(its state is read from its own destination)", old, where,
+                    target / pipeline_name)
         return
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(old), str(target / pipeline_name))
+    writable(target)
+    with SyncLock(target / f"{pipeline_name}.lock", wait_seconds), \
+            SyncLock(shared / f"{pipeline_name}.lock", wait_seconds):
+        if (target / pipeline_name).exists() or not old.is_dir():
+            return  # another command of this project adopted it meanwhile
+        _move(old, target / pipeline_name)
     log.warning("moved this project's dlt working folder from %s to %s: each project keeps its "
                 "own pipelines now (pipelines_dir)", old, target / pipeline_name)
+
+
+def _move(old: Path, new: Path, rename=os.rename) -> None:
+    try:
+        rename(old, new)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        partial = new.with_name(f".{new.name}.adopting")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(old, partial, symlinks=True)
+        os.replace(partial, new)
+        shutil.rmtree(old)
 
 
 def _first_run_folder(pipeline_name: str, shared: Path) -> Path | None:

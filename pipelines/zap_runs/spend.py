@@ -57,6 +57,11 @@ class Spend:
     budget: Budget = field(default_factory=Budget)
 
     @property
+    def checks(self) -> int:
+        """Requests that keep a sync exact beyond B: the lookback, unlisted statuses, late failures."""
+        return sum(self.by_purpose[p] for p in ("lookback", "unlisted", "late"))
+
+    @property
     def in_budget(self) -> int:
         """The requests B is meant to bound."""
         return sum(self.by_purpose[purpose] for purpose in IN_BUDGET)

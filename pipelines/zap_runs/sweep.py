@@ -103,7 +103,8 @@ class Sweep:
 
     def __init__(self, accounts: list[Account], problems: list[tuple[str, str]],
                  policies: dict[str, object], connection: Connection, options: ReadOptions,
-                 progress: SyncProgress, *, isolate: bool, default: str) -> None:
+                 progress: SyncProgress, *, isolate: bool, default: str,
+                 raise_on_failed: bool = False) -> None:
         self.accounts = accounts
         self.policies = policies
         self.connection = connection
@@ -121,7 +122,7 @@ class Sweep:
         self.outcomes.extend(AccountOutcome(name, "invalid", now, now, message)
                              for name, message in problems)
         self._failing: dict[str, str] = {}  # account -> why, this pass
-        self.raise_on_failed = False  # a plain dlt run raises after the load (failed_accounts.py)
+        self.raise_on_failed = raise_on_failed  # a plain dlt run raises after its load
         # Pages the backfills of this pass may still read (backfill_pages_per_pass).
         self.backfill_left = options.backfill_pages or 0
 

@@ -99,6 +99,12 @@ def ensure_table(client, table: str, dialect: str) -> None:
     for name, kind in SPEND_COLUMNS.items():
         if name not in have:
             client.execute_sql(add_column(table, name, kind, dialect))
+    # Earlier versions logged a bad entry as a failed "account" named by its location (a file
+    # and line, or a table), which no account name can be (no spaces, no brackets): such rows
+    # become what they are, once.
+    client.execute_sql(f"update {table} set result = 'invalid', error = account_id || ': ' || "
+                       f"coalesce(error, ''), account_id = null where account_id like '% %' "
+                       f"or account_id like '%[%'")
 
 
 def _rows(client, sql: str, *args: object) -> list[dict]:

@@ -55,9 +55,10 @@ def _rows(client, sql: str, *args: object) -> list[dict]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def read_data(pipeline: dlt.Pipeline, account: str | None = None) -> Data:
-    """The marts' rows for `account` (every account when None); ConfigError for an account the
-    warehouse does not know."""
+def read_data(pipeline: dlt.Pipeline, account: str | None = None,
+              configured: set[str] | None = None) -> Data:
+    """The marts' rows for `account` (every account when None; of the `configured` accounts
+    only, when given: --accounts-file); ConfigError for an account the warehouse does not know."""
     with pipeline.sql_client() as client:
         def select(table: str, order: str, *conditions: str) -> list[dict]:
             if account is not None:
@@ -70,7 +71,9 @@ def read_data(pipeline: dlt.Pipeline, account: str | None = None) -> Data:
                                  "order by needs_attention desc, account_id")
         if account is not None and account not in {a["account_id"] for a in accounts}:
             raise unknown_account(account, sorted(a["account_id"] for a in accounts))
-        return Data(
+        if configured:
+            accounts = [a for a in accounts if a["account_id"] in configured]
+        data = Data(
             daily=select("zap_error_rates_daily", "day"),
             health=select("zap_health", "is_spiking desc, current_failure_streak desc, "
                                         "error_rate_7d desc nulls last, account_id, zap_id"),
@@ -86,6 +89,10 @@ def read_data(pipeline: dlt.Pipeline, account: str | None = None) -> Data:
                         f"count_runs_failing_7d desc, zap_title, step_number limit {TABLE_ROWS}"),
             account=account,
         )
+    if configured:  # accounts taken out of the configuration are left out of the page
+        for name in ("daily", "health", "steps", "durations"):
+            setattr(data, name, [r for r in getattr(data, name) if r["account_id"] in configured])
+    return data
 
 
 def unknown_account(account: str, known: list[str]) -> ConfigError:
@@ -290,9 +297,11 @@ def render(data: Data) -> str:
                        plotly=get_plotlyjs(), marker=json.dumps("zap-runs-report"), scope=scope)
 
 
-def write_report(pipeline: dlt.Pipeline, path: str | Path, account: str | None = None) -> Path:
-    """Write the dashboard of `account` (every account when None) to `path`; its absolute path."""
-    data = read_data(pipeline, account)
+def write_report(pipeline: dlt.Pipeline, path: str | Path, account: str | None = None,
+                 configured: set[str] | None = None) -> Path:
+    """Write the dashboard of `account` (every account when None; of the `configured` ones only,
+    when given) to `path`; its absolute path."""
+    data = read_data(pipeline, account, configured)
     target = Path(path).resolve()
     target.write_text(render(data), encoding="utf-8")
     return target

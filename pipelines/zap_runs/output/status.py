@@ -154,7 +154,7 @@ def pass_lines(last: PassFacts | None, now: datetime, verbose: bool) -> list[str
         lines.append(row("requests", f"{last.requests:,} ({last.retries or 0:,} retries, "
                                      f"{last.rate_limited or 0:,} rate limited)"))
     if last.budget is not None:
-        lines.append(row("needed", needed_text(last.budget)))
+        lines.append(row("needed", needed_text(last.budget, last.spend.checks if last.spend else 0)))
     if verbose and last.spend is not None:
         lines += [row(label, text) for label, text in last.spend.detail()]
     lines += [row("WARNING", warning) for warning in last.warnings[:SHOWN]]

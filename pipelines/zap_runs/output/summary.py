@@ -57,7 +57,7 @@ def format_summary(result, rate: float | None = DEFAULT_REQUESTS_PER_MINUTE, sha
         f"  requests   {result.requests:,} ({result.retries:,} retries, "
         f"{result.rate_limited:,} rate limited)",
         f"  rate limit {rate_text(result.requests, rate, share)}",
-        f"  needed     {needed_text(result.spend.budget.total)}",
+        f"  needed     {needed_text(result.spend.budget.total, result.spend.checks)}",
     ]
     if verbose:
         lines += [f"  {label:<{WIDTH}} {text}" for label, text in result.spend.detail()]

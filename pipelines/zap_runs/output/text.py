@@ -43,10 +43,13 @@ def minutes(requests: int, rate: float) -> str:
     return f"{spent * 60:.1f} s" if spent < 0.1 else f"{spent:,.1f} min"
 
 
-def needed_text(budget: int | None) -> str:
-    """What reading what changed takes (spend.Budget.total, B), in words."""
+def needed_text(budget: int | None, checks: int = 0) -> str:
+    """What reading what changed takes (spend.Budget.total, B), and the `checks` that keep a
+    sync exact beyond it (Spend.checks: lookback, unlisted statuses, late failures), in words."""
     if budget is None:
         return "not known (a sync log from an older version)"
-    if budget == 0:
-        return "1 request, to see that nothing had changed"
-    return f"about {budget:,} request{'s' * (budget != 1)} to read what changed"
+    text = "1 request, to see that nothing had changed" if budget == 0 else \
+        f"about {budget:,} request{'s' * (budget != 1)} to read what changed"
+    if checks:
+        text += f", plus {checks:,} to stay exact (lookback, late and unlisted runs)"
+    return text
