@@ -66,10 +66,10 @@ def source_overrides(args: argparse.Namespace) -> dict:
 
 
 def accounts_file(args: argparse.Namespace) -> str | None:
-    """--accounts-file as an absolute path, checked to be a file; else None."""
+    """--accounts-file, checked to be a file (as given: messages name it the user's way); else None."""
     if not args.accounts_file:
         return None
-    path = Path(args.accounts_file).expanduser().resolve()
+    path = Path(args.accounts_file).expanduser()
     if not path.is_file():
         raise ConfigError(f"--accounts-file {args.accounts_file}: no such file; give the path of "
                           "a JSON Lines file of accounts (README, Partners).")

@@ -203,7 +203,7 @@ class Sweep:
             outcome.retries = stats.retries - before[1]
             outcome.rate_limited = stats.rate_limited - before[2]
             outcome.fetched = len(progress.run_ids)
-            self._fold(progress, account.name)
+            self._fold(progress, account.name, loaded=outcome.result == "success")
 
     def _refused(self, account: Account, state: dict, outcome: AccountOutcome) -> bool:
         """Whether the account is skipped: its credentials were refused and have not changed
@@ -273,9 +273,10 @@ class Sweep:
 
         return part_end(count, from_date, now, self.backfill_left * o.page_limit), True
 
-    def _fold(self, account: SyncProgress, name: str) -> None:
-        """An account's progress into the pass's totals; its run ids are let go (memory stays
-        flat however many accounts a pass reads)."""
+    def _fold(self, account: SyncProgress, name: str, loaded: bool = True) -> None:
+        """An account's progress into the pass's totals (its window only when `loaded`: a failed
+        account's window is read again); its run ids are let go (memory stays flat however many
+        accounts a pass reads)."""
         total = self.progress
         total.done += len(account.run_ids)
         account.run_ids = set()
@@ -284,7 +285,7 @@ class Sweep:
         total.open_runs += account.open_runs
         label = f"account {name}: " if self.isolate else ""
         total.warnings.extend(f"{label}{warning}" for warning in account.warnings)
-        if account.window_to is not None:
+        if loaded and account.window_to is not None:
             if total.window_to is None or account.window_to > total.window_to:
                 total.window_to = account.window_to
             if account.window_from is not None and (
