@@ -19,7 +19,7 @@ from dlt.pipeline.helpers import retry_schema_update
 from . import project, settings, synclog, zap_runs_source
 from .clock import utcnow
 from .destinations import drop_stale_steps, lake_count, prepare_source
-from .duckdb_file import prepare_duckdb_file
+from .duckdb_file import duckdb_path, prepare_duckdb_file
 from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
 from .outcomes import NOT_LOADED, AccountOutcome, SyncProgress
@@ -59,6 +59,7 @@ class SyncResult:
     load_info: LoadInfo | None = None
     # One per account in a pass over many (sweep.py); empty for a single account.
     accounts: list[AccountOutcome] = field(default_factory=list)
+    location: str | None = None  # the DuckDB file written, for DuckDB
 
     @property
     def failed_accounts(self) -> list[AccountOutcome]:
@@ -259,6 +260,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         load_info=info,
         spend=progress.spend,
         accounts=list(progress.outcomes) if progress.many else [],
+        location=duckdb_path(pipeline),
     )
 
 

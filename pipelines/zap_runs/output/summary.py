@@ -64,6 +64,8 @@ def format_summary(result, rate: float | None = DEFAULT_REQUESTS_PER_MINUTE, sha
     lines.append(f"  elapsed    {result.elapsed:.1f} s ({result.fetching:.1f} s fetching)")
     if accounts:
         lines[1:1] = account_lines(accounts)
+    if getattr(result, "location", None):  # the file this sync wrote, as written
+        lines.insert(1, f"  file       {result.location}")
     lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]
     return "\n".join(lines)
 
