@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from pipelines.simulator import Simulator, WorldConfig
-from pipelines.simulator.accounts import account_mix, kind_of
+from pipelines.simulator.accounts import account_mix, heavy_mix, kind_of
 from pipelines.simulator.budget import snapshot, truth_budget
-from pipelines.simulator.cli import main
+from pipelines.simulator.cli import _print_accounts as print_accounts
+from pipelines.simulator.cli import build_parser, build_simulator, main
 from pipelines.zap_runs.cli import main as zap_runs
 
 from .contract import ERROR
@@ -203,6 +204,10 @@ def test_no_partner_limit_while_rate_limiting_is_off(serve):
     (["--accounts", "3", "--accounts-file", "no/such/folder/a.jsonl"],
      "cannot write --accounts-file no/such/folder/a.jsonl (No such file or directory)"),
     (["--partner-limit", "-1"], "--partner-limit: must be at least 0"),
+    (["--mix", "heavy"], "--mix picks the accounts of --accounts N: give both"),
+    (["--mix", "lumpy"], "--mix: invalid choice: 'lumpy'"),
+    (["--world-memory-mb", "50"], "--world-memory-mb bounds the worlds of the accounts of --accounts N"),
+    (["--accounts", "3", "--world-memory-mb", "-1"], "--world-memory-mb: must be at least 0"),
 ])
 def test_account_flags_that_cannot_work_exit_2_with_one_line(capsys, argv, named):
     try:
@@ -213,6 +218,28 @@ def test_account_flags_that_cannot_work_exit_2_with_one_line(capsys, argv, named
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("python -m pipelines.simulator: error: ") and named in err, err
+
+
+@pytest.mark.parametrize("bound,said", [
+    (["--world-memory-mb", "5"], "idle ones evicted past 5 MB (estimated)"),
+    (["--world-memory-mb", "0"], "never evicted"),
+    ([], "idle ones evicted past 1000 MB (estimated)"),
+])
+def test_the_heavy_mix_and_the_worlds_memory_bound_from_the_command_line(capsys, bound, said):
+    args = build_parser().parse_args(["--port", "0", "--accounts", "300", "--mix", "heavy",
+                                      "--seed", "3", *bound])
+    sim = build_simulator(args)
+    try:
+        assert [(name, account.config) for name, account in sim.accounts.items()] == heavy_mix(300, 3)
+        assert sim.worlds.memory_mb == {"5": 5, "0": None}.get(bound[-1] if bound else "", 1000)
+        print_accounts(sim, args)
+    finally:
+        sim.stop()
+    out = capsys.readouterr().out
+    assert "(300 accounts: heavy-tailed: 3 make half of the 6,000 runs a day, 27 two fifths, 270 a " \
+           "tenth; about 6,000 runs once all are built, each world on its account's first request)" in out
+    assert ("  accounts:      the heavy mix; mix seed 3; every account: history_days=1, "
+            f"error_scale=0.68, streaks_per_week=1; worlds: {said}\n") in out
 
 
 def _serve(*flags: str) -> tuple[subprocess.Popen, queue.Queue]:

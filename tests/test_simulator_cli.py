@@ -165,9 +165,11 @@ def test_a_profile_flag_is_the_profile_and_flags_given_win(profile):
     parse = build_parser().parse_args
     assert world_config(parse(["--profile", profile])) == WorldConfig.profile(profile)
     mine = world_config(parse(["--profile", profile, "--runs-per-day", "5", "--days", "3", "--seed", "2",
-                               "--delay-max-days", "9", "--late-replay-share", "0.3"]))
+                               "--delay-max-days", "9", "--late-replay-share", "0.3",
+                               "--error-scale", "0.5", "--streaks-per-week", "2"]))
     assert mine == WorldConfig.profile(profile, runs_per_day=5, history_days=3, seed=2,
-                                       delay_max_days=9, late_replay_share=0.3)
+                                       delay_max_days=9, late_replay_share=0.3, error_scale=0.5,
+                                       streaks_per_week=2)
 
 
 @pytest.mark.parametrize("argv,named", [
@@ -188,6 +190,8 @@ def test_a_profile_flag_is_the_profile_and_flags_given_win(profile):
     (["--delay-min-days", "0"], "--delay-min-days: must be above 0"),
     (["--replay-share", "1.5"], "--replay-share: must be between 0 and 1"),
     (["--late-replay-max-days", "0.5"], "--late-replay-max-days: must be at least 1"),
+    (["--error-scale", "4"], "--error-scale: must be between 0 and 3"),
+    (["--streaks-per-week", "-1"], "--streaks-per-week: must be at least 0"),
 ])
 def test_bad_flag_values_exit_2_with_one_line(capsys, argv, named):
     with pytest.raises(SystemExit) as exit_:

@@ -1,10 +1,10 @@
 """A faithful local stand-in for Zapier's Partner API endpoint GET /v2/zap-runs."""
 
-from .accounts import Account, account_mix
-from .clock import ManualClock, RealClock
+from .accounts import Account, account_mix, heavy_mix
+from .clock import ManualClock, RealClock, VirtualClock
 from .faults import Faults
 from .server import Simulator
 from .world import World, WorldConfig
 
-__all__ = ["Account", "Faults", "ManualClock", "RealClock", "Simulator", "World", "WorldConfig",
-           "account_mix"]
+__all__ = ["Account", "Faults", "ManualClock", "RealClock", "Simulator", "VirtualClock", "World",
+           "WorldConfig", "account_mix", "heavy_mix"]

@@ -15,7 +15,18 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import NoReturn
 
-from .accounts import DRAWN, MIX_HISTORY_DAYS, account_mix, expected_runs
+from .accounts import (
+    DRAWN,
+    HEAVY_ERROR_SCALE,
+    HEAVY_HISTORY_DAYS,
+    HEAVY_STREAKS_PER_WEEK,
+    MIX_HISTORY_DAYS,
+    MIXES,
+    expected_runs,
+    heavy_tiers,
+    make_mix,
+)
+from .eviction import DEFAULT_WORLD_MEMORY_MB
 from .faults import Faults
 from .server import Simulator
 from .world import PROFILES, World, WorldConfig
@@ -84,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--runs-per-day", type=_number(float, 0.0), metavar="N",
                        help="runs a day across all zaps (default 800; busy: 100000)")
     world.add_argument("--days", type=_number(float, 0.0), metavar="DAYS",
-                       help="days of history (default 35; with --accounts 7)")
+                       help="days of history (default 35; with --accounts 7, --mix heavy 1)")
     world.add_argument("--retention-days", type=_number(float, 0.0, above=True), metavar="DAYS",
                        help="runs older than this many days are purged, as Zapier does (default 60)")
     world.add_argument("--replay-max-hours", type=_number(float, 0.0), metavar="HOURS",
@@ -109,13 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
                             "(queued, waiting), then settle as success or error (default 0)")
     world.add_argument("--unlisted-settle-hours", type=_number(float, 0.0, above=True), metavar="HOURS",
                        help="those runs settle within this many hours (default 6)")
+    world.add_argument("--error-scale", type=_number(float, 0.0, 3.0), metavar="FACTOR",
+                       help="every zap's usual chance of failing times this; flaky zaps' bursts of "
+                            f"failures stay (default 1; --mix heavy: {HEAVY_ERROR_SCALE:g})")
+    world.add_argument("--streaks-per-week", type=_number(float, 0.0), metavar="N",
+                       help="about this many times a week a zap (picked by its share of the runs) "
+                            "fails every run for 1 to 6 hours, as when an app is disconnected "
+                            f"(default 0; --mix heavy: {HEAVY_STREAKS_PER_WEEK:g})")
     many = parser.add_argument_group(
         "many accounts", "One world per account, each chosen by its access token. The mix draws "
         "each account's --seed, --zaps and --runs-per-day; the other account flags apply to all.")
     many.add_argument("--accounts", type=_number(int, 1), metavar="N",
-                      help="serve N accounts (acct-0001, ...): mostly quiet (2-50 runs a day), some "
-                           "of 800 a day, about 1 in 100 busy (2,000-5,000 a day); each world is "
-                           "built on its first request. Prints each name and access token")
+                      help="serve N accounts (acct-0001, ...) of a --mix; the default mix: mostly "
+                           "quiet (2-50 runs a day), some of 800 a day, about 1 in 100 busy "
+                           "(2,000-5,000 a day); each world is built on its first request. Prints "
+                           "each name and access token")
+    many.add_argument("--mix", choices=list(MIXES), default=None,
+                      help="default: as above; heavy: heavy-tailed, about 20 runs a day an account "
+                           "(200,000 at 10,000 accounts), the busiest 1%% making half of them, the "
+                           "next 9%% two fifths, the other 90%% a tenth; about 3%% fail, flaky zaps "
+                           "in bursts (default: default)")
+    many.add_argument("--world-memory-mb", type=_number(float, 0.0), metavar="MB",
+                      help="estimated memory the built worlds may hold (about 4 KB a run); past it "
+                           "the least recently asked-for are evicted and built again, the same, "
+                           f"on their next request; 0: never evict (default {DEFAULT_WORLD_MEMORY_MB:g}, "
+                           "10,000 accounts of --mix heavy in 2 GB)")
     many.add_argument("--accounts-file", metavar="PATH",
                       help="with --accounts: write the accounts to PATH as JSON Lines (name, "
                            "access_token, refresh_token, client_id, client_secret: an object a "
@@ -219,11 +248,17 @@ def mix_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def build_simulator(args: argparse.Namespace) -> Simulator:
     """The (not yet started) simulator the parsed flags describe."""
-    if args.accounts_file and not args.accounts:
-        raise ValueError("--accounts-file lists the accounts of --accounts N: give both")
+    for flag, value, what in (("--accounts-file", args.accounts_file, "lists"),
+                              ("--mix", args.mix, "picks"),
+                              ("--world-memory-mb", args.world_memory_mb, "bounds the worlds of")):
+        if value is not None and not args.accounts:
+            raise ValueError(f"{flag} {what} the accounts of --accounts N: give both")
     if args.accounts:
         seed = 1 if args.seed is None else args.seed
-        served: dict = {"accounts": account_mix(args.accounts, seed, **mix_overrides(args))}
+        served: dict = {"accounts": make_mix(args.mix or "default", args.accounts, seed,
+                                             **mix_overrides(args))}
+        if args.world_memory_mb is not None:
+            served["world_memory_mb"] = args.world_memory_mb or None
     else:
         served = {"world": World(world_config(args))}
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
@@ -256,15 +291,27 @@ def write_accounts(sim: Simulator, path: str) -> None:
 
 def _print_accounts(sim: Simulator, args: argparse.Namespace) -> None:
     accounts = list(sim.accounts.values())
-    kinds = collections.Counter(account.kind for account in accounts)
     runs = sum(expected_runs(account.config) for account in accounts)
-    print(f"Zapier Partner API simulator on {sim.base_url} ({len(accounts)} accounts: "
-          f"{kinds['quiet']} quiet, {kinds['default']} default-sized, {kinds['busy']} busy; about "
-          f"{runs:,.0f} runs once all are built, each world on its account's first request)")
+    if args.mix == "heavy":
+        (_, top, _), (_, middle, _), (_, rest, _) = heavy_tiers(len(accounts))
+        daily = sum(account.config.runs_per_day for account in accounts)
+        sizes = (f"heavy-tailed: {top:,} make half of the {daily:,.0f} runs a day, {middle:,} two "
+                 f"fifths, {rest:,} a tenth")
+        shared = {"history_days": HEAVY_HISTORY_DAYS, "error_scale": HEAVY_ERROR_SCALE,
+                  "streaks_per_week": HEAVY_STREAKS_PER_WEEK}
+    else:
+        kinds = collections.Counter(account.kind for account in accounts)
+        sizes = f"{kinds['quiet']} quiet, {kinds['default']} default-sized, {kinds['busy']} busy"
+        shared = {"history_days": MIX_HISTORY_DAYS}
+    print(f"Zapier Partner API simulator on {sim.base_url} ({len(accounts)} accounts: {sizes}; "
+          f"about {runs:,.0f} runs once all are built, each world on its account's first request)")
     print(f"  rate limit:    {_limits(args)}; faults: {_faults_on(sim.faults)}")
-    shared = {"history_days": MIX_HISTORY_DAYS, **mix_overrides(args)}
-    print(f"  accounts:      mix seed {1 if args.seed is None else args.seed}; every account: "
-          f"{', '.join(f'{k}={v:g}' for k, v in shared.items())}")
+    shared.update(mix_overrides(args))
+    bound = sim.worlds.memory_mb
+    evicted = "never evicted" if bound is None else f"idle ones evicted past {bound:g} MB (estimated)"
+    seed = 1 if args.seed is None else args.seed
+    print(f"  accounts:      the {args.mix or 'default'} mix; mix seed {seed}; "
+          f"every account: {', '.join(f'{k}={v:g}' for k, v in shared.items())}; worlds: {evicted}")
     print(f"  refresh:       client_id {sim.tokens.client_id}, client_secret "
           f"{sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/")
     if args.accounts_file:

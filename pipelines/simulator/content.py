@@ -26,8 +26,14 @@ class Zap:
     error_rate: float
     delay_step: int | None  # index of a Delay step, if the Zap has one
     bursts: list[tuple[datetime, datetime]] = field(default_factory=list)
+    # Hours in which every run fails (an app disconnected, a login expired): WorldConfig's
+    # streaks_per_week.
+    streaks: list[tuple[datetime, datetime]] = field(default_factory=list)
 
     def error_rate_at(self, when: datetime) -> float:
+        for start, end in self.streaks:
+            if start <= when < end:
+                return 1.0
         for start, end in self.bursts:
             if start <= when < end:
                 return 0.75
@@ -35,8 +41,12 @@ class Zap:
 
 
 def make_zaps(rng: random.Random, count: int, runs_per_day: float, start: datetime,
-              end: datetime) -> list[Zap]:
-    """Zaps whose busy-ness follows a long tail, a few of them flaky with error bursts."""
+              end: datetime, error_scale: float = 1.0) -> list[Zap]:
+    """Zaps whose busy-ness follows a long tail, a few of them flaky with error bursts.
+
+    `error_scale` multiplies each zap's usual chance of failing (its bursts, streaks of
+    failures, stay as they are); it draws no random number, so the zaps are the same.
+    """
     weights = [rng.paretovariate(1.2) for _ in range(count)]
     total = sum(weights)
     zaps = []
@@ -59,7 +69,7 @@ def make_zaps(rng: random.Random, count: int, runs_per_day: float, start: dateti
             title=title,
             runs_per_hour=runs_per_day * weight / total / 24.0,
             step_count=steps,
-            error_rate=rng.uniform(0.08, 0.3) if flaky else rng.uniform(0.0, 0.04),
+            error_rate=(rng.uniform(0.08, 0.3) if flaky else rng.uniform(0.0, 0.04)) * error_scale,
             # A Delay step sits between the trigger and the last action.
             delay_step=rng.randint(1, steps - 2) if steps >= 3 and rng.random() < 0.15 else None,
         )
@@ -70,6 +80,24 @@ def make_zaps(rng: random.Random, count: int, runs_per_day: float, start: dateti
                 zap.bursts.append((burst_start, burst_start + timedelta(hours=rng.uniform(1, 8))))
         zaps.append(zap)
     return zaps
+
+
+STREAK_HOURS = (1.0, 6.0)
+
+
+def add_streaks(rng: random.Random, zaps: list[Zap], start: datetime, end: datetime,
+                per_week: float) -> None:
+    """About `per_week` streaks a week between start and end, each on a zap picked by its share
+    of the runs: for 1 to 6 hours every run of that zap fails."""
+    span = (end - start).total_seconds()
+    weights = [zap.runs_per_hour for zap in zaps]
+    if per_week <= 0 or not zaps or span <= 0 or sum(weights) <= 0:
+        return
+    expected = per_week * span / (7 * 86400)
+    for _ in range(max(0, round(rng.gauss(expected, expected ** 0.5)))):
+        zap = rng.choices(zaps, weights)[0]
+        begins = start + timedelta(seconds=rng.uniform(0, span))
+        zap.streaks.append((begins, begins + timedelta(hours=rng.uniform(*STREAK_HOURS))))
 
 
 def hourly_factor(hour: int) -> float:

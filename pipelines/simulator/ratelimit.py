@@ -5,13 +5,16 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 
 
 class RateLimiter:
     """A sliding window per client; once exceeded, the client is refused until the cooldown ends."""
 
-    def __init__(self, limit: int | None = 60, window: float = 60.0, cooldown: float = 60.0) -> None:
+    def __init__(self, limit: int | None = 60, window: float = 60.0, cooldown: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
+        self.clock = clock  # seconds, as time.monotonic (a VirtualClock's on virtual time)
         self.window = window
         self.cooldown = cooldown
         self._seen: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
@@ -23,7 +26,7 @@ class RateLimiter:
         """(allowed, remaining, seconds until the client may try again)."""
         if self.limit is None:
             return True, 1_000_000, 0.0
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             blocked = self._blocked_until.get(client, 0.0)
             if now < blocked:

@@ -18,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from . import params as P
-from .accounts import DEFAULT_ACCOUNT, Account, account_mix
+from .accounts import DEFAULT_ACCOUNT, Account, make_mix
 from .auth import FOREVER, SCOPE, TokenStore
-from .clock import ManualClock, RealClock
+from .clock import ManualClock, RealClock, timers
+from .eviction import DEFAULT_WORLD_MEMORY_MB, WorldLRU
 from .faults import Faults
 from .ratelimit import RateLimiter
 from .world import Query, World, WorldConfig
@@ -47,6 +48,11 @@ class Simulator:
     `rate_window` per client IP, shared by all accounts, and, while that is on, `partner_limit`
     per window over every request of every account (Zapier: 60/min per IP, 150/min per
     partner); either, once exceeded, refuses for `cooldown` seconds.
+
+    Worlds built from a WorldConfig are evicted when idle once the built ones' estimated memory
+    passes `world_memory_mb` (least recently asked for first; None: never), and built again, the
+    same, on their next request (`sim.worlds`, eviction.WorldLRU). On a VirtualClock
+    (`clock=`), the rate rule and the times in headers follow it too.
     """
 
     def __init__(self, world: World | None = None, *, faults: Faults | None = None,
@@ -54,14 +60,18 @@ class Simulator:
                  access_ttl: timedelta | None = None, host: str = "127.0.0.1", port: int = 0,
                  clock: RealClock | ManualClock | None = None, config: WorldConfig | None = None,
                  fault_seed: int = 1, partner_limit: int | None = 150,
-                 accounts: Iterable[tuple[str, WorldConfig | World]] | None = None) -> None:
+                 accounts: Iterable[tuple[str, WorldConfig | World]] | None = None,
+                 world_memory_mb: float | None = DEFAULT_WORLD_MEMORY_MB) -> None:
         self.clock = clock or (world.clock if world else RealClock())
+        # Seconds for the rate rule and the request log, and the epoch time headers state.
+        self.monotonic, self.time = timers(self.clock)
         self.faults = faults or Faults()
         self.faults.validate()
-        self.limiter = RateLimiter(rate_limit, rate_window, cooldown)
-        self.partner_limiter = RateLimiter(partner_limit, rate_window, cooldown) \
+        self.limiter = RateLimiter(rate_limit, rate_window, cooldown, self.monotonic)
+        self.partner_limiter = RateLimiter(partner_limit, rate_window, cooldown, self.monotonic) \
             if rate_limit is not None and partner_limit is not None else None
         self.tokens = TokenStore(self.clock, access_ttl)
+        self.worlds = WorldLRU(world_memory_mb)
         self.accounts: dict[str, Account] = {}
         self._accounts_lock = threading.Lock()
         if accounts is None or world is not None or config is not None:
@@ -83,17 +93,18 @@ class Simulator:
 
     @classmethod
     def many(cls, n: int, *, seed: int = 1, overrides: dict[str, object] | None = None,
-             **kwargs: object) -> Simulator:
-        """A simulator of n accounts from account_mix(n, seed, **overrides): acct-0001, ...;
-        `kwargs` go to Simulator (rate_limit, clock, faults, ...)."""
-        return cls(accounts=account_mix(n, seed, **(overrides or {})), **kwargs)
+             mix: str = "default", **kwargs: object) -> Simulator:
+        """A simulator of n accounts from the mix named `mix` (account_mix, or heavy_mix for
+        "heavy") of seed `seed` with `overrides`: acct-0001, ...; `kwargs` go to Simulator
+        (rate_limit, clock, faults, world_memory_mb, ...)."""
+        return cls(accounts=make_mix(mix, n, seed, **(overrides or {})), **kwargs)
 
     # --- accounts ----------------------------------------------------------------------------
     def add_account(self, name: str, world_or_config: World | WorldConfig | None = None, *,
                     scopes: tuple[str, ...] = (SCOPE,)) -> Account:
         """A new account served from now on, with an access token that never expires. A World
-        is served as it is; a WorldConfig (None: the default one) becomes a World on the
-        account's first request, on this simulator's clock."""
+        is served as it is (and never evicted); a WorldConfig (None: the default one) becomes a
+        World on the account's first request, on this simulator's clock, evicted when idle."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"an account needs a name (a non-empty string), not {name!r}")
         if isinstance(world_or_config, World):
@@ -105,7 +116,7 @@ class Simulator:
             if name in self.accounts:
                 raise ValueError(f"there is already an account named {name!r}")
             token = self.tokens.issue_access(scopes, ttl=FOREVER, account=name)
-            account = Account(name, config, clock, token, tuple(scopes), world)
+            account = Account(name, config, clock, token, tuple(scopes), world, lru=self.worlds)
             self.accounts[name] = account
         return account
 
@@ -244,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fmt == "none":
             return {}
         if fmt == "http-date":
-            when = datetime.now(UTC) + timedelta(seconds=math.ceil(seconds))
+            when = datetime.fromtimestamp(self.sim.time(), UTC) + timedelta(seconds=math.ceil(seconds))
             return {"Retry-After": email.utils.format_datetime(when, usegmt=True)}
         return {"Retry-After": str(max(0, math.ceil(seconds)))}
 
@@ -256,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             return {}
         return {"X-RateLimit-Limit": str(limit),
                 "X-RateLimit-Remaining": str(max(0, remaining)),
-                "X-RateLimit-Reset": str(int(time.time() + max(0.0, reset_in)))}
+                "X-RateLimit-Reset": str(int(self.sim.time() + max(0.0, reset_in)))}
 
     def _bearer(self) -> str:
         auth = self.headers.get("Authorization", "")
@@ -266,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Log the request; `account`: the one its token belongs to (None: no known token)."""
         parts = urlsplit(self.path)
         self._record = {"method": self.command, "path": parts.path, "query": parts.query,
-                        "status": None, "at": time.monotonic(), "account": account,
+                        "status": None, "at": self.sim.monotonic(), "account": account,
                         "client": self.client_address[0]}
         self.sim.requests.append(self._record)
         return parts.path, parse_qs(parts.query, keep_blank_values=True)

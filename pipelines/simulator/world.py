@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .clock import ManualClock, RealClock
-from .content import Zap, hourly_factor, make_zaps
+from .content import Zap, add_streaks, hourly_factor, make_zaps
 from .lifecycle import Change, Run, make_run
 
 
@@ -45,6 +45,12 @@ class WorldConfig:
     replay_share: float = 0.2
     late_replay_share: float = 0.0
     late_replay_max_days: float = 3.0
+    # Each zap's usual chance of failing is multiplied by this (0..3); a flaky zap's bursts of
+    # failures stay as they are.
+    error_scale: float = 1.0
+    # About this many times a week one of the zaps (picked by its share of the runs) fails every
+    # run for 1 to 6 hours, as when an app is disconnected; 0: never.
+    streaks_per_week: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("unlisted_open_rate", "replay_share", "late_replay_share"):
@@ -62,6 +68,11 @@ class WorldConfig:
         if self.replay_share + self.late_replay_share > 1.0:
             raise ValueError(f"replay_share plus late_replay_share must be at most 1, not "
                              f"{self.replay_share} + {self.late_replay_share}")
+        if not 0.0 <= self.error_scale <= 3.0:
+            raise ValueError(f"error_scale must be between 0 and 3 (a flaky zap fails up to 30% of "
+                             f"its runs, times this), not {self.error_scale}")
+        if not 0.0 <= self.streaks_per_week < math.inf:
+            raise ValueError(f"streaks_per_week must be 0 or more, not {self.streaks_per_week}")
         if not 1.0 <= self.late_replay_max_days < math.inf:
             raise ValueError(f"late_replay_max_days must be at least 1 (late replays come a day or more "
                              f"after the failure), not {self.late_replay_max_days}")
@@ -101,28 +112,53 @@ class Query:
 
 
 class World:
-    """Runs sorted by trigger time; changes fire from a heap as the clock passes them."""
+    """Runs sorted by trigger time; changes fire from a heap as the clock passes them.
+
+    A world is a function of its config and `built_at`, the instant its history ends (the
+    clock's now unless given): every run and every later change of status comes from the seed
+    at generation, so a world built as of `built_at` and brought to any later time is the same
+    run for run, status for status, as one built then and kept up ever since. That is what
+    lets the simulator evict an idle account's world and build it again. A world changed by
+    hand (`add`) cannot be rebuilt so: it is `pinned`.
+    """
 
     def __init__(self, config: WorldConfig | None = None,
-                 clock: RealClock | ManualClock | None = None) -> None:
+                 clock: RealClock | ManualClock | None = None, *,
+                 built_at: datetime | None = None) -> None:
         self.config = config or WorldConfig()
         self.clock = clock or RealClock()
         self.lock = threading.RLock()
         self._rng = random.Random(self.config.seed)
         now = self.clock.now()
-        self.started_at = now - timedelta(days=self.config.history_days)
+        if built_at is not None and built_at > now:
+            raise ValueError(f"a world is built as of now or earlier: {built_at} is after the "
+                             f"clock's {now}")
+        self.built_at = now if built_at is None else built_at
+        self.started_at = self.built_at - timedelta(days=self.config.history_days)
         self.zaps = make_zaps(self._rng, self.config.zaps, self.config.runs_per_day,
-                              self.started_at, now + timedelta(days=365))
+                              self.started_at, self.built_at + timedelta(days=365),
+                              self.config.error_scale)
+        if self.config.streaks_per_week > 0:  # at 0 no number is drawn: the same default world
+            add_streaks(self._rng, self.zaps, self.started_at, self.built_at + timedelta(days=365),
+                        self.config.streaks_per_week)
         self._delay_zaps = _long_delay_zaps(self.zaps) if self.config.delayed_runs > 0 else []
         self.runs: list[Run] = []
         self._keys: list[float] = []  # occurred_at as epoch seconds, parallel to runs
         self._by_id: dict[str, Run] = {}
         self._changes: list[tuple[float, int, str, Change]] = []
         self._seq = 0
+        # Runs generated so far: a run's content is drawn with its number, which must not depend
+        # on when purges happened (a rebuilt world purges once, a kept one as it goes).
+        self._born = 0
         self._generated_until = self.started_at.replace(minute=0, second=0, microsecond=0)
         self.version = 0
         self._cache: dict = {}
+        self.pinned = False
         self.advance_to_clock()
+
+    def pin(self) -> None:
+        """Mark the world as changed by hand: the simulator keeps it, never rebuilds it."""
+        self.pinned = True
 
     # --- evolution -------------------------------------------------------------------------
     def advance_to_clock(self) -> None:
@@ -163,7 +199,7 @@ class World:
         for zap in self.zaps:
             for _ in range(_poisson(rng, zap.runs_per_hour * factor)):
                 when = hour + timedelta(seconds=rng.uniform(0, 3600))
-                batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
+                batch.append(make_run(rng, zap, when, self._born + len(batch),
                                       config.replay_max_hours, config.unlisted_open_rate,
                                       config.unlisted_settle_hours, **habits))
         if self._delay_zaps:
@@ -174,9 +210,10 @@ class World:
             for _ in range(_poisson(rng, config.delayed_runs / ((low + high) / 2.0))):
                 zap = rng.choices(self._delay_zaps, weights)[0]
                 when = hour + timedelta(seconds=rng.uniform(0, 3600))
-                batch.append(make_run(rng, zap, when, len(self._by_id) + len(batch),
+                batch.append(make_run(rng, zap, when, self._born + len(batch),
                                       config.replay_max_hours, config.unlisted_open_rate,
                                       config.unlisted_settle_hours, **habits, delay_hours=(low, high)))
+        self._born += len(batch)
         batch.sort(key=lambda item: item[0].occurred_at)
         for run, changes in batch:
             self.runs.append(run)
@@ -187,8 +224,10 @@ class World:
                 heapq.heappush(self._changes, (change.at.timestamp(), self._seq, run.id, change))
 
     def add(self, run: Run, changes: list[Change] = ()) -> None:
-        """Put a hand-made run (and its later changes) into the world: tests build edge cases."""
+        """Put a hand-made run (and its later changes) into the world: tests build edge cases.
+        The world is pinned from then on (its seed alone no longer makes it)."""
         with self.lock:
+            self.pin()
             position = bisect.bisect_right(self._keys, run.occurred_at.timestamp())
             self.runs.insert(position, run)
             self._keys.insert(position, run.occurred_at.timestamp())
