@@ -16,7 +16,6 @@ What holds an account's data, and how each is cleared:
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .account_state import TABLE as ACCOUNT_STATE
 from .account_state import pipelines_of
 from .errors import ConfigError
 from .oauth import account_store
+from .packages import prune_loaded_packages
 from .sqltables import exists
 from .synclog import TABLE as SYNC_LOG
 
@@ -176,10 +176,4 @@ def _drop_loaded_packages(pipeline: dlt.Pipeline) -> int:
     """Load packages dlt kept after loading them: their files hold the rows they loaded and
     the state before and after. The last run's trace may quote values in error messages."""
     (Path(pipeline.working_dir) / "trace.pickle").unlink(missing_ok=True)
-    loaded = Path(pipeline.working_dir) / "load" / "loaded"
-    if not loaded.is_dir():
-        return 0
-    packages = [p for p in loaded.iterdir() if p.is_dir()]
-    for package in packages:
-        shutil.rmtree(package)
-    return len(packages)
+    return prune_loaded_packages(pipeline, keep=0)

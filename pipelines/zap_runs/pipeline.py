@@ -23,6 +23,7 @@ from .duckdb_file import duckdb_path, prepare_duckdb_file
 from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
 from .outcomes import NOT_LOADED, AccountOutcome, SyncProgress
+from .packages import prune_loaded_packages
 from .recovery import drop_rows_of_retried_copies, finish_pending
 from .settings import SyncConfig, sync_config
 from .spend import Spend
@@ -235,6 +236,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     # A copy job whose COMMIT went through but whose reply was lost ran again in this load.
     drop_rows_of_retried_copies(pipeline, info)
     drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
+    prune_loaded_packages(pipeline)  # the pipeline folder stays bounded (packages.py)
     after = None if shard else count_runs(pipeline, config)
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}

@@ -1,0 +1,38 @@
+"""The pipeline folder stays bounded: loaded packages are pruned after each load, so its size
+after many scheduled syncs is about its size after two."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pipelines.simulator import ManualClock, Simulator
+from pipelines.zap_runs import project
+from pipelines.zap_runs.cli import main
+
+from .conftest import small_world
+from .warehouse import set_env
+
+
+def size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_pipeline_folder_after_twelve_syncs_is_about_its_size_after_two(tmp_path, monkeypatch,
+                                                                           capsys):
+    clock = ManualClock(small_world().clock.now() - timedelta(days=1))
+    sim = Simulator(small_world(seed=5, days=2, clock=clock), rate_limit=None).start()
+    try:
+        set_env(monkeypatch, base_url=sim.base_url, access_token=sim.token, requests_per_minute=0)
+        folder = project.pipelines_dir(folder=tmp_path) / "zap_runs"
+        sizes = {}
+        for number in range(1, 13):
+            assert main(["--log-level", "WARNING"]) == 0
+            clock.advance(timedelta(minutes=15))  # a scheduled sync every 15 minutes
+            sizes[number] = size(folder)
+        capsys.readouterr()
+        loaded = [p for p in (folder / "load" / "loaded").iterdir() if p.is_dir()]
+        assert len(loaded) == 1, "the newest loaded package only"
+        assert sizes[12] < 1.25 * sizes[2], sizes
+    finally:
+        sim.stop()
