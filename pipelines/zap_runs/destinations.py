@@ -25,7 +25,6 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.extract.source import DltSource
 
-from .account_state import TABLE as STATE_TABLE
 from .errors import ConfigError
 from .settings import SyncConfig, sync_config
 
@@ -138,8 +137,6 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline,
         resource.apply_hints(**{k: v for k, v in hints.items() if k != "write_disposition"})
     else:
         resource.apply_hints(**hints)
-    # Each account's state merges where its runs do (account_state.py).
-    resource.apply_hints(table_name=STATE_TABLE, create_table_variant=True, **hints)
     if hints["write_disposition"] == UPSERT:
         resource.add_filter(FirstReadOnly())
     if fmt == "delta":
@@ -166,9 +163,7 @@ class FirstReadOnly:
         account = row.get("account_id")
         if account != self.account:
             self.account, self.seen = account, set()
-        run_id = row.get("id")
-        if run_id is None:  # an account's state row (account_state.py), not a run
-            return True
+        run_id = row["id"]
         if run_id in self.seen:
             return False
         self.seen.add(run_id)

@@ -2,11 +2,10 @@
 dlt keeps of what it loaded, for a user who disconnects or asks to be forgotten.
 
 What holds an account's data, and how each is cleared:
-- zap_runs, zap_runs__steps, zap_runs_account_state (its cursor, watched runs and the rest of
-  its state), zap_runs_sync_log and their copies in the staging dataset (the last merge's
-  rows): deleted by account_id, in one transaction;
-- the pipeline state, where an older version kept the account's state: removed by a load of
-  the zap_runs resource that only edits its state, the dlt way; older state versions in
+- zap_runs, zap_runs__steps, zap_runs_sync_log and their copies in the staging dataset
+  (the last merge's rows): deleted by account_id, in one transaction;
+- the pipeline state (the account's cursor and watched runs): removed by a load of the
+  zap_runs resource that only edits its state, the dlt way; older state versions in
   _dlt_pipeline_state still hold it, so only the newest version of this pipeline is kept;
 - the rotated refresh token (.dlt/zapier_tokens/<name>.json): deleted;
 - load packages dlt kept after loading (pipelines_dir/<pipeline>/load/loaded): deleted;
@@ -21,8 +20,6 @@ from pathlib import Path
 
 import dlt
 
-from .account_state import TABLE as ACCOUNT_STATE
-from .account_state import pipelines_of
 from .errors import ConfigError
 from .oauth import account_store
 from .packages import prune_loaded_packages
@@ -31,8 +28,7 @@ from .synclog import TABLE as SYNC_LOG
 
 log = logging.getLogger(__name__)
 
-DATA_TABLES = ("zap_runs__steps", "zap_runs", ACCOUNT_STATE, SYNC_LOG)
-STAGED_TABLES = DATA_TABLES[:3]  # merged through the staging dataset
+DATA_TABLES = ("zap_runs__steps", "zap_runs", SYNC_LOG)
 
 
 @dataclass
@@ -67,11 +63,10 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
                                                                                account)
         with client.with_staging_dataset():
             if client.has_dataset():
-                for table in STAGED_TABLES:
+                for table in DATA_TABLES[:2]:
                     qualified = client.make_qualified_table_name(table)
                     if exists(client, qualified):
                         _delete(client, qualified, account)
-        done.state = done.state or done.rows.get(ACCOUNT_STATE, 0) > 0
         if not done.state and not any(done.rows.values()):
             raise ConfigError(f"account {account!r} has no rows and no state in dataset "
                               f"{pipeline.dataset_name!r} (pipeline {pipeline.pipeline_name}): "
@@ -129,14 +124,12 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
 
 
 def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]:
-    """Other zap-runs pipelines (shards) of the dataset that read the account last (its row of
-    zap_runs_account_state says), or whose newest state holds it (as an older version kept it)."""
+    """Other zap-runs pipelines (shards) of the dataset whose newest state holds the account."""
     from dlt.common.versioned_state import decompress_state
 
     table = client.make_qualified_table_name("_dlt_pipeline_state")
-    last = [name for name in pipelines_of(client, account) if name != pipeline_name]
-    if last or not exists(client, table):
-        return last
+    if not exists(client, table):
+        return []
     rows = client.execute_sql(f"select pipeline_name, version, state from {table} "
                               "where pipeline_name <> %s", pipeline_name)
     newest: dict[str, tuple[int, str]] = {}

@@ -15,7 +15,7 @@ rate budget, each failure kept to its own account.
   the account until its credentials change; an account whose requests keep failing while
   others succeed is paused for a day after three passes. Its state stays as it was, so nothing
   it has not read is skipped for good.
-- **State per account** in the warehouse (account_state.py), one row each, loaded with the runs.
+- **State per account** under the resource state's "accounts", committed with the load.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import account_state
-from .account_state import current_pipeline, legacy_states, read_states
 from .accounts import Account
 from .backfill import Deferred, long_window, part_end
 from .client import Stats, ZapierClient, http_client
@@ -47,6 +45,8 @@ log = logging.getLogger(__name__)
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
+# Resource state of the version before accounts: it belongs to the default account.
+LEGACY_KEYS = ("cursor", "watched", "open_runs", "last_window")
 
 
 @dataclass
@@ -75,6 +75,16 @@ class Connection:
     backoff_base: float
     requests_per_minute: float | None
     on_rotate: OnRotate | None = None
+
+
+def account_states(state: dict, default: str) -> dict[str, dict]:
+    """The per-account part of the resource state; state from before accounts (cursor and
+    watched runs at the top) becomes the `default` account's."""
+    accounts = state.setdefault("accounts", {})
+    legacy = {key: state.pop(key) for key in LEGACY_KEYS if key in state}
+    if legacy:
+        accounts.setdefault(default, {}).update(legacy)
+    return accounts
 
 
 def overdue_order(accounts: list[Account], states: dict[str, dict]) -> list[Account]:
@@ -137,25 +147,15 @@ class Sweep:
         except ValueError as exc:
             raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
 
-    def read(self, resource_state: dict) -> Iterator[object]:
-        """Rows of every account's sync, then the states of the accounts it read, as rows of
-        zap_runs_account_state in the same load (account_state.py). `resource_state` holds no
-        account any more: what an older version kept there is carried over once."""
-        pipeline = current_pipeline()
-        legacy = legacy_states(resource_state, self.default)
-        names = [a.name for a in self.accounts]
-        stored = read_states(pipeline, names) if pipeline is not None else {}
-        states = {name: stored.get(name) or legacy.get(name) or {} for name in names}
+    def read(self, state: dict) -> Iterator[list[dict]]:
+        """Rows of every account's sync; the state is updated account by account."""
+        states = account_states(state, self.default)
         try:
             for account in overdue_order(self.accounts, states):
-                yield from self._read_account(account, states[account.name])
+                yield from self._read_account(account, states.setdefault(account.name, {}))
         finally:
             self.http.close()
         self._pause_failing(states)
-        # Every account of the old pipeline state gets its row, read in this pass or not.
-        carried = {name: value for name, value in legacy.items() if name not in states}
-        yield account_state.rows({**carried, **states},
-                                 pipeline.pipeline_name if pipeline is not None else None)
 
     def _read_account(self, account: Account, state: dict) -> Iterator[list[dict]]:
         outcome = AccountOutcome(account.name, "failed", utcnow())
