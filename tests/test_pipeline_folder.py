@@ -36,3 +36,19 @@ def test_the_pipeline_folder_after_twelve_syncs_is_about_its_size_after_two(tmp_
         assert sizes[12] < 1.25 * sizes[2], sizes
     finally:
         sim.stop()
+
+
+def test_a_package_half_deleted_by_a_crash_costs_the_sync_nothing(sim_env, tmp_path, capsys):
+    import shutil
+
+    assert main(["--log-level", "WARNING"]) == 0
+    loaded = project.pipelines_dir(folder=tmp_path) / "zap_runs" / "load" / "loaded"
+    (kept,) = [p for p in loaded.iterdir() if p.is_dir()]
+    # A prune killed half-way through deleting an older package: its schema is gone.
+    broken = loaded / "1000000000.5"
+    shutil.copytree(kept, broken)
+    (broken / "schema.json").unlink()
+    assert main(["--log-level", "WARNING"]) == 0
+    assert "error" not in capsys.readouterr().err
+    assert [p.name for p in loaded.iterdir() if p.is_dir()] != [broken.name]
+    assert not broken.exists() and len([p for p in loaded.iterdir() if p.is_dir()]) == 1

@@ -169,4 +169,4 @@ def _drop_loaded_packages(pipeline: dlt.Pipeline) -> int:
     """Load packages dlt kept after loading them: their files hold the rows they loaded and
     the state before and after. The last run's trace may quote values in error messages."""
     (Path(pipeline.working_dir) / "trace.pickle").unlink(missing_ok=True)
-    return prune_loaded_packages(pipeline, keep=0)
+    return prune_loaded_packages(pipeline, everything=True)

@@ -4,33 +4,64 @@ dlt keeps every loaded package in the pipeline's working folder for good (its fi
 and a copy of the pipeline state); `[load] delete_completed_jobs` removes the files only, so a
 sync every 15 minutes still grows the folder by every package's rest. Nothing of zap-runs reads a
 loaded package again (a crashed load is a pending package, never a loaded one), so after each
-load all but the newest are removed; a package with failed jobs stays, for inspection, as dlt's
-own setting keeps it. Packages are found through dlt's public listing and package info.
+load all but the newest are removed, and the newest one with failed jobs stays for inspection.
+
+A package is first renamed into a trash folder (one atomic step), then deleted: a prune cut off
+half-way leaves no half package among the loaded ones (dlt's listing would fail on it), and the
+trash is emptied by the next prune. A package that cannot be removed costs a log line, never the
+sync.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+from pathlib import Path
 
 import dlt
 
 log = logging.getLogger(__name__)
 
-# Loaded packages kept: the last one, for `dlt pipeline zap_runs info` and a look at what loaded.
+# Loaded packages kept: the newest, for `dlt pipeline zap_runs info` and a look at what loaded.
 KEEP = 1
+TRASH = ".pruned_packages"
 
 
-def prune_loaded_packages(pipeline: dlt.Pipeline, keep: int = KEEP) -> int:
-    """Remove all loaded packages but the newest `keep` (and those with failed jobs); how many."""
-    load_ids = sorted(pipeline.list_completed_load_packages())
+def prune_loaded_packages(pipeline: dlt.Pipeline, keep: int = KEEP, everything: bool = False) -> int:
+    """Remove the loaded packages but the newest `keep` and the newest with failed jobs (all of
+    them when `everything`: forget); how many were removed."""
+    trash = Path(pipeline.working_dir) / TRASH
+    load_ids = sorted(pipeline.list_completed_load_packages(), reverse=True)
+    kept_failed = everything
     removed = 0
-    for load_id in load_ids[:max(0, len(load_ids) - keep)]:
-        info = pipeline.get_load_package_info(load_id)
-        if info.jobs.get("failed_jobs"):
+    for position, load_id in enumerate(load_ids):
+        path = _package_path(pipeline, load_id)
+        if not everything and position < keep:
             continue
-        shutil.rmtree(info.package_path, ignore_errors=True)
-        removed += 1
-    if removed:
-        log.debug("removed %d loaded packages from %s", removed, pipeline.working_dir)
+        if not kept_failed and path is not None and any((path / "failed_jobs").glob("*")):
+            kept_failed = True  # the newest package with failed jobs stays, to be looked at
+            continue
+        if path is not None and _discard(path, trash):
+            removed += 1
+    shutil.rmtree(trash, ignore_errors=True)
     return removed
+
+
+def _package_path(pipeline: dlt.Pipeline, load_id: str) -> Path | None:
+    try:
+        return Path(pipeline.get_load_package_info(load_id).package_path)
+    except Exception:  # noqa: BLE001 - a package whose files are gone in part: dlt cannot read it
+        path = Path(pipeline.working_dir) / "load" / "loaded" / load_id
+        return path if path.is_dir() else None
+
+
+def _discard(path: Path, trash: Path) -> bool:
+    try:
+        trash.mkdir(exist_ok=True)
+        os.replace(path, trash / path.name)
+        return True
+    except OSError as exc:
+        log.warning("could not remove the loaded package %s (%s); the next sync tries again",
+                    path, exc.strerror)
+        return False
