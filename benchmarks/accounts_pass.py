@@ -130,11 +130,13 @@ def loaded_packages(pipeline) -> int:
     return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.exists() else 0
 
 
-def backfilling(pipeline) -> list[str]:
-    """The accounts whose state says their backfill is not read to the end yet."""
-    resources = pipeline.state.get("sources", {}).get("zap_runs", {}).get("resources", {})
-    accounts = resources.get("zap_runs", {}).get("accounts", {})
-    return sorted(name for name, state in accounts.items() if state.get("backfill_until"))
+def backfilling(pipeline, names) -> list[str]:
+    """The accounts whose state (zap_runs_account_state) says their backfill is not read to the
+    end yet."""
+    from pipelines.zap_runs.account_state import read_states
+
+    states = read_states(pipeline, names)
+    return sorted(name for name, state in states.items() if state.get("backfill_until"))
 
 
 class ProcessPeak:
@@ -308,7 +310,7 @@ def measure(args: argparse.Namespace) -> None:
                 known = [v for v in (backfill.get(stage), kb.get(stage)) if v is not None]
                 backfill[stage] = max(known) if known else None
             # Half read, or not read at all yet: the pass's backfill pages were spent first.
-            left = backfilling(pipeline)
+            left = backfilling(pipeline, kinds)
             deferred = [a.account for a in result.accounts if a.result == "deferred"]
             if not left and not deferred:
                 break

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from pipelines.simulator import Faults
+from pipelines.zap_runs.account_state import read_states
 from pipelines.zap_runs.errors import ApiError, RetriesExhausted
 
 from .conftest import small_world
@@ -14,7 +15,7 @@ from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync, warehous
 
 
 def cursor_of(pipeline):
-    return pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"].get("cursor")
+    return read_states(pipeline, ["default"]).get("default", {}).get("cursor")
 
 
 def test_transient_garbage_is_retried(make_simulator, past_clock, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.simulator import Faults, Simulator
 from pipelines.zap_runs import project
+from pipelines.zap_runs.account_state import read_states
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.pipeline import logged_sync, sync
 
@@ -159,7 +160,7 @@ def test_new_accounts_backfills_are_read_in_parts_after_the_others(past_clock, t
         for _ in range(20):
             result = sync(pipeline, accounts=entries(sim), **args)
             passes.append({a.account: a for a in result.accounts})
-            states = pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"]["accounts"]
+            states = read_states(pipeline, ("big", "big2"))
             if all(states.get(n, {}).get("cursor") and not states[n].get("backfill_until")
                    for n in ("big", "big2")):
                 break
@@ -311,7 +312,7 @@ def test_two_shards_at_once_into_postgres_equal_one_process(past_clock, tmp_path
         for name, world in worlds.items():
             assert warehouse_runs(sharded, name) == warehouse_runs(one, name)
             assert_matches_truth(sharded, world.truth(), account=name)
-        # Forgetting an account of a shard names the shard that holds its state.
+        # Forgetting an account of a shard names the shard that read it last (its state row).
         from pipelines.zap_runs.accounts import shard_of
 
         index = shard_of("acct-0", 2)
@@ -357,15 +358,16 @@ def test_tables_from_before_accounts_get_the_account_once(make_simulator, past_c
 
 
 def test_state_from_before_accounts_becomes_the_default_accounts():
-    from pipelines.zap_runs.sweep import account_states
+    from pipelines.zap_runs.account_state import legacy_states
 
     state = {"cursor": "2026-11-01T00:00:00.000000Z", "watched": {"r1": [1]},
-             "last_window": [None, "2026-11-01T00:00:00.000000Z"]}
-    accounts = account_states(state, "acme")
+             "last_window": [None, "2026-11-01T00:00:00.000000Z"], "accounts": {"b": {"cursor": "x"}}}
+    accounts = legacy_states(state, "acme")
     assert accounts == {"acme": {"cursor": "2026-11-01T00:00:00.000000Z", "watched": {"r1": [1]},
-                                 "last_window": [None, "2026-11-01T00:00:00.000000Z"]}}
-    assert set(state) == {"accounts"}
-    assert account_states(state, "acme") is accounts, "once moved, it stays"
+                                 "last_window": [None, "2026-11-01T00:00:00.000000Z"]},
+                        "b": {"cursor": "x"}}
+    assert state == {}, "taken out of the pipeline state"
+    assert legacy_states(state, "acme") == {}, "once moved, nothing is left to move"
 
 
 def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_path):

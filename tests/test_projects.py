@@ -8,13 +8,14 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import dlt
 import duckdb
 import pytest
 
 from pipelines.simulator import ManualClock
 from pipelines.zap_runs import project
+from pipelines.zap_runs.account_state import read_states
 from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.pipeline import make_pipeline
 
 from .conftest import small_world
 from .warehouse import set_env
@@ -26,9 +27,10 @@ def run_ids(path: Path) -> set[str]:
 
 
 def cursor_of(folder: Path) -> str:
-    """The default account's cursor in the state of the project at `folder`."""
-    pipeline = dlt.attach("zap_runs", pipelines_dir=str(project.pipelines_dir(folder=folder)))
-    return pipeline.state["sources"]["zap_runs"]["resources"]["zap_runs"]["accounts"]["default"]["cursor"]
+    """The default account's cursor, as the project at `folder` stored it."""
+    pipeline = make_pipeline(credentials=str(folder / "zap_runs.duckdb"),
+                             pipelines_dir=str(project.pipelines_dir(folder=folder)))
+    return read_states(pipeline, ["default"])["default"]["cursor"]
 
 
 def sync_in(folder: Path, sim, monkeypatch, caplog, *args: str) -> str:

@@ -60,13 +60,17 @@ def test_rows_the_source_yields_carry_no_dlt_columns(make_simulator, tmp_path):
 
     sim = make_simulator(small_world(seed=53, days=1))
     source = zap_runs_source(access_token=sim.token, base_url=sim.base_url, requests_per_minute=0)
-    keys, step_keys = set(), set()
+    keys, step_keys, state_keys = set(), set(), set()
     for row in source.resources["zap_runs"]:
+        if "id" not in row:  # the account's state, for zap_runs_account_state
+            state_keys.update(row)
+            continue
         keys.update(row)
         for step in row["steps"]:
             step_keys.update(step)
     assert keys == set(RUN_TYPES) | {"steps"}
     assert step_keys == set(STEP_TYPES)
+    assert state_keys == {"account_id", "state", "updated_at", "pipeline_name"}
 
 
 def test_steps_are_dlts_nested_table_joined_on_natural_keys(make_simulator, tmp_path):

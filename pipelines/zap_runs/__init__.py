@@ -11,7 +11,7 @@ from typing import Optional
 import dlt
 from dlt.common.typing import TSecretValue
 
-from . import settings
+from . import account_state, settings
 from .accounts import DEFAULT_ACCOUNT, Account, collect, parse_shard, shard_of
 from .clock import utcnow
 from .errors import ConfigError, SomeAccountsFailed
@@ -128,7 +128,9 @@ def zap_runs_source(
     reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
                    isolate=many, default=account_name,
                    raise_on_failed=raise_on_failed_accounts and many)
-    return zap_runs(reader)
+    resource = zap_runs(reader)
+    account_state.declare(resource)  # each account's state: a row, loaded with its runs
+    return resource
 
 
 def _json_value(value: object, name: str) -> object:

@@ -163,7 +163,9 @@ class FirstReadOnly:
         account = row.get("account_id")
         if account != self.account:
             self.account, self.seen = account, set()
-        run_id = row["id"]
+        run_id = row.get("id")
+        if run_id is None:  # an account's state row (account_state.py), not a run
+            return True
         if run_id in self.seen:
             return False
         self.seen.add(run_id)

@@ -2,10 +2,11 @@
 dlt keeps of what it loaded, for a user who disconnects or asks to be forgotten.
 
 What holds an account's data, and how each is cleared:
-- zap_runs, zap_runs__steps, zap_runs_sync_log and their copies in the staging dataset
-  (the last merge's rows): deleted by account_id, in one transaction;
-- the pipeline state (the account's cursor and watched runs): removed by a load of the
-  zap_runs resource that only edits its state, the dlt way; older state versions in
+- zap_runs, zap_runs__steps, zap_runs_account_state (its cursor, watched runs and the rest of
+  its state), zap_runs_sync_log and their copies in the staging dataset (the last merge's
+  rows): deleted by account_id, in one transaction;
+- the pipeline state, where an older version kept the account's state: removed by a load of
+  the zap_runs resource that only edits its state, the dlt way; older state versions in
   _dlt_pipeline_state still hold it, so only the newest version of this pipeline is kept;
 - the rotated refresh token (.dlt/zapier_tokens/<name>.json): deleted;
 - load packages dlt kept after loading (pipelines_dir/<pipeline>/load/loaded): deleted;
@@ -20,15 +21,20 @@ from pathlib import Path
 
 import dlt
 
+from .account_state import TABLE as ACCOUNT_STATE
+from .account_state import pipelines_of
 from .errors import ConfigError
 from .oauth import account_store
 from .packages import prune_loaded_packages
+from .recovery import finish_pending
+from .settings import PIPELINE_NAME
 from .sqltables import exists
 from .synclog import TABLE as SYNC_LOG
 
 log = logging.getLogger(__name__)
 
-DATA_TABLES = ("zap_runs__steps", "zap_runs", SYNC_LOG)
+DATA_TABLES = ("zap_runs__steps", "zap_runs", ACCOUNT_STATE, SYNC_LOG)
+STAGED_TABLES = DATA_TABLES[:3]  # merged through the staging dataset
 
 
 @dataclass
@@ -45,14 +51,18 @@ class Forgotten:
 def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) -> Forgotten:
     """Delete everything of `account` that `pipeline` and its destination hold."""
     pipeline.sync_destination()
+    # A package a killed sync left would bring the account back at the next sync: load it first.
+    finish_pending(pipeline)
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             raise ConfigError(f"dataset {pipeline.dataset_name!r} does not exist: nothing to forget.")
         others = _other_pipelines_with(client, pipeline.pipeline_name, account)
     if others:
-        raise ConfigError(f"account {account!r} also has state in pipeline {', '.join(others)} "
-                          "(a shard): run forget with that pipeline's --shard i/n, once per "
-                          "pipeline, so no copy of its state is left.")
+        how = " and ".join("without --shard" if name == PIPELINE_NAME else
+                           f"with --shard {name.removeprefix(PIPELINE_NAME + '_shard_').replace('_of_', '/')}"
+                           for name in others)
+        raise ConfigError(f"account {account!r} also has state in pipeline {', '.join(others)}: run "
+                          f"forget {how}, so no copy of its state is left.")
     done = Forgotten()
     done.state = _drop_state(pipeline, account)
     with pipeline.sql_client() as client:
@@ -63,10 +73,11 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
                                                                                account)
         with client.with_staging_dataset():
             if client.has_dataset():
-                for table in DATA_TABLES[:2]:
+                for table in STAGED_TABLES:
                     qualified = client.make_qualified_table_name(table)
                     if exists(client, qualified):
                         _delete(client, qualified, account)
+        done.state = done.state or done.rows.get(ACCOUNT_STATE, 0) > 0
         if not done.state and not any(done.rows.values()):
             raise ConfigError(f"account {account!r} has no rows and no state in dataset "
                               f"{pipeline.dataset_name!r} (pipeline {pipeline.pipeline_name}): "
@@ -110,6 +121,10 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
     the sync's own resource, so its hints are the sync's)."""
     from . import zap_runs
 
+    resource = pipeline.state.get("sources", {}).get("zap_runs", {}).get("resources", {}).get(
+        "zap_runs", {})
+    if account not in (resource.get("accounts") or {}):
+        return False  # nothing to drop: no package to make (it would be left pending)
     dropper = _Dropper(account)
 
     @dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
@@ -124,12 +139,14 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
 
 
 def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]:
-    """Other zap-runs pipelines (shards) of the dataset whose newest state holds the account."""
+    """Other zap-runs pipelines (shards) of the dataset that read the account last (its row of
+    zap_runs_account_state says), or whose newest state holds it (as an older version kept it)."""
     from dlt.common.versioned_state import decompress_state
 
     table = client.make_qualified_table_name("_dlt_pipeline_state")
-    if not exists(client, table):
-        return []
+    last = [name for name in pipelines_of(client, account) if name != pipeline_name]
+    if last or not exists(client, table):
+        return last
     rows = client.execute_sql(f"select pipeline_name, version, state from {table} "
                               "where pipeline_name <> %s", pipeline_name)
     newest: dict[str, tuple[int, str]] = {}

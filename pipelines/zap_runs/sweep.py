@@ -15,7 +15,7 @@ rate budget, each failure kept to its own account.
   the account until its credentials change; an account whose requests keep failing while
   others succeed is paused for a day after three passes. Its state stays as it was, so nothing
   it has not read is skipped for good.
-- **State per account** under the resource state's "accounts", committed with the load.
+- **State per account** in the warehouse (account_state.py), one row each, loaded with the runs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from . import account_state
+from .account_state import current_pipeline, in_table, legacy_states, read_states
 from .accounts import Account
 from .backfill import Deferred, long_window, part_end
 from .client import Stats, ZapierClient, http_client
@@ -45,8 +47,6 @@ log = logging.getLogger(__name__)
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
-# Resource state of the version before accounts: it belongs to the default account.
-LEGACY_KEYS = ("cursor", "watched", "open_runs", "last_window")
 
 
 @dataclass
@@ -75,16 +75,6 @@ class Connection:
     backoff_base: float
     requests_per_minute: float | None
     on_rotate: OnRotate | None = None
-
-
-def account_states(state: dict, default: str) -> dict[str, dict]:
-    """The per-account part of the resource state; state from before accounts (cursor and
-    watched runs at the top) becomes the `default` account's."""
-    accounts = state.setdefault("accounts", {})
-    legacy = {key: state.pop(key) for key in LEGACY_KEYS if key in state}
-    if legacy:
-        accounts.setdefault(default, {}).update(legacy)
-    return accounts
 
 
 def overdue_order(accounts: list[Account], states: dict[str, dict]) -> list[Account]:
@@ -147,9 +137,34 @@ class Sweep:
         except ValueError as exc:
             raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
 
-    def read(self, state: dict) -> Iterator[list[dict]]:
-        """Rows of every account's sync; the state is updated account by account."""
-        states = account_states(state, self.default)
+    def read(self, resource_state: dict) -> Iterator[object]:
+        """Rows of every account's sync, then the states of the accounts it read, as rows of
+        zap_runs_account_state in the same load (account_state.py); what an older version kept
+        in `resource_state` (dlt's) is carried over once. On the Delta lake the states stay in
+        `resource_state` (account_state.in_table says why)."""
+        pipeline = current_pipeline()
+        if not in_table(pipeline):
+            states = legacy_states(resource_state, self.default)
+            resource_state["accounts"] = states
+            yield from self._read_all(states)
+            return
+        legacy = legacy_states(resource_state, self.default, take=False)
+        names = [a.name for a in self.accounts]
+        stored = read_states(pipeline, [*names, *legacy]) if pipeline is not None else {}
+        if all(name in stored for name in legacy):
+            # Every account of the old layout has a row of a completed load: the old state goes
+            # (kept till then: a first package that is aborted, not just crashed, loses nothing).
+            legacy_states(resource_state, self.default)
+            legacy = {}
+        states = {name: stored.get(name) or legacy.get(name) or {} for name in names}
+        yield from self._read_all(states)
+        # Every account of the old pipeline state gets its row, read in this pass or not.
+        carried = {name: value for name, value in legacy.items()
+                   if name not in states and name not in stored}
+        yield account_state.rows({**carried, **states},
+                                 pipeline.pipeline_name if pipeline is not None else None)
+
+    def _read_all(self, states: dict[str, dict]) -> Iterator[list[dict]]:
         try:
             for account in overdue_order(self.accounts, states):
                 yield from self._read_account(account, states.setdefault(account.name, {}))

@@ -1,0 +1,160 @@
+"""Each account's sync state (cursor, watched runs, hourly counts, refusals) in the warehouse: a
+row per account per load in `zap_runs_account_state`, loaded in the same load package as the runs
+it describes, and read back for the accounts a pass visits.
+
+dlt's pipeline state is one blob that dlt serialises, hashes, compresses and stores anew on every
+load (and copies into every load package): per-account state there grows with the accounts (about
+6 MB at 1,000). dlt's docs advise "use your loaded data as the state" for such state; so the
+pipeline state keeps no account, and a pass reads only the rows of the accounts it visits.
+
+The rows are appended, and a state counts only once its whole load package is loaded: dlt loads
+this table in a job and transaction of its own, which may commit before the runs' merge. A row
+is read when its `_dlt_load_id` is a completed load in `_dlt_loads` (as dlt restores its own
+state), the newest such row per account; older rows of those accounts are then deleted. A sync
+killed between the two jobs, whose pipeline folder is then lost, reads the state before it.
+
+State from before (under the resource state's "accounts", or at its top from before accounts) is
+read when an account has no row yet, and every such account's state is written as a row in the
+first pass, which then drops it from the pipeline state: both land in one load package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from .clock import utcnow
+
+log = logging.getLogger(__name__)
+
+TABLE = "zap_runs_account_state"
+COLUMNS = [
+    {"name": "account_id", "data_type": "text", "nullable": False},
+    {"name": "state", "data_type": "text", "nullable": True},
+    {"name": "updated_at", "data_type": "timestamp", "nullable": True},
+    # The pipeline (a shard's, say) that read the account last: forget goes through it.
+    {"name": "pipeline_name", "data_type": "text", "nullable": True},
+]
+# Accounts whose rows one query reads.
+READ_CHUNK = 500
+# Resource state of the version before accounts: it belongs to the default account.
+LEGACY_KEYS = ("cursor", "watched", "open_runs", "last_window")
+
+
+def legacy_states(resource_state: dict, default: str, take: bool = True) -> dict[str, dict]:
+    """The per-account state an older version kept in the pipeline state (state from before
+    accounts, at the top, becomes the `default` account's); taken out of it unless not `take`."""
+    get = resource_state.pop if take else resource_state.get
+    accounts = dict(get("accounts", None) or {})
+    top = {key: get(key) for key in LEGACY_KEYS if key in resource_state}
+    if top:
+        accounts[default] = {**accounts.get(default, {}), **top}
+    return accounts
+
+
+def declare(resource: Any) -> None:
+    """Give the zap_runs resource the table variant its state rows go to: none of the runs'
+    columns, keys or nested tables; appended (the newest completed row counts)."""
+    resource.apply_hints(table_name=TABLE, columns={}, nested_hints={}, create_table_variant=True)
+    resource.apply_hints(table_name=TABLE, columns=COLUMNS, primary_key=[], merge_key=[],
+                         write_disposition="append", create_table_variant=True)
+
+
+def in_table(pipeline: dlt.Pipeline | None) -> bool:
+    """Whether the states live in TABLE: everywhere but the Delta lake, where dlt writes
+    `_dlt_loads` as plain files no reader can join, so there is no telling a completed load's row
+    from one whose package never finished; there the states stay in dlt's pipeline state."""
+    from .destinations import is_delta_lake
+
+    return pipeline is None or not is_delta_lake(pipeline)
+
+
+def rows(states: dict[str, dict], pipeline_name: str | None) -> Any:
+    """The states as one batch of rows for TABLE (declare() gave it its hints)."""
+    now = utcnow()
+    return dlt.mark.with_table_name(
+        [{"account_id": name, "state": json.dumps(state, separators=(",", ":")), "updated_at": now,
+          "pipeline_name": pipeline_name} for name, state in states.items()], TABLE)
+
+
+def pipelines_of(client, account: str) -> list[str]:
+    """The pipeline (a shard's, say) whose newest completed row holds the account's state, if
+    any, through `client`."""
+    from .sqltables import exists
+
+    table = client.make_qualified_table_name(TABLE)
+    if not exists(client, table):  # asked first: a failed query would abort a transaction
+        return []
+    loads = client.make_qualified_table_name("_dlt_loads")
+    found = client.execute_sql(
+        f"select s.pipeline_name from {table} s join {loads} l on l.load_id = s._dlt_load_id and "
+        f"l.status = 0 where s.account_id = %s order by s._dlt_load_id desc limit 1", account)
+    return [name for (name,) in found if name]
+
+
+def read_states(pipeline: dlt.Pipeline, names: Iterable[str]) -> dict[str, dict]:
+    """The stored state of each of `names` that has one: its newest row of a completed load
+    (none before the table's first load). Older rows of those accounts are deleted."""
+    names = sorted(set(names))
+    found: dict[str, dict] = {}
+    newest: dict[str, list[str]] = {}  # load id -> the accounts whose newest row it holds
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(TABLE)
+            loads = client.make_qualified_table_name("_dlt_loads")
+            for start in range(0, len(names), READ_CHUNK):
+                chunk = names[start:start + READ_CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                rows = client.execute_sql(
+                    f"select account_id, state, _dlt_load_id from (select s.account_id, s.state, "
+                    f"s._dlt_load_id, row_number() over (partition by s.account_id order by "
+                    f"s._dlt_load_id desc) as n from {table} s join {loads} l on l.load_id = "
+                    f"s._dlt_load_id and l.status = 0 where s.account_id in ({marks})) newest "
+                    f"where n = 1", *chunk)
+                for name, text, load_id in rows:
+                    found[name] = _loaded(name, text)
+                    newest.setdefault(load_id, []).append(name)
+    except DatabaseUndefinedRelation:  # the dataset or the table does not exist yet
+        return {}
+    _delete_superseded(pipeline, newest)
+    return found
+
+
+def _delete_superseded(pipeline: dlt.Pipeline, newest: dict[str, list[str]]) -> None:
+    """Delete the rows older than each account's newest completed one (`newest`: load id ->
+    accounts); housekeeping, so a failure (a concurrent DELETE on BigQuery) only costs a line."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(TABLE)
+            for load_id, accounts in newest.items():
+                for start in range(0, len(accounts), READ_CHUNK):
+                    chunk = accounts[start:start + READ_CHUNK]
+                    marks = ", ".join(["%s"] * len(chunk))
+                    client.execute_sql(f"delete from {table} where account_id in ({marks}) and "
+                                       f"_dlt_load_id < %s", *chunk, load_id)
+    except Exception as exc:  # noqa: BLE001 - the next pass deletes them
+        log.warning("could not delete older rows of %s (the next sync tries again): %s", TABLE,
+                    str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+
+def _loaded(name: str, text: str | None) -> dict:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        log.warning("ignoring the unreadable stored state of account %s: it is read afresh", name)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def current_pipeline() -> dlt.Pipeline | None:
+    """The pipeline extracting the resource, or None when it is iterated outside one."""
+    try:
+        dlt.current.load_package_state()
+    except Exception:  # noqa: BLE001 - no load package: no pipeline runs the resource
+        return None
+    return dlt.current.pipeline()
