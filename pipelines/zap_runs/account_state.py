@@ -14,8 +14,9 @@ state), the newest such row per account; older rows of those accounts are then d
 killed between the two jobs, whose pipeline folder is then lost, reads the state before it.
 
 State from before (under the resource state's "accounts", or at its top from before accounts) is
-read when an account has no row yet, and every such account's state is written as a row in the
-first pass, which then drops it from the pipeline state: both land in one load package.
+read when an account has no row yet, and every such account's state is written as a row; it
+stays in the pipeline state until a pass finds every such account's row of a completed load
+(a first package that is aborted loses nothing), and then goes.
 """
 
 from __future__ import annotations
