@@ -61,10 +61,11 @@ def stored_counts(db: Path) -> dict[str, int]:
 
 # About 6,000 runs: dlt's own files (extracted and normalized, each under 2 MB) fit under the
 # limit, the DuckDB file's write-ahead log does not. With 4 MB a staging copy job cannot commit;
-# with 6.5 MB both copies commit and the merge's commit fails (measured on this fixed world with
-# DuckDB 2.0.1 and the 64MB load cap: 6, 6.5 and 7 MB fail in the merge, 8 MB loads it all).
+# with 7 MB both copies commit and the merge's commit fails (measured on this fixed world with
+# DuckDB 2.0.1 and the 64MB load cap: 6, 6.5 and 7 MB failed in the merge, 8 MB loaded it all;
+# since the account state table's job writes to the log too, 6.5 MB sometimes fails a copy).
 # The test checks which job failed, so it says which it tried.
-@pytest.mark.parametrize("limit, failing", [(4 * MB, "parquet"), (int(6.5 * MB), "sql")],
+@pytest.mark.parametrize("limit, failing", [(4 * MB, "parquet"), (7 * MB, "sql")],
                          ids=["copy-fails", "merge-fails"])
 def test_first_sync_into_a_full_duckdb_file(make_simulator, tmp_path, monkeypatch, limit, failing):
     # A fixed world (its clock does not follow today's date): the sizes above are its sizes.
