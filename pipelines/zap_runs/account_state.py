@@ -108,9 +108,7 @@ def read_states(pipeline: dlt.Pipeline, names: Iterable[str]) -> dict[str, dict]
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(TABLE)
             loads = client.make_qualified_table_name("_dlt_loads")
-            for start in range(0, len(names), READ_CHUNK):
-                chunk = names[start:start + READ_CHUNK]
-                marks = ", ".join(["%s"] * len(chunk))
+            for chunk, marks in _chunks(names):
                 rows = client.execute_sql(
                     f"select account_id, state, _dlt_load_id from (select s.account_id, s.state, "
                     f"s._dlt_load_id, row_number() over (partition by s.account_id order by "
@@ -133,14 +131,19 @@ def _delete_superseded(pipeline: dlt.Pipeline, newest: dict[str, list[str]]) -> 
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(TABLE)
             for load_id, accounts in newest.items():
-                for start in range(0, len(accounts), READ_CHUNK):
-                    chunk = accounts[start:start + READ_CHUNK]
-                    marks = ", ".join(["%s"] * len(chunk))
+                for chunk, marks in _chunks(accounts):
                     client.execute_sql(f"delete from {table} where account_id in ({marks}) and "
                                        f"_dlt_load_id < %s", *chunk, load_id)
     except Exception as exc:  # noqa: BLE001 - the next pass deletes them
         log.warning("could not delete older rows of %s (the next sync tries again): %s", TABLE,
                     str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+
+def _chunks(names: list[str]) -> Iterable[tuple[list[str], str]]:
+    """The names READ_CHUNK at a time, each with its `%s, %s, ...` placeholders."""
+    for start in range(0, len(names), READ_CHUNK):
+        chunk = names[start:start + READ_CHUNK]
+        yield chunk, ", ".join(["%s"] * len(chunk))
 
 
 def _loaded(name: str, text: str | None) -> dict:

@@ -27,7 +27,7 @@ from .failed_accounts import failure_of
 from .locks import SyncLock
 from .models import build_models
 from .oauth import DEFAULT_STORE
-from .outcomes import NOT_LOADED
+from .outcomes import split
 from .output.health import read_status
 from .output.progress import display_for
 from .output.report import print_report
@@ -103,11 +103,9 @@ def sync_command(args: argparse.Namespace) -> int:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
         raise unwrap(exc, args.destination) from None
-    real = [a for a in result.accounts if a.result != "invalid"]
-    if result.accounts and not real:
-        bad = result.failed_accounts
+    real, failed, bad = split(result.accounts)
+    if bad and not real:
         raise ConfigError(f"no account entry could be read ({len(bad)} bad): {bad[0].error}")
-    failed = [a for a in real if a.result in NOT_LOADED]
     if failed and len(failed) == len(real):
         raise ZapRunsError(f"every account failed ({len(failed)}): {failed[0].account}: "
                            f"{failed[0].error}; see the summary above.")

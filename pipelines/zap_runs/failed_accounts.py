@@ -16,7 +16,7 @@ from collections.abc import Callable
 import dlt
 
 from .errors import SomeAccountsFailed
-from .outcomes import NOT_LOADED, AccountOutcome
+from .outcomes import AccountOutcome, split
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,7 @@ def failure_of(accounts: list[AccountOutcome], after: str = "") -> SomeAccountsF
     """The error a pass's outcomes call for (its message ending in `after`, else the first
     failure), or None when every account synced (or waits). Bad entries of the configuration
     are counted apart: they are no accounts."""
-    real = [a for a in accounts if a.result != "invalid"]
-    failed = [a for a in real if a.result in NOT_LOADED]
-    bad = [a for a in accounts if a.result == "invalid"]
+    real, failed, bad = split(accounts)
     if not failed and not bad:
         return None
     parts = []

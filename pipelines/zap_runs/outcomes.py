@@ -48,6 +48,14 @@ class SyncProgress:
 NOT_LOADED = ("failed", "skipped", "invalid")
 
 
+def split(outcomes: list[AccountOutcome]) -> tuple[list, list, list]:
+    """(the accounts, those of them that failed or were skipped, the bad entries of the
+    configuration): a bad entry is no account, and is counted apart."""
+    accounts = [o for o in outcomes if o.result != "invalid"]
+    return (accounts, [o for o in accounts if o.result in NOT_LOADED],
+            [o for o in outcomes if o.result == "invalid"])
+
+
 @dataclass
 class AccountOutcome:
     """How one account fared in a pass (a row of the sync log): success, failed, skipped

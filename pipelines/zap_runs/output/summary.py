@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..outcomes import split
 from ..settings import DEFAULT_REQUESTS_PER_MINUTE
 from .text import minutes, needed_text, window_text
 
@@ -11,17 +12,15 @@ WIDTH = 10  # the labels' column
 def verdict(accounts: list) -> str:
     """OK, or what went wrong with the accounts of a pass (bad entries of the configuration
     are no accounts: they are named apart)."""
-    real = [a for a in accounts if a.result != "invalid"]
-    bad = len(accounts) - len(real)
-    ok = sum(1 for a in real if a.result in ("success", "deferred"))
-    if real and not ok:
+    real, failed, bad = split(accounts)
+    if real and len(failed) == len(real):
         return "ALL ACCOUNTS FAILED"
-    if ok < len(real):
+    if failed:
         return "SOME ACCOUNTS FAILED"
     if not real and bad:
         return "NO ACCOUNT TO SYNC: EVERY ENTRY IS BAD"
     if bad:
-        return f"OK, BUT {bad_entries(bad).upper()} IN THE ACCOUNTS CONFIGURATION"
+        return f"OK, BUT {bad_entries(len(bad)).upper()} IN THE ACCOUNTS CONFIGURATION"
     return "OK"
 
 
