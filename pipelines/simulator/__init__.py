@@ -4,7 +4,8 @@ from .accounts import Account, account_mix, heavy_mix
 from .clock import ManualClock, RealClock, VirtualClock
 from .faults import Faults
 from .server import Simulator
+from .sharedclock import SharedClock
 from .world import World, WorldConfig
 
-__all__ = ["Account", "Faults", "ManualClock", "RealClock", "Simulator", "VirtualClock", "World",
-           "WorldConfig", "account_mix", "heavy_mix"]
+__all__ = ["Account", "Faults", "ManualClock", "RealClock", "SharedClock", "Simulator", "VirtualClock",
+           "World", "WorldConfig", "account_mix", "heavy_mix"]

@@ -29,6 +29,7 @@ from .accounts import (
 from .eviction import DEFAULT_WORLD_MEMORY_MB
 from .faults import Faults
 from .server import Simulator
+from .sharedclock import SharedClock
 from .world import PROFILES, World, WorldConfig
 
 PROG = "python -m pipelines.simulator"
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_number(int, 0, 65535), default=8787,
                         help="port (default 8787; 0 picks one)")
+    parser.add_argument("--clock-file", metavar="PATH",
+                        help="run on the virtual clock shared through PATH instead of real time: the "
+                             "worlds, token lifetimes, the rate rule, Retry-After and "
+                             "X-RateLimit-Reset follow it, and it moves only when a process moves "
+                             "it. The process that drives time makes PATH first, with "
+                             "pipelines.simulator.SharedClock(PATH, start=...) (16 bytes: now and "
+                             "the clock's origin, int64 microseconds since the epoch)")
     world = parser.add_argument_group(
         "the simulated account", "A --profile names an account; a flag given wins over its value.")
     world.add_argument("--profile", choices=list(PROFILES), default="default",
@@ -253,6 +261,12 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
                               ("--world-memory-mb", args.world_memory_mb, "bounds the worlds of")):
         if value is not None and not args.accounts:
             raise ValueError(f"{flag} {what} the accounts of --accounts N: give both")
+    clock = None
+    if args.clock_file is not None:
+        try:
+            clock = SharedClock(args.clock_file)
+        except (OSError, ValueError) as exc:  # main's OSError means a port in use
+            raise ValueError(f"--clock-file: {exc}") from None
     if args.accounts:
         seed = 1 if args.seed is None else args.seed
         served: dict = {"accounts": make_mix(args.mix or "default", args.accounts, seed,
@@ -260,13 +274,13 @@ def build_simulator(args: argparse.Namespace) -> Simulator:
         if args.world_memory_mb is not None:
             served["world_memory_mb"] = args.world_memory_mb or None
     else:
-        served = {"world": World(world_config(args))}
+        served = {"world": World(world_config(args), clock)}
     faults = Faults(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Faults)})
     faults.script = list(args.script)  # the server pops from it; args keep theirs
     ttl = timedelta(seconds=args.access_ttl) if args.access_ttl else None
     return Simulator(**served, faults=faults, rate_limit=args.rate_limit or None,
                      partner_limit=args.partner_limit or None, cooldown=args.cooldown,
-                     access_ttl=ttl, host=args.host, port=args.port)
+                     access_ttl=ttl, host=args.host, port=args.port, clock=clock)
 
 
 def _limits(args: argparse.Namespace) -> str:
@@ -312,6 +326,7 @@ def _print_accounts(sim: Simulator, args: argparse.Namespace) -> None:
     seed = 1 if args.seed is None else args.seed
     print(f"  accounts:      the {args.mix or 'default'} mix; mix seed {seed}; "
           f"every account: {', '.join(f'{k}={v:g}' for k, v in shared.items())}; worlds: {evicted}")
+    _print_clock(sim, args)
     print(f"  refresh:       client_id {sim.tokens.client_id}, client_secret "
           f"{sim.tokens.client_secret}, token_url {sim.base_url}/oauth/token/")
     if args.accounts_file:
@@ -344,9 +359,16 @@ def _print_single(sim: Simulator, args: argparse.Namespace) -> None:
     print(f"  rate limit:    {_limits(args)}; "
           f"faults: {_faults_on(sim.faults)}; unlisted_open_rate={world.config.unlisted_open_rate:g}")
     print(f"  account:       profile {args.profile}; {_knobs(world.config)}")
+    _print_clock(sim, args)
     print(f"  try: curl -H 'Authorization: Bearer {sim.token}' '{sim.base_url}/v2/zap-runs?limit=2'")
     print(f"  sync: SOURCES__ZAP_RUNS__BASE_URL={sim.base_url} SOURCES__ZAP_RUNS__ACCESS_TOKEN={sim.token} "
           "python -m pipelines.zap_runs")
+
+
+def _print_clock(sim: Simulator, args: argparse.Namespace) -> None:
+    if args.clock_file is not None:
+        print(f"  clock:         virtual, shared through {args.clock_file} (now "
+              f"{sim.clock.now().isoformat()}): it moves only when a process moves it")
 
 
 def _faults_on(faults: Faults) -> str:

@@ -59,7 +59,8 @@ class VirtualClock(ManualClock):
 
     A simulator given one (`Simulator(clock=VirtualClock())`) also runs its rate rule,
     `Retry-After` and `X-RateLimit-Reset` on it: a day at 150 requests a minute takes as long as
-    its requests take to serve, not a day.
+    its requests take to serve, not a day. Processes apart share one through a file
+    (sharedclock.SharedClock, a VirtualClock too).
     """
 
     def __init__(self, start: datetime | None = None) -> None:
