@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Optional
 
@@ -19,9 +19,11 @@ from .failed_accounts import raise_after_load
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
 from .outcomes import SyncProgress
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
-from .sweep import Connection, ReadOptions, Sweep
+from .sweep import Connection, ReadOptions, Sweep, Visits
 
 log = logging.getLogger(__name__)
+# The share of requests_per_minute the schedule plans for; the rest is for backfills and retries.
+PLAN_SHARE = 0.9
 
 __all__ = ["Account", "SomeAccountsFailed", "SyncProgress", "zap_runs_source"]
 
@@ -57,6 +59,11 @@ def zap_runs_source(
     shard: str | None = None,
     on_token_rotated: OnRotate | None = None,
     raise_on_failed_accounts: bool = True,
+    max_staleness_hours: float = settings.DEFAULT_MAX_STALENESS_HOURS,
+    read_budget_minutes: float = settings.DEFAULT_READ_BUDGET_MINUTES,
+    all_accounts: bool = False,
+    min_read_interval_seconds: float = 0.0,
+    stop: Callable[[], bool] | None = None,
 ):
     """Zap runs of the account behind `access_token` (or `refresh_token`, OAuth), stored under
     `account_name`; or of many accounts: `[sources.zap_runs.accounts.<name>]` entries in
@@ -68,13 +75,19 @@ def zap_runs_source(
     `on_token_rotated(account, refresh_token, access_token, expires_at)` is called after each
     refresh, once the rotated token is stored. `shard` ("i/n") keeps the accounts whose stable
     hash falls in shard i, with a 1/n share of requests_per_minute.
+    With many accounts a pass reads the accounts that are due, most valuable first, for at most
+    `read_budget_minutes` of requests (schedule.py): busy and failing accounts often, none less
+    often than every `max_staleness_hours`; `all_accounts` (and `since` or `full_refresh`) reads
+    every one. `stop()` is asked before each account (a loop's SIGTERM).
     `progress.outcomes` says how each account fared. With many accounts, a plain dlt
     `pipeline.run` of a pass in which accounts failed raises SomeAccountsFailed once the others
     are loaded, unless `raise_on_failed_accounts` is False (failed_accounts.py).
     """
     for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
                         ("max_retries", max_retries + 1), ("retention_days", retention_days),
-                        ("backfill_pages_per_pass", backfill_pages_per_pass)):
+                        ("backfill_pages_per_pass", backfill_pages_per_pass),
+                        ("max_staleness_hours", max_staleness_hours),
+                        ("read_budget_minutes", read_budget_minutes)):
         if not value > 0:
             raise ConfigError(f"{name} must be positive (check [sources.zap_runs]).")
     # Hours of history a window reaches back: zero or more, and within a year.
@@ -125,9 +138,15 @@ def zap_runs_source(
     options = ReadOptions(since_at, force_since, timedelta(hours=lookback_hours),
                           timedelta(hours=replay_horizon_hours), page_limit, full_refresh, gaps,
                           backfill_pages_per_pass if many else None)
+    rate = connection.requests_per_minute
+    visits = Visits(scheduled=many and not (all_accounts or full_refresh or since_at),
+                    max_staleness=timedelta(hours=max_staleness_hours),
+                    shortest=timedelta(seconds=max(0.0, min_read_interval_seconds)),
+                    budget_minutes=read_budget_minutes,
+                    requests_per_hour=rate * 60 * PLAN_SHARE if rate else None, stop=stop)
     reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
                    isolate=many, default=account_name,
-                   raise_on_failed=raise_on_failed_accounts and many)
+                   raise_on_failed=raise_on_failed_accounts and many, visits=visits)
     resource = zap_runs(reader)
     account_state.declare(resource)  # each account's state: a row, loaded with its runs
     return resource

@@ -40,7 +40,15 @@ COLUMNS = [
     {"name": "updated_at", "data_type": "timestamp", "nullable": True},
     # The pipeline (a shard's, say) that read the account last: forget goes through it.
     {"name": "pipeline_name", "data_type": "text", "nullable": True},
+    # Its schedule (schedule.py), for the next pass to plan without reading every state, and for
+    # status and the account_freshness mart.
+    {"name": "last_read_at", "data_type": "timestamp", "nullable": True},
+    {"name": "next_due_at", "data_type": "timestamp", "nullable": True},
+    {"name": "due_reason", "data_type": "text", "nullable": True},
+    {"name": "worth", "data_type": "double", "nullable": True},
+    {"name": "requests_per_read", "data_type": "double", "nullable": True},
 ]
+SCHEDULE_COLUMNS = ("last_read_at", "next_due_at", "due_reason", "worth", "requests_per_read")
 # Accounts whose rows one query reads.
 READ_CHUNK = 500
 # Resource state of the version before accounts: it belongs to the default account.
@@ -75,12 +83,43 @@ def in_table(pipeline: dlt.Pipeline | None) -> bool:
     return pipeline is None or not is_delta_lake(pipeline)
 
 
-def rows(states: dict[str, dict], pipeline_name: str | None) -> Any:
-    """The states as one batch of rows for TABLE (declare() gave it its hints)."""
+def rows(states: dict[str, dict], pipeline_name: str | None,
+         schedules: dict[str, dict] | None = None) -> Any:
+    """The states as one batch of rows for TABLE (declare() gave it its hints), with each
+    account's SCHEDULE_COLUMNS from `schedules`."""
     now = utcnow()
+    schedules = schedules or {}
     return dlt.mark.with_table_name(
         [{"account_id": name, "state": json.dumps(state, separators=(",", ":")), "updated_at": now,
-          "pipeline_name": pipeline_name} for name, state in states.items()], TABLE)
+          "pipeline_name": pipeline_name, **schedules.get(name, {})}
+         for name, state in states.items()], TABLE)
+
+
+def read_schedules(pipeline: dlt.Pipeline, names: Iterable[str]) -> dict[str, dict]:
+    """SCHEDULE_COLUMNS of the newest completed row of each of `names` that has one, without its
+    state (a pass plans over every account and reads the states of those it visits)."""
+    names = sorted(set(names))
+    found: dict[str, dict] = {}
+    picked = ", ".join(f"s.{name}" for name in SCHEDULE_COLUMNS)
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(TABLE)
+            loads = client.make_qualified_table_name("_dlt_loads")
+            for chunk, marks in _chunks(names):
+                rows = client.execute_sql(
+                    f"select * from (select s.account_id, {picked}, row_number() over (partition "
+                    f"by s.account_id order by s._dlt_load_id desc) as n from {table} s join "
+                    f"{loads} l on l.load_id = s._dlt_load_id and l.status = 0 where s.account_id "
+                    f"in ({marks})) newest where n = 1", *chunk)
+                for name, *values in rows:
+                    found[name] = dict(zip(SCHEDULE_COLUMNS, values, strict=False))
+    except DatabaseUndefinedRelation:
+        return {}
+    except Exception as exc:  # noqa: BLE001 - a table from before schedules: read as unknown
+        if "last_read_at" not in str(exc):
+            raise
+        return {}
+    return found
 
 
 def pipelines_of(client, account: str) -> list[str]:

@@ -6,15 +6,14 @@ import email.utils
 import logging
 import random
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from urllib.parse import urlencode
 
 import httpx
 import msgspec
 
-from . import settings
+from . import clock, settings
 from .apirun import PAGE_DECODER, ApiRun, MalformedRun, run_from_dict
 from .errors import (
     ApiError,
@@ -60,7 +59,7 @@ class ZapierClient:
                  backoff_base: float = settings.DEFAULT_BACKOFF_BASE,
                  backoff_max: float = settings.DEFAULT_BACKOFF_MAX,
                  default_retry_after: float = settings.DEFAULT_RETRY_AFTER,
-                 sleep=time.sleep, pacer: Pacer | None = None, stats: Stats | None = None,
+                 sleep=None, pacer: Pacer | None = None, stats: Stats | None = None,
                  http: httpx.Client | None = None) -> None:
         """`pacer`, `stats` and `http` may be shared by the clients of many accounts: one
         process then keeps one rate budget, one count and one connection pool."""
@@ -73,7 +72,7 @@ class ZapierClient:
         self.backoff_max = backoff_max
         self.default_retry_after = default_retry_after
         self.pacer = pacer if pacer is not None else Pacer(requests_per_minute, sleep=sleep)
-        self._sleep = sleep
+        self._sleep = sleep or clock.sleep
         self.stats = stats if stats is not None else Stats()
         # get_runs may run in two threads at once (paging.fetch_window's look-ahead).
         self._lock = threading.Lock()
@@ -193,7 +192,7 @@ def retry_after(value: str | None, default: float) -> float:
         return default
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - clock.utcnow()).total_seconds())
 
 
 def parse_page(body: bytes) -> Page:

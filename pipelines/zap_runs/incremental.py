@@ -83,7 +83,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
     def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
         rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
-                               datetime.now(UTC), request, account_id, policy)
+                               utcnow(), request, account_id, policy)
         for key in keys:
             progress.run_ids.add(key.id)
             anchors.add(key, watched)

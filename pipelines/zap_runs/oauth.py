@@ -7,11 +7,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from .clock import utcnow
 from .errors import MISSING_TOKEN, AuthError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class RefreshingToken:
     def __init__(self, refresh_token: str, client_id: str, client_secret: str,
                  token_url: str = DEFAULT_TOKEN_URL, store: str | Path = DEFAULT_STORE,
                  access_token: str | None = None, timeout: float = 30.0,
-                 clock=lambda: datetime.now(UTC), account: str = "default",
+                 clock=utcnow, account: str = "default",
                  on_rotate: OnRotate | None = None) -> None:
         self._clock = clock
         self.account = account

@@ -31,6 +31,7 @@ class SyncProgress:
     outcomes: list[AccountOutcome] = field(default_factory=list)  # one per account, in a pass
     default_account: str = "default"  # the account rows from before accounts belong to
     many: bool = False  # a pass over configured accounts (isolated failures)
+    due: int | None = None  # accounts due in a scheduled pass (None: every account was read)
 
     @property
     def fetched(self) -> int:

@@ -37,10 +37,11 @@ import email.utils
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
+
+from . import clock as sync_clock
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +121,14 @@ class Pacer:
     """Blocks until the next request may start; `rate` is requests per minute (None or 0: no
     ceiling, the server's headers still pace)."""
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, rate: float | None, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] | None = None,
+                 wall: Callable[[], float] | None = None) -> None:
+        # By default the sync's clock (clock.py): real time, or a benchmark's simulated time.
         self.interval = 0.0 if not rate else 60.0 / rate * SAFETY
-        self._clock = clock
-        self._sleep = sleep
-        self._wall = wall
+        self._clock = clock or sync_clock.monotonic
+        self._sleep = sleep or sync_clock.sleep
+        self._wall = wall or sync_clock.wall
         # One request at a time is let go, its sender holding `_lock` through its wait;
         # `_state` guards what answers and holds change meanwhile, never held through a sleep.
         self._lock = threading.Lock()

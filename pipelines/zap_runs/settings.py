@@ -50,6 +50,12 @@ RECHECK_MISSES_BEFORE_DROP = 3
 # (10 minutes at 60 requests/minute): a new account's backfill never holds up the others long.
 DEFAULT_BACKFILL_PAGES_PER_PASS = 600
 
+# With many accounts, no account goes unread longer than this (schedule.py), and a scheduled
+# pass reads for at most this many minutes of requests (a little under a */15 cron's interval,
+# with the models after it).
+DEFAULT_MAX_STALENESS_HOURS = 6.0
+DEFAULT_READ_BUDGET_MINUTES = 10.0
+
 # A sync whose predecessor succeeded longer ago than this says so loudly.
 DEFAULT_GAP_WARNING_HOURS = 24.0
 # Zapier keeps run history 29 to 69 days (some plans 7 to 30): assume the shortest common one.

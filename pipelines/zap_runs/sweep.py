@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from . import account_state
+from . import account_state, clock, schedule
 from .account_state import current_pipeline, in_table, legacy_states, read_states
 from .accounts import Account
 from .backfill import Deferred, long_window, part_end
@@ -41,12 +41,16 @@ from .oauth import OnRotate, account_store, token_source
 from .outcomes import AccountOutcome, SyncProgress
 from .pacing import Pacer
 from .rows import parse_time
+from .watch import unpack
 
 log = logging.getLogger(__name__)
 
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
+# Accounts whose states one query reads, as a scheduled pass goes.
+STATE_CHUNK = 200
+BACKFILL_SHARE = 0.25
 
 
 @dataclass
@@ -61,6 +65,20 @@ class ReadOptions:
     full_refresh: bool
     gaps: tuple[timedelta, timedelta] | None
     backfill_pages: int | None = None  # None: read every window whole
+
+
+@dataclass
+class Visits:
+    """Which accounts a pass reads: every one (`scheduled` False: one account, or
+    --all-accounts), or the due ones, most valuable first, until `budget_minutes` of requests
+    at the rate (or of time) are spent (schedule.py)."""
+
+    scheduled: bool = False
+    max_staleness: timedelta = timedelta(hours=6)
+    shortest: timedelta = timedelta(0)  # a loop's load_every: no account twice between loads
+    budget_minutes: float | None = None
+    requests_per_hour: float | None = None  # what the plan spreads (None: no limit)
+    stop: Callable[[], bool] | None = None  # asked before each account (a loop's SIGTERM)
 
 
 @dataclass
@@ -94,7 +112,7 @@ class Sweep:
     def __init__(self, accounts: list[Account], problems: list[tuple[str, str]],
                  policies: dict[str, object], connection: Connection, options: ReadOptions,
                  progress: SyncProgress, *, isolate: bool, default: str,
-                 raise_on_failed: bool = False) -> None:
+                 raise_on_failed: bool = False, visits: Visits | None = None) -> None:
         self.accounts = accounts
         self.policies = policies
         self.connection = connection
@@ -115,6 +133,14 @@ class Sweep:
         self.raise_on_failed = raise_on_failed  # a plain dlt run raises after its load
         # Pages the backfills of this pass may still read (backfill_pages_per_pass).
         self.backfill_left = options.backfill_pages or 0
+        self.visits = visits if visits is not None else Visits()
+        v, rate = self.visits, connection.requests_per_minute
+        if v.scheduled and v.budget_minutes and rate:
+            # Backfills take at most a quarter of a scheduled pass's requests.
+            self.backfill_left = min(self.backfill_left,
+                                     max(1, int(v.budget_minutes * rate * BACKFILL_SHARE)))
+        self.plan: schedule.Plan | None = None
+        self._schedules: dict[str, dict] = {}
 
     def client_for(self, account: Account) -> ZapierClient:
         c = self.connection
@@ -138,39 +164,119 @@ class Sweep:
             raise ConfigError(f"{exc} (check base_url under [sources.zap_runs]).") from None
 
     def read(self, resource_state: dict) -> Iterator[object]:
-        """Rows of every account's sync, then the states of the accounts it read, as rows of
-        zap_runs_account_state in the same load (account_state.py); what an older version kept
+        """Rows of the sync of each account this pass reads (`visits`: the due ones, most
+        valuable first, within its budget, schedule.py; or every one), then their states, as rows
+        of zap_runs_account_state in the same load (account_state.py); what an older version kept
         in `resource_state` (dlt's) is carried over once. On the Delta lake the states stay in
         `resource_state` (account_state.in_table says why)."""
         pipeline = current_pipeline()
         if not in_table(pipeline):
             states = legacy_states(resource_state, self.default)
             resource_state["accounts"] = states
-            yield from self._read_all(states)
+            yield from self._read_all({}, lambda names: {n: states.setdefault(n, {}) for n in names},
+                                      known=states)
             return
         legacy = legacy_states(resource_state, self.default, take=False)
         names = [a.name for a in self.accounts]
-        stored = read_states(pipeline, [*names, *legacy]) if pipeline is not None else {}
+        stored = read_states(pipeline, legacy) if pipeline is not None and legacy else {}
         if all(name in stored for name in legacy):
             # Every account of the old layout has a row of a completed load: the old state goes
             # (kept till then: a first package that is aborted, not just crashed, loses nothing).
             legacy_states(resource_state, self.default)
             legacy = {}
-        states = {name: stored.get(name) or legacy.get(name) or {} for name in names}
-        yield from self._read_all(states)
+
+        def load(wanted: list[str]) -> dict[str, dict]:
+            found = read_states(pipeline, wanted) if pipeline is not None else {}
+            return {name: found.get(name) or legacy.get(name) or {} for name in wanted}
+
+        self._schedules = (account_state.read_schedules(pipeline, names)
+                           if pipeline is not None and self.visits.scheduled else {})
+        states: dict[str, dict] = {}
+        yield from self._read_all(states, load)
         # Every account of the old pipeline state gets its row, read in this pass or not.
         carried = {name: value for name, value in legacy.items()
                    if name not in states and name not in stored}
         yield account_state.rows({**carried, **states},
-                                 pipeline.pipeline_name if pipeline is not None else None)
+                                 pipeline.pipeline_name if pipeline is not None else None,
+                                 self._schedule_columns({**carried, **states}))
 
-    def _read_all(self, states: dict[str, dict]) -> Iterator[list[dict]]:
+    def _entries(self, known: dict[str, dict] | None) -> list[schedule.Entry]:
+        """Every account as the scheduler sees it: from the schedule columns of its stored row,
+        or (on the Delta lake, `known`) from its state."""
+        entries = []
+        for account in self.accounts:
+            if known is not None:
+                entries.append(schedule.entry(account.name, known.get(account.name) or {}))
+                continue
+            row = self._schedules.get(account.name) or {}
+            last = row.get("last_read_at")
+            entries.append(schedule.Entry(
+                account.name, _aware(last), float(row.get("requests_per_read") or 1.0),
+                float(row.get("worth") or schedule.FLOOR)))
+        return entries
+
+    def _read_all(self, states: dict[str, dict], load: Callable[[list[str]], dict[str, dict]],
+                  known: dict[str, dict] | None = None) -> Iterator[list[dict]]:
+        """Read the accounts of this pass: `load(names)` gives their stored states, which
+        `states` collects (the rows this pass writes); `known`: every state, when all are in
+        memory (the Delta lake's pipeline state)."""
+        v = self.visits
+        accounts = {a.name: a for a in self.accounts}
         try:
-            for account in overdue_order(self.accounts, states):
-                yield from self._read_account(account, states.setdefault(account.name, {}))
+            if not v.scheduled:
+                states.update(load(list(accounts)))
+                chosen = overdue_order(self.accounts, states)
+            else:
+                entries = self._entries(known)
+                self.plan = schedule.plan(entries, v.requests_per_hour, v.max_staleness, v.shortest)
+                now = utcnow()
+                due = schedule.order(entries, self.plan, now)
+                self.progress.due = len(due)
+                chosen = [accounts[e.name] for e in due]
+            started = clock.monotonic()
+            for start in range(0, len(chosen), STATE_CHUNK):
+                batch = chosen[start:start + STATE_CHUNK]
+                if v.scheduled:
+                    states.update(load([a.name for a in batch]))
+                for account in batch:
+                    if self._spent(started):
+                        return
+                    yield from self._read_account(account, states.setdefault(account.name, {}))
         finally:
             self.http.close()
-        self._pause_failing(states)
+            self._pause_failing(states)
+
+    def _spent(self, started: float) -> bool:
+        """Whether this pass stops reading: asked to stop (a loop's SIGTERM), or its budget (of
+        requests and of minutes) is spent."""
+        v = self.visits
+        if v.stop is not None and v.stop():
+            return True
+        if not v.scheduled or v.budget_minutes is None:
+            return False
+        if clock.monotonic() - started >= v.budget_minutes * 60:
+            return True
+        rate = self.connection.requests_per_minute
+        return bool(rate) and self.stats.requests >= v.budget_minutes * rate
+
+    def _schedule_columns(self, states: dict[str, dict]) -> dict[str, dict]:
+        """Each written state's schedule columns: when it was last read, when it is next due and
+        why (the plan of this pass; refused and paused accounts wait for their credentials)."""
+        p = self.plan or schedule.plan([], None, self.visits.max_staleness, self.visits.shortest)
+        out = {}
+        for name, state in states.items():
+            e = schedule.entry(name, state)
+            value, why = schedule.worth(state.get("schedule") or {})
+            refused = state.get("refused")
+            if refused:
+                until = parse_time(refused.get("until"))
+                due, why = until, ("paused after failing" if until else
+                                   "refused: waits for its credentials to change")
+            else:
+                due, why = p.due_at(e), p.reason(e, why)
+            out[name] = {"last_read_at": e.last_read, "next_due_at": due, "due_reason": why,
+                         "worth": value, "requests_per_read": e.cost}
+        return out
 
     def _read_account(self, account: Account, state: dict) -> Iterator[list[dict]]:
         outcome = AccountOutcome(account.name, "failed", utcnow())
@@ -187,6 +293,7 @@ class Sweep:
                 self.progress.client = client  # the display reads the shared counters through it
             until, backfilling = self._part_to_read(client, state, progress)
             pages_before = stats.requests
+            failed_before = error_runs(state)
             o = self.options
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
                                  lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
@@ -204,6 +311,14 @@ class Sweep:
             outcome.result = "success"
             if backfilling:
                 self.backfill_left -= stats.requests - pages_before
+            # What this read shows of the account's worth (schedule.py); a part of a backfill
+            # sees history, not the present.
+            if until is None:
+                schedule.observe(state, progress.window_to or utcnow(),
+                                 window=(progress.window_from, progress.window_to),
+                                 new_runs=progress.spend.budget.new,
+                                 new_failures=len(error_runs(state) - failed_before),
+                                 requests=stats.requests - before[0], open_runs=progress.open_runs)
             for key in ("refused", "failures"):
                 state.pop(key, None)
             if until is not None:  # read up to there; the rest in the next passes
@@ -310,3 +425,20 @@ class Sweep:
             total.spend.add(account.spend)
         else:
             total.spend = account.spend
+
+
+def _aware(value: object) -> datetime | None:
+    """A timestamp read back from the warehouse, as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_time(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def error_runs(state: dict) -> set[str]:
+    """The failed runs an account's state watches (for replays)."""
+    watched = unpack(state.get("watched")) or {}
+    return {key for key, raw in watched.items() if len(raw) > 6 and raw[6] == "error"}

@@ -1,0 +1,173 @@
+"""When each account is next read: as often as its runs are worth it, within one rate budget.
+
+A failed run waits, on average, half an account's read interval before it is in the warehouse.
+An account that makes `w` failed runs an hour and costs `c` requests a read, read every `I`
+hours, costs the budget `c / I` requests an hour and its failures `w * I / 2` hours of waiting
+an hour. Spreading a budget of `B` requests an hour to make the total wait least gives each
+account an interval proportional to `sqrt(c / w)` (the square-root rule of polling): a busy or
+failing account is read often, a quiet one rarely, and the scale is the one at which the
+intervals spend `B`. Every interval is at most `max_staleness`, so no account is forgotten
+(those reads come first out of the budget), and at least `shortest` (a loop reads no account
+twice between two loads).
+
+What an account is worth comes from its own history, kept in its state (`schedule`): new runs
+and new failures an hour (averages that forget over SMOOTH_HOURS), requests a read, its open
+runs (each may settle as a failure), and whether its last read found a new failure (failures
+come in streaks: read it again soon). An account never read, or whose schedule an older version
+did not keep, is due at once.
+
+Within one invocation the due accounts are read most valuable first: those about to exceed
+max_staleness, then by `w * age² / c`, the waiting a read now saves per request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .clock import iso
+from .rows import parse_time
+
+# A run fails this often where an account's own history shows no failure yet (Zapier's mix).
+FAIL_SHARE = 0.03
+# An open run settles within about this many hours (then it may have failed).
+OPEN_SETTLE_HOURS = 1.0
+# The averages of runs and failures an hour forget the past over this many hours.
+SMOOTH_HOURS = 6.0
+# A read that found a new failure: the account's worth counts this much more until the next.
+STREAK = 3.0
+# Worth of an account with no runs at all (failures an hour): it is read every max_staleness.
+FLOOR = 1e-4
+# Accounts whose max_staleness ends within this share of it are read first.
+STALE_SOON = 0.1
+
+
+@dataclass
+class Entry:
+    """An account as the scheduler sees it: when it was last read, what a read costs, and its
+    worth (failed runs an hour worth finding quickly)."""
+
+    name: str
+    last_read: datetime | None
+    cost: float = 1.0
+    worth: float = FLOOR
+
+
+def observe(state: dict, at: datetime, *, window: tuple[datetime | None, datetime | None],
+            new_runs: int, new_failures: int, requests: int, open_runs: int) -> None:
+    """Fold one successful read into the account's `schedule` (state["schedule"])."""
+    s = state.get("schedule") or {}
+    last = parse_time(s.get("last_read"))
+    if last is None:  # the first read: its window is the history it saw
+        start, end = window
+        hours = ((end - start).total_seconds() / 3600) if start and end else 24 * 30.0
+    else:
+        hours = (at - last).total_seconds() / 3600
+    hours = max(hours, 1 / 60)
+    keep = math.exp(-hours / SMOOTH_HOURS) if last is not None else 0.0
+    runs = keep * s.get("runs_h", 0.0) + (1 - keep) * new_runs / hours
+    fails = keep * s.get("fails_h", 0.0) + (1 - keep) * new_failures / hours
+    cost = 0.5 * s.get("cost", requests) + 0.5 * requests if last is not None else requests
+    state["schedule"] = {"last_read": iso(at), "runs_h": round(runs, 6), "fails_h": round(fails, 6),
+                         "cost": round(max(cost, 1.0), 3), "open": open_runs,
+                         "failed_last": new_failures > 0}
+
+
+def worth(schedule: dict) -> tuple[float, str]:
+    """(failed runs an hour worth finding quickly, why) of an account's `schedule`."""
+    runs, fails = schedule.get("runs_h", 0.0), schedule.get("fails_h", 0.0)
+    opened = schedule.get("open", 0) * FAIL_SHARE / OPEN_SETTLE_HOURS
+    terms = {f"failing: {fails:.2g} failures/h": fails,
+             f"busy: {runs:.3g} runs/h": FAIL_SHARE * runs,
+             f"{schedule.get('open', 0)} open runs to settle": opened}
+    why = max(terms, key=terms.__getitem__)
+    value = max(fails, FAIL_SHARE * runs) + opened
+    if schedule.get("failed_last"):
+        value, why = value * STREAK, "a new failure at the last read"
+    if value <= FLOOR:
+        return FLOOR, "quiet"
+    return value, why
+
+
+def entry(name: str, state: dict) -> Entry:
+    schedule = state.get("schedule") or {}
+    value, _ = worth(schedule)
+    last = parse_time(schedule.get("last_read")) or parse_time(
+        (state.get("last_window") or [None, None])[1])
+    return Entry(name, last, float(schedule.get("cost", 1.0)), value)
+
+
+@dataclass
+class Plan:
+    """The intervals of one invocation: `scale * sqrt(cost / worth)`, within [shortest, longest]."""
+
+    scale: float
+    shortest: timedelta
+    longest: timedelta
+
+    def interval(self, e: Entry) -> timedelta:
+        hours = self.scale * math.sqrt(e.cost / e.worth)
+        return min(self.longest, max(self.shortest, timedelta(hours=hours)))
+
+    def due_at(self, e: Entry) -> datetime | None:
+        """None: due now (never read)."""
+        return None if e.last_read is None else e.last_read + self.interval(e)
+
+    def reason(self, e: Entry, why: str) -> str:
+        interval = self.interval(e)
+        if interval >= self.longest:
+            return f"max_staleness ({why})"
+        if interval <= self.shortest:
+            return f"every load ({why})"
+        return why
+
+
+def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: timedelta,
+         shortest: timedelta = timedelta(0)) -> Plan:
+    """The scale at which the entries' intervals spend `requests_per_hour` (None: no limit, every
+    interval `shortest`)."""
+    entries = list(entries)
+    if not requests_per_hour or not entries:
+        return Plan(0.0, shortest, longest)
+    longest_h = longest.total_seconds() / 3600
+    shortest_h = max(shortest.total_seconds() / 3600, 1e-6)
+    roots = [(e.cost, math.sqrt(e.cost / e.worth)) for e in entries]
+
+    def spend(scale: float) -> float:
+        return sum(cost / min(longest_h, max(shortest_h, scale * root)) for cost, root in roots)
+
+    low, high = 0.0, longest_h / min(root for _, root in roots)  # at `high` all are at longest
+    if spend(high) > requests_per_hour or spend(low) <= requests_per_hour:
+        # Even max_staleness for all costs more than the budget (reads are then late: said by
+        # status), or the budget reads every account as often as allowed.
+        return Plan(high if spend(high) > requests_per_hour else low, shortest, longest)
+    for _ in range(50):
+        middle = (low + high) / 2
+        if spend(middle) > requests_per_hour:
+            low = middle
+        else:
+            high = middle
+    return Plan(high, shortest, longest)
+
+
+def order(entries: list[Entry], p: Plan, now: datetime) -> list[Entry]:
+    """The due entries, most valuable first: those whose max_staleness ends soonest, then the
+    never read (their backfills share a bounded part of the budget), then by the waiting a read
+    saves per request."""
+    soon = p.longest * (1 - STALE_SOON)
+    due = []
+    for e in entries:
+        at = p.due_at(e)
+        if at is not None and at > now:
+            continue
+        if e.last_read is None:
+            due.append(((1, 0.0), e))
+        elif now - e.last_read >= soon:
+            due.append(((0, -(now - e.last_read).total_seconds()), e))
+        else:
+            age = (now - e.last_read).total_seconds() / 3600
+            due.append(((2, -e.worth * age * age / e.cost), e))
+    due.sort(key=lambda item: item[0])
+    return [e for _, e in due]
