@@ -139,7 +139,7 @@ def zap_runs_source(
                           timedelta(hours=replay_horizon_hours), page_limit, full_refresh, gaps,
                           backfill_pages_per_pass if many else None)
     rate = connection.requests_per_minute
-    visits = Visits(scheduled=many and not (all_accounts or full_refresh or since_at),
+    visits = Visits(scheduled=many and not (all_accounts or full_refresh or force_since),
                     max_staleness=timedelta(hours=max_staleness_hours),
                     shortest=timedelta(seconds=max(0.0, min_read_interval_seconds)),
                     budget_minutes=read_budget_minutes,

@@ -27,9 +27,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import dlt
+import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from .clock import utcnow
+from .sqltables import add_column, columns_of, exists
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,12 @@ COLUMNS = [
     {"name": "due_reason", "data_type": "text", "nullable": True},
     {"name": "worth", "data_type": "double", "nullable": True},
     {"name": "requests_per_read", "data_type": "double", "nullable": True},
+    # The max_staleness the plan kept to, for the account_freshness mart's is_beyond_max_staleness
+    # (a configuration value the warehouse would not know otherwise).
+    {"name": "max_staleness_hours", "data_type": "double", "nullable": True},
 ]
+# COLUMNS' types in the warehouse's words (PostgreSQL's, transpiled), for ensure_table.
+SQL_TYPES = {"text": "varchar", "timestamp": "timestamptz", "double": "double precision"}
 SCHEDULE_COLUMNS = ("last_read_at", "next_due_at", "due_reason", "worth", "requests_per_read")
 # Accounts whose rows one query reads.
 READ_CHUNK = 500
@@ -122,11 +129,53 @@ def read_schedules(pipeline: dlt.Pipeline, names: Iterable[str]) -> dict[str, di
     return found
 
 
+def current_rows(pipeline: dlt.Pipeline, columns: Iterable[str]) -> dict[str, dict]:
+    """`columns` of every account's current row (its newest of a completed load), for `status`;
+    a column the table lacks (made by an older version) is None; {} before the table's first
+    load."""
+    columns = list(columns)
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(TABLE)
+        loads = client.make_qualified_table_name("_dlt_loads")
+        have = columns_of(client, table)  # asked first: a failed query would abort a transaction
+        if have is None or not exists(client, loads):
+            return {}
+        picked = [name for name in columns if name in have]
+        selected = "".join(f", s.{name}" for name in picked)
+        rows = client.execute_sql(
+            f"select * from (select s.account_id{selected}, row_number() over (partition by "
+            f"s.account_id order by s._dlt_load_id desc) as n from {table} s join {loads} l on "
+            f"l.load_id = s._dlt_load_id and l.status = 0) newest where n = 1")
+    found = {}
+    for name, *values in rows:
+        row = dict.fromkeys(columns)
+        row.update(zip(picked, values[:len(picked)], strict=True))
+        found[name] = row
+    return found
+
+
+def ensure_table(client, dialect: str) -> None:
+    """The table as the SQL models read it (account_freshness), through `client`: made empty when
+    no load has made it yet, and given the COLUMNS an older version made it without. dlt then
+    finds them in the table (it compares its schema with the destination's columns) and adds
+    nothing."""
+    table = client.make_qualified_table_name(TABLE)
+    have = columns_of(client, table)
+    if have is None:
+        columns = ", ".join(f"{c['name']} {SQL_TYPES[c['data_type']]}" for c in COLUMNS)
+        ddl = sqlglot.transpile(f"create table t_ ({columns}, _dlt_load_id varchar not null, "
+                                "_dlt_id varchar not null)", read="postgres", write=dialect)[0]
+        client.execute_sql(ddl.replace("t_", table, 1))  # as the client quoted it (sqltables.py)
+        return
+    for column in COLUMNS:
+        if column["name"] not in have:
+            client.execute_sql(add_column(table, column["name"], SQL_TYPES[column["data_type"]],
+                                          dialect))
+
+
 def pipelines_of(client, account: str) -> list[str]:
     """The pipeline (a shard's, say) whose newest completed row holds the account's state, if
     any, through `client`."""
-    from .sqltables import exists
-
     table = client.make_qualified_table_name(TABLE)
     if not exists(client, table):  # asked first: a failed query would abort a transaction
         return []

@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sync only the accounts whose stable hash falls in shard I of N "
                              "(0 <= I < N), as its own pipeline with 1/N of requests_per_minute; "
                              "for warehouses that take concurrent writers (README, Sharding)")
+    parser.add_argument("--all-accounts", action="store_true",
+                        help="sync: read every account that can be read in this pass, due or not "
+                             "(a first run, a manual catch-up); by default a pass over many "
+                             "accounts reads the due ones, most valuable first (README, Freshness)")
+    parser.add_argument("--loop", action="store_true",
+                        help="sync continuously: read the due accounts, load at least every "
+                             "--load-every seconds, rebuild the models every models_every_minutes; "
+                             "SIGTERM stops it cleanly (README, Freshness)")
+    parser.add_argument("--load-every", type=float, default=None, metavar="SECONDS",
+                        help="--loop: the longest a round reads before it loads (default "
+                             "load_every_seconds, 60)")
     parser.add_argument("--max-age", type=float, default=None, metavar="HOURS",
                         help="status: exit 1 when the last successful sync is older than this "
                              "(default: stale_after_hours, 6)")
@@ -98,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.status_command(args)
         if args.command == "forget":
             return commands.forget_command(args)
+        if (args.loop or args.load_every is not None or args.all_accounts) \
+                and args.command != "sync":
+            raise ConfigError("--loop, --load-every and --all-accounts are for sync.")
+        if args.loop:
+            return commands.loop_command(args)
+        if args.load_every is not None:
+            raise ConfigError("--load-every is for --loop.")
         return commands.sync_command(args)
     except ZapRunsError as exc:
         return fail(exc)

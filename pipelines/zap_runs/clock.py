@@ -28,6 +28,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC) if _clock is None else _clock.now()
 
 
+def is_virtual() -> bool:
+    """Whether the sync runs on a clock of its own (simulated time)."""
+    return _clock is not None
+
+
 def monotonic() -> float:
     return time.monotonic() if _clock is None else _clock.monotonic()
 

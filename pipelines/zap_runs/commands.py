@@ -62,6 +62,8 @@ def source_overrides(args: argparse.Namespace) -> dict:
         out["shard"] = args.shard
     if getattr(args, "accounts_file", None):
         out["accounts_file"] = accounts_file(args)
+    if getattr(args, "all_accounts", False):
+        out["all_accounts"] = True
     return out
 
 
@@ -113,6 +115,34 @@ def sync_command(args: argparse.Namespace) -> int:
                                         "status`.")
     if error is not None:
         raise error
+    return 0
+
+
+def loop_command(args: argparse.Namespace) -> int:
+    """`--loop`: rounds of reading the due accounts and loading, until SIGTERM (loop.py)."""
+    from .loop import run_loop
+
+    config = sync_config()
+    if args.since or args.full_refresh or args.all_accounts:
+        raise ConfigError("--loop reads the due accounts round after round; --since, "
+                          "--full-refresh and --all-accounts are for one sync: run it first, "
+                          "then the loop.")
+    load_every = args.load_every if args.load_every is not None else config.load_every_seconds
+    if not load_every > 0 or not config.models_every_minutes > 0:
+        raise ConfigError("--load-every (load_every_seconds) and models_every_minutes must be "
+                          "positive.")
+    pipeline = shard_pipeline(args, config)
+    build = None if args.shard else (lambda: rebuild_models(pipeline))
+    try:
+        totals = run_loop(pipeline, config, load_every=load_every,
+                          models_every=config.models_every_minutes * 60, build_models=build,
+                          **source_overrides(args))
+    except ConfigFieldMissingException as exc:
+        raise missing_config(exc, args.destination) from None
+    print(f"zap-runs loop stopped after {totals.rounds:,} rounds: {totals.loads:,} loads, "
+          f"{totals.accounts:,} account reads, {totals.runs:,} runs, {totals.requests:,} "
+          f"requests, {totals.failed_rounds:,} failed rounds, models rebuilt {totals.models:,} "
+          "times")
     return 0
 
 

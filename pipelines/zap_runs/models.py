@@ -14,7 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify_tables import qualify_tables
 
-from . import synclog
+from . import account_state, synclog
 from .errors import ConfigError, ZapRunsError
 from .settings import SQL_DIALECTS
 from .sqltables import exists
@@ -124,6 +124,9 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             # account_health reads the sync log; a dataset may have none (its writes failed: a
             # sync only warns then). It is made as a sync makes it, so the next row lands in it.
             synclog.ensure_table(client, q(synclog.TABLE), dialect)
+        # account_freshness reads the accounts' state rows, with the schedule's columns (a table
+        # an older version made lacks them; a pass that read no account makes none).
+        account_state.ensure_table(client, dialect)
         models = load_models()
         existing = {name: kind for name, kind in client.execute_sql(
             "select table_name, table_type from information_schema.tables "
@@ -159,4 +162,7 @@ STAND_INS = {
     "zap_runs__steps": "account_id varchar not null, run_id varchar not null, "
                        "step_number bigint not null, zap_id bigint not null, status varchar, "
                        "start_time timestamptz",
+    # dlt's list of loads, as dlt makes it: missing only where zap_runs was made by hand.
+    "_dlt_loads": "load_id varchar not null, schema_name varchar, status bigint not null, "
+                  "inserted_at timestamptz not null, schema_version_hash varchar",
 }

@@ -74,3 +74,8 @@ class AccountOutcome:
     retries: int = 0
     rate_limited: int = 0
     fetched: int = 0
+    # When the sync last read the account, when it is next due and why: the pass's plan
+    # (schedule.py), set as the pass writes the account's state row; None where no row is written.
+    last_read_at: datetime | None = None
+    next_due_at: datetime | None = None
+    due_reason: str | None = None

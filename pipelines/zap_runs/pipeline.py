@@ -61,6 +61,7 @@ class SyncResult:
     # One per account in a pass over many (sweep.py); empty for a single account.
     accounts: list[AccountOutcome] = field(default_factory=list)
     location: str | None = None  # the DuckDB file written, for DuckDB
+    due: int | None = None  # accounts due in a scheduled pass (None: every account was read)
 
     @property
     def failed_accounts(self) -> list[AccountOutcome]:
@@ -263,6 +264,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         spend=progress.spend,
         accounts=list(progress.outcomes) if progress.many else [],
         location=duckdb_path(pipeline),
+        due=progress.due,
     )
 
 
@@ -338,6 +340,10 @@ def outcomes_of(sync_id: str, started, result: SyncResult, progress: SyncProgres
                      "steps_loaded", "open_runs", "requests", "retries", "rate_limited"):
             setattr(outcome, name, getattr(result, name))
         _spent(outcome, result.spend)
+        if progress.outcomes:  # the one account's schedule (sweep.py)
+            read = progress.outcomes[0]
+            outcome.last_read_at, outcome.next_due_at = read.last_read_at, read.next_due_at
+            outcome.due_reason = read.due_reason
         return [outcome]
     rows = []
     for account in result.accounts:
@@ -347,7 +353,8 @@ def outcomes_of(sync_id: str, started, result: SyncResult, progress: SyncProgres
         outcome = Outcome(sync_id, account.started_at, account.ended_at or utcnow(), account.result,
                           account_id=account.account, error=account.error,
                           requests=account.requests, retries=account.retries,
-                          rate_limited=account.rate_limited)
+                          rate_limited=account.rate_limited, last_read_at=account.last_read_at,
+                          next_due_at=account.next_due_at, due_reason=account.due_reason)
         read = account.progress
         if read is not None and account.result == "success":
             outcome.window_from, outcome.window_to = read.window_from, read.window_to

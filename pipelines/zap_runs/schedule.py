@@ -22,6 +22,7 @@ max_staleness, then by `w * age² / c`, the waiting a read now saves per request
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ STREAK = 3.0
 FLOOR = 1e-4
 # Accounts whose max_staleness ends within this share of it are read first.
 STALE_SOON = 0.1
+# An account read only for max_staleness is due between (1 - JITTER) and 1 times it (a stable
+# share per account), so accounts first read together (a catch-up) do not all fall due together.
+JITTER = 0.25
+# Budget left once the due accounts are read goes to those due within this share of
+# max_staleness, soonest first: reading them a little early spreads the reads that would
+# otherwise come due at once.
+LOOKAHEAD = 0.25
 
 
 @dataclass
@@ -109,6 +117,8 @@ class Plan:
 
     def interval(self, e: Entry) -> timedelta:
         hours = self.scale * math.sqrt(e.cost / e.worth)
+        if timedelta(hours=hours) >= self.longest:
+            return max(self.shortest, self.longest * (1 - JITTER * _share(e.name)))
         return min(self.longest, max(self.shortest, timedelta(hours=hours)))
 
     def due_at(self, e: Entry) -> datetime | None:
@@ -117,7 +127,7 @@ class Plan:
 
     def reason(self, e: Entry, why: str) -> str:
         interval = self.interval(e)
-        if interval >= self.longest:
+        if interval >= self.longest * (1 - JITTER):
             return f"max_staleness ({why})"
         if interval <= self.shortest:
             return f"every load ({why})"
@@ -152,15 +162,18 @@ def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: tim
     return Plan(high, shortest, longest)
 
 
-def order(entries: list[Entry], p: Plan, now: datetime) -> list[Entry]:
-    """The due entries, most valuable first: those whose max_staleness ends soonest, then the
-    never read (their backfills share a bounded part of the budget), then by the waiting a read
-    saves per request."""
+def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], int]:
+    """(the entries to read, in order; how many of them are due): the due ones most valuable
+    first (those whose max_staleness ends soonest, then the never read, whose backfills share a
+    bounded part of the budget, then by the waiting a read saves per request), then those due
+    within LOOKAHEAD of max_staleness, soonest first, for the budget left."""
     soon = p.longest * (1 - STALE_SOON)
-    due = []
+    due, early = [], []
     for e in entries:
         at = p.due_at(e)
         if at is not None and at > now:
+            if at - now <= p.longest * LOOKAHEAD:
+                early.append((at, e))
             continue
         if e.last_read is None:
             due.append(((1, 0.0), e))
@@ -170,4 +183,10 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> list[Entry]:
             age = (now - e.last_read).total_seconds() / 3600
             due.append(((2, -e.worth * age * age / e.cost), e))
     due.sort(key=lambda item: item[0])
-    return [e for _, e in due]
+    early.sort(key=lambda item: item[0])
+    return [e for _, e in due] + [e for _, e in early], len(due)
+
+
+def _share(name: str) -> float:
+    """A stable number in [0, 1) for an account."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest()) / 2**32

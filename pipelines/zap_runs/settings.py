@@ -55,6 +55,9 @@ DEFAULT_BACKFILL_PAGES_PER_PASS = 600
 # with the models after it).
 DEFAULT_MAX_STALENESS_HOURS = 6.0
 DEFAULT_READ_BUDGET_MINUTES = 10.0
+# --loop: a load at least every minute; the models every 15 minutes (a rebuild reads every run).
+DEFAULT_LOAD_EVERY_SECONDS = 60.0
+DEFAULT_MODELS_EVERY_MINUTES = 15.0
 
 # A sync whose predecessor succeeded longer ago than this says so loudly.
 DEFAULT_GAP_WARNING_HOURS = 24.0
@@ -95,6 +98,9 @@ class SyncConfig(BaseConfiguration):
     stale_after_hours: float = DEFAULT_STALE_AFTER_HOURS
     # None: this project's own (project.py): never a folder another project's sync shares.
     pipelines_dir: str | None = None
+    # --loop: the longest a round reads before it loads, and how often the models are rebuilt.
+    load_every_seconds: float = DEFAULT_LOAD_EVERY_SECONDS
+    models_every_minutes: float = DEFAULT_MODELS_EVERY_MINUTES
 
 
 def sync_config() -> SyncConfig:

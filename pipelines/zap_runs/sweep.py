@@ -230,9 +230,8 @@ class Sweep:
                 entries = self._entries(known)
                 self.plan = schedule.plan(entries, v.requests_per_hour, v.max_staleness, v.shortest)
                 now = utcnow()
-                due = schedule.order(entries, self.plan, now)
-                self.progress.due = len(due)
-                chosen = [accounts[e.name] for e in due]
+                listed, self.progress.due = schedule.order(entries, self.plan, now)
+                chosen = [accounts[e.name] for e in listed]
             started = clock.monotonic()
             for start in range(0, len(chosen), STATE_CHUNK):
                 batch = chosen[start:start + STATE_CHUNK]
@@ -275,7 +274,13 @@ class Sweep:
             else:
                 due, why = p.due_at(e), p.reason(e, why)
             out[name] = {"last_read_at": e.last_read, "next_due_at": due, "due_reason": why,
-                         "worth": value, "requests_per_read": e.cost}
+                         "worth": value, "requests_per_read": e.cost,
+                         "max_staleness_hours": self.visits.max_staleness.total_seconds() / 3600}
+        for outcome in self.outcomes:  # the sync log tells them too, on the accounts' rows
+            if outcome.result != "invalid" and outcome.account in out:
+                columns = out[outcome.account]
+                outcome.last_read_at, outcome.next_due_at, outcome.due_reason = (
+                    columns["last_read_at"], columns["next_due_at"], columns["due_reason"])
         return out
 
     def _read_account(self, account: Account, state: dict) -> Iterator[list[dict]]:

@@ -26,14 +26,20 @@ DDL = (
     "runs_fetched bigint, runs_new bigint, runs_updated bigint, steps_loaded bigint, "
     "open_runs bigint, requests bigint, retries bigint, rate_limited bigint)"
 )
-# Added later: a log made by an older version gets them (ALTER TABLE) before its next row.
+# Added later (ADDED_COLUMNS): a log made by an older version gets them (ALTER TABLE) before its
+# next row.
 SPEND_COLUMNS = {"account_id": "varchar", "requests_new": "bigint", "requests_open": "bigint",
                  "requests_errors": "bigint", "requests_rechecks": "bigint", "requests_lookback": "bigint",
                  "requests_unlisted": "bigint", "requests_late": "bigint", "budget": "bigint",
                  "budget_ratio": "double precision"}
+# When the account was last read (its last success, also on a failed row), when it is next due
+# and why (the pass's plan, schedule.py): NULL on rows of passes before schedules.
+SCHEDULE_COLUMNS = {"last_read_at": "timestamptz", "next_due_at": "timestamptz",
+                    "due_reason": "varchar"}
+ADDED_COLUMNS = {**SPEND_COLUMNS, **SCHEDULE_COLUMNS}
 COLUMNS = ("sync_id", "started_at", "ended_at", "result", "error", "warning", "window_from",
            "window_to", "runs_fetched", "runs_new", "runs_updated", "steps_loaded", "open_runs",
-           "requests", "retries", "rate_limited", *SPEND_COLUMNS)
+           "requests", "retries", "rate_limited", *ADDED_COLUMNS)
 
 
 @dataclass
@@ -66,6 +72,9 @@ class Outcome:
     requests_late: int | None = None
     budget: int | None = None
     budget_ratio: float | None = None
+    last_read_at: datetime | None = None
+    next_due_at: datetime | None = None
+    due_reason: str | None = None
 
 
 def record(pipeline: dlt.Pipeline, outcomes: Outcome | list[Outcome], quiet: bool = False) -> None:
@@ -96,7 +105,7 @@ def ensure_table(client, table: str, dialect: str) -> None:
     client.execute_sql(sqlglot.transpile(DDL.format(table=table), read="postgres",
                                          write=dialect)[0])
     have = columns_of(client, table) or set()
-    for name, kind in SPEND_COLUMNS.items():
+    for name, kind in ADDED_COLUMNS.items():
         if name not in have:
             client.execute_sql(add_column(table, name, kind, dialect))
     # Earlier versions logged a bad entry as a failed "account" named by its location (a file

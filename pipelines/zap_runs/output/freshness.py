@@ -1,0 +1,168 @@
+"""Each account's freshness for people: when the sync last read it, when it is next due and why;
+`status` reads it from the accounts' current state rows, the dashboard from account_freshness.
+
+Both judge alike (the mart's header says it in SQL): an account is overdue when it came due
+before the newest pass started and that pass did not read it, and beyond its max_staleness when
+it has gone unread longer than the max_staleness its plan kept to (stored in its row). An
+account neither overdue nor beyond is on schedule: a pass that did not read it found it not due.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dlt
+
+from ..account_state import current_rows
+from ..clock import span
+from .text import ago, when
+
+COLUMNS = ("last_read_at", "next_due_at", "due_reason", "max_staleness_hours")
+TABLE_ROWS = 25  # accounts the dashboard's table lists
+
+
+@dataclass
+class Freshness:
+    """An account's current state row, as far as its schedule goes."""
+
+    account: str
+    last_read_at: datetime | None
+    next_due_at: datetime | None
+    due_reason: str | None
+    max_staleness_hours: float | None
+
+    def hours_since_read(self, now: datetime) -> float | None:
+        if self.last_read_at is None:
+            return None
+        return (now - self.last_read_at).total_seconds() / 3600
+
+    def is_overdue(self, pass_started_at: datetime | None) -> bool:
+        """Due before the newest pass started, which did not read it (a read moves the due time
+        past the pass's start)."""
+        return (self.next_due_at is not None and pass_started_at is not None
+                and self.next_due_at < pass_started_at)
+
+    def is_beyond_max_staleness(self, now: datetime) -> bool:
+        hours = self.hours_since_read(now)
+        return (hours is not None and self.max_staleness_hours is not None
+                and hours > self.max_staleness_hours)
+
+    def is_on_schedule(self, pass_started_at: datetime | None, now: datetime) -> bool:
+        """Not read lately for no fault of the sync: planned, not overdue, within max_staleness."""
+        return (self.next_due_at is not None and not self.is_overdue(pass_started_at)
+                and not self.is_beyond_max_staleness(now))
+
+
+def read_freshness(pipeline: dlt.Pipeline) -> dict[str, Freshness]:
+    """Every account's Freshness from its current row of zap_runs_account_state ({} before the
+    table's first load; a table from before schedules gives None for what it lacks)."""
+    return {name: Freshness(name, _aware(row["last_read_at"]), _aware(row["next_due_at"]),
+                            row["due_reason"], _number(row["max_staleness_hours"]))
+            for name, row in current_rows(pipeline, COLUMNS).items()}
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(value)
+
+
+def due_text(f: Freshness, now: datetime, pass_started_at: datetime | None) -> str:
+    """When the account is next due and why, for people."""
+    reason = f": {f.due_reason}" if f.due_reason else ""
+    if f.next_due_at is None:
+        at = ("when its credentials change" if (f.due_reason or "").startswith("refused")
+              else "at the next pass")
+        return f"{at}{reason}"
+    if f.next_due_at > now:
+        return f"{when(f.next_due_at, '')} (in {span(f.next_due_at - now)}){reason}"
+    late = ", OVERDUE: the last pass did not read it" if f.is_overdue(pass_started_at) else ""
+    return f"{ago(f.next_due_at, now)}{late}{reason}"
+
+
+def read_text(f: Freshness, now: datetime) -> str:
+    """When the account was last read, and whether that is beyond its max_staleness."""
+    beyond = (f", BEYOND max_staleness ({f.max_staleness_hours:g} h)"
+              if f.is_beyond_max_staleness(now) else "")
+    return f"{ago(f.last_read_at, now)}{beyond}"
+
+
+def least_fresh_first(rows: list[Freshness], now: datetime,
+                      pass_started_at: datetime | None) -> list[Freshness]:
+    """Overdue first, then beyond max_staleness, then the longest unread (never read first)."""
+    return sorted(rows, key=lambda f: (not f.is_overdue(pass_started_at),
+                                       not f.is_beyond_max_staleness(now),
+                                       f.last_read_at is not None,
+                                       f.last_read_at or now, f.account))
+
+
+def counts_text(rows: list[Freshness], now: datetime, pass_started_at: datetime | None) -> str:
+    """One line: how many accounts are overdue and beyond max_staleness, and the least fresh."""
+    overdue = sum(f.is_overdue(pass_started_at) for f in rows)
+    beyond = sum(f.is_beyond_max_staleness(now) for f in rows)
+    text = (f"{len(rows):,} account{'s' * (len(rows) != 1)}: {overdue:,} overdue, {beyond:,} "
+            "beyond max_staleness")
+    read = [f for f in rows if f.last_read_at is not None]
+    if read:
+        oldest = min(read, key=lambda f: (f.last_read_at, f.account))
+        text += f"; least fresh {oldest.account}, read {ago(oldest.last_read_at, now)}"
+    return text
+
+
+def freshness_object(f: Freshness, now: datetime, pass_started_at: datetime | None) -> dict:
+    """The account's freshness for `status --json` (times as ISO text)."""
+    hours = f.hours_since_read(now)
+    return {"account": f.account,
+            "last_read_at": f.last_read_at.isoformat() if f.last_read_at else None,
+            "next_due_at": f.next_due_at.isoformat() if f.next_due_at else None,
+            "due_reason": f.due_reason,
+            "hours_since_read": None if hours is None else round(hours, 3),
+            "max_staleness_hours": f.max_staleness_hours,
+            "is_overdue": f.is_overdue(pass_started_at),
+            "is_beyond_max_staleness": f.is_beyond_max_staleness(now)}
+
+
+def freshness_table(rows: list[dict]) -> str:
+    """The dashboard's table of account_freshness rows: overdue first (highlighted), then beyond
+    max_staleness, then the longest unread; at most TABLE_ROWS."""
+    if not rows:
+        return "<p id='freshness'>No account has been read yet.</p>"
+    rows = sorted(rows, key=lambda r: (not r["is_overdue"], not r["is_beyond_max_staleness"],
+                                       -(r["hours_since_read"] if r["hours_since_read"] is not None
+                                         else float("inf")), r["account_id"]))
+    overdue = sum(1 for r in rows if r["is_overdue"])
+    beyond = sum(1 for r in rows if r["is_beyond_max_staleness"])
+    body = "".join(
+        f"<tr class='{'overdue' if r['is_overdue'] else ''}'>"
+        f"<td>{html.escape(r['account_id'])}</td><td>{_time(r['last_read_at'], 'never')}</td>"
+        f"<td class='num'>{_hours(r['hours_since_read'])}</td>"
+        f"<td>{_time(r['next_due_at'], 'at once')}</td>"
+        f"<td>{html.escape(r['due_reason'] or '')}</td>"
+        f"<td>{_flags(r)}</td></tr>"
+        for r in rows[:TABLE_ROWS])
+    more = f"<p>and {len(rows) - TABLE_ROWS} more.</p>" if len(rows) > TABLE_ROWS else ""
+    return (f"<p class='sub'>{len(rows)} accounts: {overdue} overdue (due before the last pass, "
+            f"which did not read them), {beyond} beyond max_staleness.</p>"
+            "<table id='freshness'><thead><tr><th>account</th><th>last read (UTC)</th>"
+            "<th>hours since</th><th>next due (UTC)</th><th>why</th><th></th></tr></thead>"
+            f"<tbody>{body}</tbody></table>{more}")
+
+
+def _time(value: datetime | None, missing: str) -> str:
+    return html.escape(str(value)[:19]) if value is not None else missing
+
+
+def _hours(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _flags(row: dict) -> str:
+    return ", ".join(flag for flag, on in (("overdue", row["is_overdue"]),
+                                           ("beyond max_staleness", row["is_beyond_max_staleness"]))
+                     if on)
