@@ -194,7 +194,8 @@ def run_one(args, order: str, rate: int) -> dict:
     longest = 0.0
     for name in names:
         times = [t0, *sorted(reads.get(name, [])), end]
-        longest = max(longest, max((b - a).total_seconds() / 3600 for a, b in zip(times, times[1:], strict=False)))
+        gaps = ((b - a).total_seconds() / 3600 for a, b in zip(times, times[1:], strict=False))
+        longest = max(longest, *gaps)
     state = pipeline.state
     every = sorted(v for values in latencies.values() for v in values)
     return {
