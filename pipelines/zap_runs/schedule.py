@@ -10,10 +10,11 @@ intervals spend `B`. Every interval is at most `max_staleness`, so no account is
 (those reads come first out of the budget), and at least `shortest` (a loop reads no account
 twice between two loads).
 
-What an account is worth comes from its own history, kept in its state (`schedule`): new runs
-and new failures an hour (averages that forget over SMOOTH_HOURS), requests a read, its open
-runs (each may settle as a failure), and whether its last read found a new failure (failures
-come in streaks: read it again soon). An account never read, or whose schedule an older version
+What an account is worth comes from its own history, kept in its state: runs an hour from the
+hourly counts each read keeps, failures an hour from the failed runs it watches for replays
+(both weighted to the last SMOOTH_HOURS), requests a read, its open runs (each may settle as a
+failure), and whether its last read found a new failure (failures come in streaks: read it
+again soon); the figures go into its `schedule`. An account never read, or whose schedule an older version
 did not keep, is due at once.
 
 Within one invocation the due accounts are read most valuable first: those about to exceed
@@ -30,12 +31,14 @@ from datetime import datetime, timedelta
 
 from .clock import iso
 from .rows import parse_time
+from .watch import unpack
+from .widen import recent_pace
 
 # A run fails this often where an account's own history shows no failure yet (Zapier's mix).
 FAIL_SHARE = 0.03
 # An open run settles within about this many hours (then it may have failed).
 OPEN_SETTLE_HOURS = 1.0
-# The averages of runs and failures an hour forget the past over this many hours.
+# Runs and failures an hour weigh the past by exp(-age / SMOOTH_HOURS).
 SMOOTH_HOURS = 6.0
 # A read that found a new failure: the account's worth counts this much more until the next.
 STREAK = 3.0
@@ -46,9 +49,9 @@ STALE_SOON = 0.1
 # An account read only for max_staleness is due between (1 - JITTER) and 1 times it (a stable
 # share per account), so accounts first read together (a catch-up) do not all fall due together.
 JITTER = 0.25
-# Budget left once the due accounts are read goes to those due within this share of
-# max_staleness, soonest first: reading them a little early spreads the reads that would
-# otherwise come due at once.
+# Budget left once the due accounts are read goes to the accounts read only for max_staleness
+# that are due within this share of it, soonest first: reading them a little early spreads the
+# reads that would otherwise come due at once (after a catch-up).
 LOOKAHEAD = 0.25
 
 
@@ -63,24 +66,34 @@ class Entry:
     worth: float = FLOOR
 
 
-def observe(state: dict, at: datetime, *, window: tuple[datetime | None, datetime | None],
-            new_runs: int, new_failures: int, requests: int, open_runs: int) -> None:
-    """Fold one successful read into the account's `schedule` (state["schedule"])."""
+def observe(state: dict, at: datetime, *, new_failures: int, requests: int,
+            open_runs: int) -> None:
+    """Fold one successful read into the account's `schedule` (state["schedule"]): its pace of
+    runs from the hourly counts the read keeps (runs_by_hour), of failures from the failed runs
+    it watches (each weighted by how recent it is), what a read costs, and whether this read
+    found a new failure."""
     s = state.get("schedule") or {}
-    last = parse_time(s.get("last_read"))
-    if last is None:  # the first read: its window is the history it saw
-        start, end = window
-        hours = ((end - start).total_seconds() / 3600) if start and end else 24 * 30.0
-    else:
-        hours = (at - last).total_seconds() / 3600
-    hours = max(hours, 1 / 60)
-    keep = math.exp(-hours / SMOOTH_HOURS) if last is not None else 0.0
-    runs = keep * s.get("runs_h", 0.0) + (1 - keep) * new_runs / hours
-    fails = keep * s.get("fails_h", 0.0) + (1 - keep) * new_failures / hours
-    cost = 0.5 * s.get("cost", requests) + 0.5 * requests if last is not None else requests
-    state["schedule"] = {"last_read": iso(at), "runs_h": round(runs, 6), "fails_h": round(fails, 6),
-                         "cost": round(max(cost, 1.0), 3), "open": open_runs,
-                         "failed_last": new_failures > 0}
+    runs = recent_pace(unpack(state.get("runs_by_hour")), at, SMOOTH_HOURS)
+    failed = [when for when in failure_times(state) if when <= at]
+    fails = sum(math.exp(-(at - when).total_seconds() / 3600 / SMOOTH_HOURS)
+                for when in failed) / SMOOTH_HOURS
+    cost = 0.5 * s.get("cost", requests) + 0.5 * requests if "cost" in s else requests
+    state["schedule"] = {"last_read": iso(at), "runs_h": round(runs or 0.0, 6),
+                         "fails_h": round(fails, 6), "cost": round(max(cost, 1.0), 3),
+                         "open": open_runs, "failed_last": new_failures > 0}
+
+
+def failure_times(state: dict) -> list[datetime]:
+    """When each failed run the account's state watches (for replays) failed."""
+    watched = unpack(state.get("watched")) or {}
+    return [when for raw in watched.values() if len(raw) > 7 and raw[6] == "error"
+            and (when := parse_time(raw[7])) is not None]
+
+
+def failed_runs(state: dict) -> set[str]:
+    """The failed runs the account's state watches."""
+    watched = unpack(state.get("watched")) or {}
+    return {key for key, raw in watched.items() if len(raw) > 6 and raw[6] == "error"}
 
 
 def worth(schedule: dict) -> tuple[float, str]:
@@ -165,14 +178,15 @@ def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: tim
 def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], int]:
     """(the entries to read, in order; how many of them are due): the due ones most valuable
     first (those whose max_staleness ends soonest, then the never read, whose backfills share a
-    bounded part of the budget, then by the waiting a read saves per request), then those due
-    within LOOKAHEAD of max_staleness, soonest first, for the budget left."""
+    bounded part of the budget, then by the waiting a read saves per request), then, for the
+    budget left, those read only for max_staleness that are due within LOOKAHEAD of it, soonest
+    first."""
     soon = p.longest * (1 - STALE_SOON)
     due, early = [], []
     for e in entries:
         at = p.due_at(e)
         if at is not None and at > now:
-            if at - now <= p.longest * LOOKAHEAD:
+            if at - now <= p.longest * LOOKAHEAD and p.interval(e) >= p.longest * (1 - JITTER):
                 early.append((at, e))
             continue
         if e.last_read is None:

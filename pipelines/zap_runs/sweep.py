@@ -41,7 +41,6 @@ from .oauth import OnRotate, account_store, token_source
 from .outcomes import AccountOutcome, SyncProgress
 from .pacing import Pacer
 from .rows import parse_time
-from .watch import unpack
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +297,7 @@ class Sweep:
                 self.progress.client = client  # the display reads the shared counters through it
             until, backfilling = self._part_to_read(client, state, progress)
             pages_before = stats.requests
-            failed_before = error_runs(state)
+            failed_before = schedule.failed_runs(state)
             o = self.options
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
                                  lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
@@ -320,9 +319,7 @@ class Sweep:
             # sees history, not the present.
             if until is None:
                 schedule.observe(state, progress.window_to or utcnow(),
-                                 window=(progress.window_from, progress.window_to),
-                                 new_runs=progress.spend.budget.new,
-                                 new_failures=len(error_runs(state) - failed_before),
+                                 new_failures=len(schedule.failed_runs(state) - failed_before),
                                  requests=stats.requests - before[0], open_runs=progress.open_runs)
             for key in ("refused", "failures"):
                 state.pop(key, None)
@@ -442,8 +439,3 @@ def _aware(value: object) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return None
 
-
-def error_runs(state: dict) -> set[str]:
-    """The failed runs an account's state watches (for replays)."""
-    watched = unpack(state.get("watched")) or {}
-    return {key for key, raw in watched.items() if len(raw) > 6 and raw[6] == "error"}

@@ -109,3 +109,18 @@ def widened(hist: list | None, reach: dict[str, datetime], cursor: datetime,
         if expected is not None and expected <= FILL * page_limit:
             return cursor - start + timedelta(seconds=1)
     return lookback
+
+
+def recent_pace(saved: list | None, now: datetime, hours: float) -> float | None:
+    """Runs an hour lately: the whole hours counted before `now`, each weighted by
+    exp(-age / hours) (the last hours count most); None when no whole hour was counted."""
+    counted = Hours(saved)
+    total = weights = 0.0
+    for i, count in enumerate(counted.counts):
+        hour = counted.first + i
+        age = _bucket(now) - hour
+        if count is None or age < 1:
+            continue
+        weight = math.exp(-age / hours)
+        total, weights = total + count * weight, weights + weight
+    return total / weights if weights else None
