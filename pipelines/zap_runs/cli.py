@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.json and (args.demo or args.command != "status"):
             raise ConfigError("--json is for `status` (one JSON object for monitors).")
+        if (args.loop or args.load_every is not None or args.all_accounts) \
+                and (args.command != "sync" or args.demo):
+            raise ConfigError("--loop, --load-every and --all-accounts are for sync.")
         if args.demo:
             return commands.demo_command(args)
         if args.command == "models":
@@ -109,9 +112,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.status_command(args)
         if args.command == "forget":
             return commands.forget_command(args)
-        if (args.loop or args.load_every is not None or args.all_accounts) \
-                and args.command != "sync":
-            raise ConfigError("--loop, --load-every and --all-accounts are for sync.")
         if args.loop:
             return commands.loop_command(args)
         if args.load_every is not None:

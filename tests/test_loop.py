@@ -1,0 +1,119 @@
+"""The long-running mode (`--loop`): it leaves the DuckDB file free between loads, stops on
+SIGTERM with what it read loaded, and loses nothing to a SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import duckdb
+import pytest
+
+from pipelines.simulator import Faults
+from pipelines.zap_runs.cli import main
+
+from .conftest import small_world
+from .warehouse import assert_matches_truth, duckdb_pipeline
+
+
+@pytest.fixture
+def looping(make_simulator, past_clock, tmp_path):
+    """Start `python -m pipelines.zap_runs --loop ...` against one simulated account (slow
+    answers, short pages); (start(args) -> process, the simulator, the world, the DuckDB file)."""
+    world = small_world(seed=31, days=2, clock=past_clock, runs_per_day=200)
+    sim = make_simulator(world, clock=past_clock, faults=Faults(slow_seconds=0.02, max_limit=25))
+    db = tmp_path / "loop.duckdb"
+    env = {**os.environ, "SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+           "SOURCES__ZAP_RUNS__ACCESS_TOKEN": sim.token,
+           "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0", "SOURCES__ZAP_RUNS__BACKOFF_BASE": "0.01",
+           "DESTINATION__DUCKDB__CREDENTIALS": str(db)}
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "pipelines.zap_runs", "--loop", *args],
+                                   env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        return process
+
+    yield start, sim, world, db
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for_line(process: subprocess.Popen, text: str) -> list[str]:
+    """The stderr lines up to the first holding `text` (the process's own pace, no polling)."""
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"the loop ended ({process.wait()}) before {text!r}: {''.join(lines)}")
+
+
+def wait_for_requests(sim, more_than: int, deadline: float = 60.0) -> None:
+    ends = time.monotonic() + deadline
+    while len(sim.zap_run_requests()) <= more_than:
+        assert time.monotonic() < ends, "the loop made no request"
+        time.sleep(0.01)
+
+
+def test_between_loads_the_duckdb_file_is_free_and_sigterm_stops_at_once(looping):
+    start, _sim, world, db = looping
+    loop = start("--load-every", "3600")
+    wait_for_line(loop, "round 1:")
+    # Waiting for its next round: another process opens the file to write, as a dashboard may.
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("select count(*) from zapier.zap_runs").fetchone()[0] == len(world.truth())
+    loop.send_signal(signal.SIGTERM)
+    out, err = loop.communicate(timeout=60)
+    assert loop.returncode == 0, err
+    assert "loop stopped after 1 rounds: 1 loads" in out
+    assert_matches_truth(duckdb_pipeline(db), world.truth())
+
+
+def test_sigterm_while_reading_loads_what_was_read_and_exits_0(looping):
+    start, sim, world, db = looping
+    loop = start("--load-every", "3600")
+    wait_for_requests(sim, 2)  # reading its first round (a request takes 20 ms, pages of 25)
+    loop.send_signal(signal.SIGTERM)
+    out, err = loop.communicate(timeout=120)
+    assert loop.returncode == 0, err
+    assert "SIGTERM: stopping after the account being read" in err
+    assert "loop stopped after 1 rounds: 1 loads" in out
+    assert_matches_truth(duckdb_pipeline(db), world.truth())
+
+
+def test_a_sigkill_in_a_round_loses_nothing(looping, past_clock, monkeypatch, tmp_path):
+    start, sim, world, db = looping
+    loop = start("--load-every", "0.01")
+    wait_for_line(loop, "round 1:")
+    past_clock.advance(timedelta(hours=2))  # new runs for round 2
+    wait_for_requests(sim, len(sim.zap_run_requests()))
+    loop.kill()
+    loop.wait()
+    for name, value in {"SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+                        "SOURCES__ZAP_RUNS__ACCESS_TOKEN": sim.token,
+                        "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+                        "DESTINATION__DUCKDB__CREDENTIALS": str(db)}.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 0
+    assert_matches_truth(duckdb_pipeline(db), world.truth())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--loop", "--since", "2026-01-01"], "--since, --full-refresh and --all-accounts are for one sync"),
+    (["--loop", "--load-every", "0"], "must be positive"),
+    (["status", "--loop"], "are for sync"),
+    (["--load-every", "30"], "--load-every is for --loop"),
+])
+def test_loop_arguments_a_user_gets_wrong_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
