@@ -14,6 +14,7 @@ from pipelines.simulator import Simulator, VirtualClock
 from pipelines.zap_runs import clock, schedule
 from pipelines.zap_runs.account_state import TABLE, read_states
 from pipelines.zap_runs.loop import Stop, run_loop
+from pipelines.zap_runs.output.summary import format_summary
 from pipelines.zap_runs.pipeline import logged_sync, sync
 from pipelines.zap_runs.settings import sync_config
 
@@ -95,6 +96,8 @@ def read_in_budgets(virtual, sim, pipeline, worlds, args) -> None:
         read = {a.account for a in first.accounts if a.result == "success"}
         assert first.due == 6 and 0 < len(read) < 6, first.accounts
         assert first.requests < 6 + max(a.requests for a in first.accounts)
+        line = format_summary(first).splitlines()[2]
+        assert f"accounts   {len(first.accounts)} read of 6 (6 due" in line, line
         seen = set(read)
         for _ in range(5):
             seen |= {a.account for a in sync(pipeline, **budget).accounts if a.result == "success"}

@@ -32,6 +32,7 @@ class SyncProgress:
     default_account: str = "default"  # the account rows from before accounts belong to
     many: bool = False  # a pass over configured accounts (isolated failures)
     due: int | None = None  # accounts due in a scheduled pass (None: every account was read)
+    configured: int | None = None  # accounts configured (in this shard)
 
     @property
     def fetched(self) -> int:

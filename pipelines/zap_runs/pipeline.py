@@ -62,6 +62,7 @@ class SyncResult:
     accounts: list[AccountOutcome] = field(default_factory=list)
     location: str | None = None  # the DuckDB file written, for DuckDB
     due: int | None = None  # accounts due in a scheduled pass (None: every account was read)
+    configured: int | None = None  # accounts configured (in this shard), with many
 
     @property
     def failed_accounts(self) -> list[AccountOutcome]:
@@ -265,6 +266,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         accounts=list(progress.outcomes) if progress.many else [],
         location=duckdb_path(pipeline),
         due=progress.due,
+        configured=progress.configured,
     )
 
 

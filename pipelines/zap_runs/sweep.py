@@ -125,6 +125,7 @@ class Sweep:
         now = utcnow()
         self.outcomes = progress.outcomes
         progress.default_account, progress.many = default, isolate
+        progress.configured = len(accounts)
         # A bad entry of the configuration is no account: reported as the entry, once.
         self.outcomes.extend(AccountOutcome(name, "invalid", now, now, message)
                              for name, message in problems)

@@ -62,20 +62,27 @@ def format_summary(result, rate: float | None = DEFAULT_REQUESTS_PER_MINUTE, sha
         lines += [f"  {label:<{WIDTH}} {text}" for label, text in result.spend.detail()]
     lines.append(f"  elapsed    {result.elapsed:.1f} s ({result.fetching:.1f} s fetching)")
     if accounts:
-        lines[1:1] = account_lines(accounts)
+        lines[1:1] = account_lines(accounts, getattr(result, "due", None),
+                                   getattr(result, "configured", None))
     if getattr(result, "location", None):  # the file this sync wrote, as written
         lines.insert(1, f"  file       {result.location}")
     lines += [f"  WARNING    {warning}" for warning in getattr(result, "warnings", [])]
     return "\n".join(lines)
 
 
-def account_lines(accounts: list) -> list[str]:
-    """How many accounts synced, failed, were skipped or wait; each one that failed or was
-    skipped, and each bad entry of the configuration."""
+def account_lines(accounts: list, due: int | None = None,
+                  configured: int | None = None) -> list[str]:
+    """How many accounts synced, failed, were skipped or wait (of how many were due, in a
+    scheduled pass); each one that failed or was skipped, and each bad entry of the
+    configuration."""
     results = [a.result for a in accounts]
     bad = results.count("invalid")
     deferred = results.count("deferred")
-    lines = [f"  accounts   {len(accounts) - bad:,}: {results.count('success'):,} synced, "
+    read = f"{len(accounts) - bad:,}"
+    if due is not None and configured is not None:
+        read = (f"{read} read of {configured:,} ({due:,} due, the others not yet: "
+                "README, Freshness)")
+    lines = [f"  accounts   {read}: {results.count('success'):,} synced, "
              f"{results.count('failed'):,} failed, {results.count('skipped'):,} skipped"
              + (f", {deferred:,} backfills wait for the next pass" if deferred else "")
              + (f"; {bad_entries(bad)} in the configuration, not read" if bad else "")]
