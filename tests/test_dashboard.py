@@ -1,5 +1,6 @@
 """The HTML dashboard: self-contained, escaped, sane at any size, and it renders in Chromium; one
-account's page, and the partner-wide page with the accounts that need attention."""
+account's page, and the partner-wide page with the accounts that need attention and when each
+account was read and is next due."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pipelines.zap_runs.output.report import print_report
 
 from .conftest import small_world
 from .raw_tables import colliding_truths, error_rate_truths, write_raw_tables
+from .scheduled import scheduled_passes
 from .warehouse import duckdb_pipeline, run_sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -76,21 +78,24 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(chromium() is None and os.environ.get("CI") != "true",
-                    reason="Chromium is not installed (apt-get install chromium); CI installs it")
-def test_charts_render_in_headless_chromium_offline(make_simulator, past_clock, tmp_path):
+needs_chromium = pytest.mark.skipif(
+    chromium() is None and os.environ.get("CI") != "true",
+    reason="Chromium is not installed (apt-get install chromium); CI installs it")
+
+
+def headless(tmp_path, height: int = 2400) -> list[str]:
     assert chromium(), "CI=true but Chromium is missing: .ci/run must install it"
-    report = built(make_simulator, tmp_path, nasty_world(past_clock))
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
-    shot.unlink(missing_ok=True)
-    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--disable-background-networking", "--disable-component-update", "--no-first-run",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
-             # The network is off: any request the page tried would fail.
-             "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
-             "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-             "--window-size=1280,2400"]
+    return [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
+            # The network is off: any request the page tried would fail.
+            "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+            f"--window-size=1280,{height}"]
+
+
+def rendered(flags: list[str], report: Path) -> str:
+    """The page's DOM once Chromium ran its scripts; no script failed."""
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -98,6 +103,17 @@ def test_charts_render_in_headless_chromium_offline(make_simulator, past_clock, 
     assert len(re.findall(r'class="(?:point|trace|bars)', dom.stdout)) > 0
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not [line for line in console if "rror" in line], console
+    return dom.stdout
+
+
+@needs_chromium
+def test_charts_render_in_headless_chromium_offline(make_simulator, past_clock, tmp_path):
+    flags = headless(tmp_path)
+    report = built(make_simulator, tmp_path, nasty_world(past_clock))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    rendered(flags, report)
     pic = subprocess.run([*flags, f"--screenshot={shot}", report.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert pic.returncode == 0 and shot.stat().st_size > 50_000
@@ -203,3 +219,41 @@ def test_an_unknown_account_among_many_names_a_few():
     message = str(unknown_account("x", [f"user-{i}" for i in range(8)]))
     assert "(known: 'user-0', 'user-1', 'user-2', 'user-3', 'user-4' and 3 more)" in message
     assert str(unknown_account("x", [])).endswith("holds no account yet; run a sync first.")
+
+
+# --- freshness: real scheduled passes (tests/scheduled.py) ----------------------------------
+
+def freshness_page(tmp_path):
+    """The partner page after passes that left one account overdue, one not due, one just read."""
+    pipeline = duckdb_pipeline(tmp_path / "fresh.duckdb")
+    passes = scheduled_passes(pipeline, tmp_path)
+    build_models(pipeline)
+    return write_report(pipeline, tmp_path / "fresh.html"), passes
+
+
+def freshness_rows(page: str) -> list[tuple[str, str, str]]:
+    """(row class, account, flags) of the freshness table, top down (quotes as written or as
+    Chromium serialises them)."""
+    start = re.search(r"<table id=[\"']freshness[\"']>", page).start()
+    table = page[start:page.index("</table>", start)]
+    return re.findall(r"<tr class=[\"']([^\"']*)[\"']><td>([^<]*)</td>.*?<td>([^<]*)</td></tr>",
+                      table)
+
+
+def test_partner_page_shows_when_each_account_was_read_overdue_first(tmp_path):
+    report, passes = freshness_page(tmp_path)
+    page = report.read_text(encoding="utf-8")
+    assert "<h2>Freshness: when each account was read, and when it is next due</h2>" in page
+    assert "3 accounts: 1 overdue (due before the last pass, which did not read them), 1 beyond " \
+           "max_staleness." in page
+    assert freshness_rows(page) == [("overdue", passes.overdue, "overdue, beyond max_staleness"),
+                                    ("", "a", ""), ("", passes.read, "")]
+
+
+@needs_chromium
+def test_partner_page_with_freshness_renders_in_headless_chromium(tmp_path):
+    flags = headless(tmp_path, height=3200)
+    report, passes = freshness_page(tmp_path)
+    dom = rendered(flags, report)
+    assert freshness_rows(dom) == [("overdue", passes.overdue, "overdue, beyond max_staleness"),
+                                   ("", "a", ""), ("", passes.read, "")]

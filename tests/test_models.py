@@ -227,9 +227,9 @@ def test_models_command(make_simulator, monkeypatch, capsys):
     monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
     monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
     assert main([]) == 0
-    assert "models     11 rebuilt" in capsys.readouterr().out
+    assert "models     12 rebuilt" in capsys.readouterr().out
     assert main(["models"]) == 0
-    assert "built 11 models" in capsys.readouterr().out
+    assert "built 12 models" in capsys.readouterr().out
 
 
 # --- accounts: the raw tables are written as the multi-account sync lays them out -----------

@@ -1,8 +1,9 @@
 """The error-rate dashboard: one self-contained HTML file (plotly inlined) built from the marts.
 
 One account's page (`report --account NAME`), or the partner-wide page: every account's zaps
-and, when there are several accounts, the accounts that need attention (account_health) and the
-steps failing for several of them (partner_step_failures). A warehouse of one account reads as
+and, when there are several accounts, the accounts that need attention (account_health), when
+each was read and is next due (account_freshness) and the steps failing for several of them
+(partner_step_failures). A warehouse of one account reads as
 that account's page did before accounts existed."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from ..errors import ConfigError
+from .freshness import freshness_table
 from .text import pct
 
 NONE = "–"  # a rate with nothing to divide by
@@ -41,6 +43,7 @@ class Data:
     built_at: datetime
     accounts: list[dict] = field(default_factory=list)  # account_health, the page's accounts
     shared_steps: list[dict] = field(default_factory=list)  # partner_step_failures
+    freshness: list[dict] = field(default_factory=list)  # account_freshness, the page's accounts
     account: str | None = None  # the account the page is for; None: every account
 
     @property
@@ -88,9 +91,12 @@ def read_data(pipeline: dlt.Pipeline, account: str | None = None,
                         "where count_accounts_affected_7d > 1 order by count_accounts_affected_7d desc, "
                         f"count_runs_failing_7d desc, zap_title, step_number limit {TABLE_ROWS}"),
             account=account,
+            freshness=[] if account is not None else _rows(
+                client, f"select * from {client.make_qualified_table_name('account_freshness')} "
+                        "order by account_id"),
         )
     if configured:  # accounts taken out of the configuration are left out of the page
-        for name in ("daily", "health", "steps", "durations"):
+        for name in ("daily", "health", "steps", "durations", "freshness"):
             setattr(data, name, [r for r in getattr(data, name) if r["account_id"] in configured])
     return data
 
@@ -273,7 +279,8 @@ def render(data: Data) -> str:
     elif partner:
         scope = f"All {len(data.accounts)} accounts. "
     accounts = (f"<h2>Accounts that need attention</h2>{accounts_table(data)}"
-                if partner else "")
+                "<h2>Freshness: when each account was read, and when it is next due</h2>"
+                f"{freshness_table(data.freshness)}" if partner else "")
     if not data.health:
         content = "<p class='empty'>Nothing synced yet: the warehouse holds no zap runs.</p>" + accounts
     else:
@@ -323,6 +330,7 @@ table {{ border-collapse: collapse; width: 100%; font-size: 0.9rem; }}
 th, td {{ border-bottom: 1px solid #eee; padding: 4px 8px; text-align: left; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 tr.spike td {{ background: #ffebee; }}
+tr.overdue td {{ background: #fff3e0; }}
 .empty {{ font-size: 1.2rem; padding: 40px 0; }}
 </style>
 <script type="text/javascript">{plotly}</script>

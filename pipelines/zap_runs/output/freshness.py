@@ -155,7 +155,8 @@ def freshness_table(rows: list[dict]) -> str:
 
 
 def _time(value: datetime | None, missing: str) -> str:
-    return html.escape(str(value)[:19]) if value is not None else missing
+    value = _aware(value)
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else missing
 
 
 def _hours(value: float | None) -> str:

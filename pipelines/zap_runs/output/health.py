@@ -1,4 +1,5 @@
-"""`status`'s reading of the sync log and the data: the Status of a dataset, or of one account."""
+"""`status`'s reading of the sync log, the accounts' state rows and the data: the Status of a
+dataset, or of one account."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dlt
 
 from ..errors import ConfigError, ZapRunsError, first_line
 from ..synclog import TABLE, account_states, last_outcomes, last_pass, newest_run_start
+from .freshness import read_freshness
 from .lastpass import pass_facts
 from .status import Status
 
@@ -18,13 +20,15 @@ LISTED = 10  # names an unknown --account's message lists; more are pointed to
 def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | None = None,
                 now: datetime | None = None, configured: set[str] | None = None) -> Status:
     """The Status of the pipeline's dataset (`account`: of that account alone; `configured`:
-    the account names the configuration holds, when known); an unknown account is a
-    ConfigError that says which accounts there are."""
+    the account names the configuration holds, when known), each account's freshness judged
+    against the newest pass; an unknown account is a ConfigError that says which accounts there
+    are."""
     where = f"{pipeline.destination.destination_name} dataset {pipeline.dataset_name!r}"
     try:
         accounts = account_states(pipeline)
+        newest_pass = last_pass(pipeline)
         if account is None:
-            rows = last_pass(pipeline)
+            rows = newest_pass
             _, success = last_outcomes(pipeline)
         else:
             last, success = last_outcomes(pipeline, account)
@@ -39,8 +43,10 @@ def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | Non
     if account is not None and account not in {a["account_id"] for a in accounts}:
         raise ConfigError(unknown_account(account, [a["account_id"] for a in accounts], where,
                                           pipeline.dataset_name))
+    started = pass_facts(newest_pass)
     return Status(where, now or datetime.now(UTC), max_age_hours, pass_facts(rows), success,
-                  newest, accounts, account, frozenset(configured) if configured else None)
+                  newest, accounts, account, frozenset(configured) if configured else None,
+                  read_freshness(pipeline), started and started.started_at)
 
 
 def unknown_account(name: str, known: list[str], where: str, dataset: str) -> str:

@@ -1,10 +1,12 @@
-"""`status` for people and monitors: the last pass, the last success, the newest run, who needs attention."""
+"""`status` for people and monitors: the last pass, the last success, the newest run, who needs
+attention, and how fresh each account is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .freshness import Freshness, counts_text, due_text, least_fresh_first, read_text
 from .lastpass import PassFacts
 from .summary import bad_entries
 from .text import ago, needed_text, took, window_text
@@ -18,26 +20,30 @@ def is_stale(success: dict | None, max_age_hours: float, now: datetime) -> bool:
     return success is None or (now - success["ended_at"]).total_seconds() > max_age_hours * 3600
 
 
-def gone_accounts(accounts: list[dict], max_age_hours: float) -> list[dict]:
+def gone_accounts(accounts: list[dict], max_age_hours: float,
+                  on_schedule: frozenset[str] = frozenset()) -> list[dict]:
     """Accounts no sync has read for max_age_hours while others were read: removed from the
-    configuration (but not forgotten), so they are listed, not counted as failing or stale."""
+    configuration (but not forgotten), so they are listed, not counted as failing or stale. An
+    account `on_schedule` is not due yet: a pass reads the due accounts only."""
     if not accounts:
         return []
     latest = max(a["started_at"] for a in accounts)
-    return [a for a in accounts
-            if (latest - a["started_at"]).total_seconds() > max_age_hours * 3600]
+    return [a for a in accounts if a["account_id"] not in on_schedule
+            and (latest - a["started_at"]).total_seconds() > max_age_hours * 3600]
 
 
 def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime,
-                      gone: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+                      gone: list[dict] | None = None, on_schedule: frozenset[str] = frozenset()
+                      ) -> tuple[list[dict], list[dict]]:
     """(failing: the last sync of the account failed or was skipped, stale: no success within
-    max_age_hours) among the sync log's accounts (synclog.account_states) still synced (all but
-    `gone`, by default gone_accounts)."""
-    gone = gone_accounts(accounts, max_age_hours) if gone is None else gone
+    max_age_hours, unless it is `on_schedule`: not due yet) among the sync log's accounts
+    (synclog.account_states) still synced (all but `gone`, by default gone_accounts)."""
+    gone = gone_accounts(accounts, max_age_hours, on_schedule) if gone is None else gone
     accounts = [a for a in accounts if a not in gone]
     failing = [a for a in accounts if a["result"] in ("failed", "skipped")]
-    stale = [a for a in accounts if a not in failing and is_stale(
-        {"ended_at": a["last_success_at"]} if a["last_success_at"] else None, max_age_hours, now)]
+    stale = [a for a in accounts if a not in failing and a["account_id"] not in on_schedule
+             and is_stale({"ended_at": a["last_success_at"]} if a["last_success_at"] else None,
+                          max_age_hours, now)]
     return failing, stale
 
 
@@ -45,7 +51,11 @@ def troubled_accounts(accounts: list[dict], max_age_hours: float, now: datetime,
 class Status:
     """What `status` judges, for the whole dataset or one account (`account`): the last pass
     (PassFacts), the last successful sync log row, the newest run, every account's state
-    (synclog.account_states), and from them the accounts that need attention and the exit code."""
+    (synclog.account_states), and from them the accounts that need attention and the exit code.
+
+    A pass reads the accounts that are due: an account `on_schedule` (its `freshness`, judged
+    against the newest pass's start, `pass_started_at`: planned, not overdue, within its
+    max_staleness) is neither stale nor no longer synced, however long ago it was read."""
 
     where: str
     now: datetime
@@ -58,17 +68,26 @@ class Status:
     # The configured account names, when known (--accounts-file, secrets.toml tables): an
     # account of the log that is not among them is no longer synced, whatever its age.
     configured: frozenset[str] | None = None
+    # Each account's schedule (its current state row; {} where none is kept) and the start of
+    # the newest pass, which it is judged against.
+    freshness: dict[str, Freshness] = field(default_factory=dict)
+    pass_started_at: datetime | None = None
     failing: list[dict] = field(init=False)
     stale_accounts: list[dict] = field(init=False)
     gone: list[dict] = field(init=False)
+    on_schedule: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.failing, self.stale_accounts, self.gone = [], [], []
+        self.on_schedule = frozenset(name for name, f in self.freshness.items()
+                                     if f.is_on_schedule(self.pass_started_at, self.now))
         if self.account is None and len(self.accounts) < 2:
             return  # one account: its health is the sync's
         gone = ([a for a in self.accounts if a["account_id"] not in self.configured]
-                if self.configured else gone_accounts(self.accounts, self.max_age_hours))
-        failing, stale = troubled_accounts(self.accounts, self.max_age_hours, self.now, gone)
+                if self.configured else gone_accounts(self.accounts, self.max_age_hours,
+                                                      self.on_schedule))
+        failing, stale = troubled_accounts(self.accounts, self.max_age_hours, self.now, gone,
+                                           self.on_schedule)
         # One account's: judged among all (no longer synced is relative to the others).
         if self.account is not None:
             failing, stale, gone = ([a for a in group if a["account_id"] == self.account]
@@ -77,7 +96,21 @@ class Status:
 
     @property
     def stale(self) -> bool:
+        if self.account is not None and self.account in self.on_schedule:
+            return False  # read as often as it is due
         return is_stale(self.success, self.max_age_hours, self.now)
+
+    @property
+    def shown_freshness(self) -> list[Freshness]:
+        """The freshness of the account asked about, or of every account still synced, least
+        fresh first."""
+        if self.account is not None:
+            names = [self.account]
+        else:
+            gone = {a["account_id"] for a in self.gone}
+            names = [a["account_id"] for a in self.accounts if a["account_id"] not in gone]
+        return least_fresh_first([self.freshness[n] for n in names if n in self.freshness],
+                                 self.now, self.pass_started_at)
 
     @property
     def bad_entries(self) -> list[str]:
@@ -112,8 +145,12 @@ def format_status(status: Status, verbose: bool = False) -> str:
             status.last is None or status.last.window_to is None):
         lines.append(row("window", window_text(success["window_from"], success["window_to"])))
     lines.append(row("newest run", ago(status.newest, now)))
+    if status.account is not None:
+        lines += [line for f in status.shown_freshness
+                  for line in (row("last read", read_text(f, now)),
+                               row("next due", due_text(f, now, status.pass_started_at)))]
     if status.account is None and len(status.accounts) > 1:
-        lines += format_accounts(status)
+        lines += format_accounts(status, verbose)
     bad = status.bad_entries
     lines += [row("BAD ENTRY", entry) for entry in bad[:SHOWN]]
     if len(bad) > SHOWN:
@@ -161,13 +198,24 @@ def pass_lines(last: PassFacts | None, now: datetime, verbose: bool) -> list[str
     return lines
 
 
-def format_accounts(status: Status) -> list[str]:
-    """Lines about the accounts: how many, then each failing or stale one (up to SHOWN)."""
+def format_accounts(status: Status, verbose: bool = False) -> list[str]:
+    """Lines about the accounts: how many, how fresh (with `verbose`, each one's freshness, up to
+    SHOWN), then each failing or stale one (up to SHOWN)."""
     now, failing, stale, gone = status.now, status.failing, status.stale_accounts, status.gone
     ok = len(status.accounts) - len(failing) - len(stale) - len(gone)
     lines = [row("health", f"{len(status.accounts):,} accounts: {ok:,} ok, {len(failing):,} "
                            f"failing, {len(stale):,} stale"
                            + (f", {len(gone):,} no longer synced" if gone else ""))]
+    fresh = status.shown_freshness
+    if fresh:
+        lines.append(row("freshness", counts_text(fresh, now, status.pass_started_at)))
+    if verbose:
+        lines += [row("account", f"{f.account}: read {read_text(f, now)}; next due "
+                                 f"{due_text(f, now, status.pass_started_at)}")
+                  for f in fresh[:SHOWN]]
+        if len(fresh) > SHOWN:
+            lines.append(f"  ... and {len(fresh) - SHOWN:,} more: see `status --json` or the "
+                         "account_freshness model")
     for account in failing[:SHOWN]:
         why = f" ({account['error']})" if account["error"] else ""
         lines.append(row("FAILING", f"{account['account_id']}: {account['result']} "
@@ -216,4 +264,7 @@ def account_verdict(status: Status, hours: str) -> str:
         return f"STALE: no successful sync of account {name!r} in the last {hours}{also}"
     if last:
         return f"FAILING: account {name!r}: {last} (exit {EXIT_ATTENTION})"
+    if is_stale(status.success, status.max_age_hours, status.now):  # on schedule
+        return (f"OK: account {name!r} is on schedule: no pass has missed it since it came due, "
+                f"and it was read within its max_staleness")
     return f"OK: the last successful sync of account {name!r} is within {hours}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from .freshness import freshness_object
 from .lastpass import PassFacts
 from .status import Status
 
@@ -43,6 +44,17 @@ def attention(status: Status) -> list[dict]:
             for a in accounts]
 
 
+def freshness(status: Status) -> dict:
+    """How many accounts are overdue and beyond max_staleness, and each account's freshness
+    (output/freshness.py), least fresh first; judged against the newest pass's start."""
+    rows = status.shown_freshness
+    listed = [freshness_object(f, status.now, status.pass_started_at) for f in rows]
+    return {"last_pass_started_at": iso(status.pass_started_at),
+            "overdue": sum(1 for f in listed if f["is_overdue"]),
+            "beyond_max_staleness": sum(1 for f in listed if f["is_beyond_max_staleness"]),
+            "accounts": listed}
+
+
 def status_json(status: Status, destination: str, dataset: str) -> str:
     """One JSON object: the verdict and exit code first, then the facts behind them."""
     counted = len(status.accounts) if status.account is None else 1
@@ -58,4 +70,5 @@ def status_json(status: Status, destination: str, dataset: str) -> str:
                      "stale": len(status.stale_accounts), "no_longer_synced": len(status.gone)},
         "attention": attention(status),
         "bad_entries": status.bad_entries,
+        "freshness": freshness(status),
     }, indent=2, ensure_ascii=False)

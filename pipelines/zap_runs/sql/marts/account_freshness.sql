@@ -12,6 +12,8 @@
 -- - is_beyond_max_staleness: unread for longer than max_staleness_hours, the configuration the
 --   plan kept to (stored in the row: the warehouse knows no other); false where either is unknown
 --   (never read, or a row from before schedules).
+-- - is_on_schedule: it has a next_due_at and is neither overdue nor beyond max_staleness: a pass
+--   that did not read it found it not due (account_health does not call it stale).
 -- - runs_per_hour, failures_per_hour: the averages the scheduler weighs the account by (the
 --   state's schedule: runs_h, fails_h); NULL before its first complete read.
 with states as (
@@ -93,6 +95,9 @@ final as (
         max_staleness_hours,
         coalesce(next_due_at < last_pass_started_at, false) as is_overdue,
         coalesce(hours_since_read > max_staleness_hours, false) as is_beyond_max_staleness,
+        next_due_at is not null
+            and not coalesce(next_due_at < last_pass_started_at, false)
+            and not coalesce(hours_since_read > max_staleness_hours, false) as is_on_schedule,
         cast(cast(state as json) -> 'schedule' ->> 'runs_h' as double precision) as runs_per_hour,
         cast(cast(state as json) -> 'schedule' ->> 'fails_h' as double precision)
             as failures_per_hour,

@@ -5,8 +5,9 @@
 -- and the last successful one (its end). needs_attention says whether someone should look, and
 -- attention_reason why: the last sync failed or was skipped (a revoked token, say), the last
 -- success is older than 6 h (stale_after_hours' default; also when the account's log holds no
--- success), the error rate is high (is_error_rate_high), zaps spike or fail. An account with no
--- row in the log is not judged on its syncs.
+-- success) and it is not on schedule (account_freshness: a pass reads the due accounts only),
+-- the error rate is high (is_error_rate_high), zaps spike or fail. An account with no row in the
+-- log is not judged on its syncs.
 -- is_error_rate_high: in the last 24 h at least 20 runs finished and at least 5 failed, and the
 -- error rate is at least 10 %, or it is at least 3 times the rate of the 6 days before (the 7 days
 -- without the last 24 h; at least 20 finished runs there) and at least 5 points above it. The
@@ -18,6 +19,10 @@ with runs as (
 
 zaps as (
     select * from zap_health
+),
+
+freshness as (
+    select account_id, is_on_schedule from account_freshness
 ),
 
 sync_log as (
@@ -131,13 +136,15 @@ joined as (
         coalesce(last_syncs.last_sync_result in ('failed', 'skipped'), false) as is_sync_failing,
         last_syncs.account_id is not null
             and (successes.last_success_at is null
-                 or successes.last_success_at < as_of.as_of - interval '6 hours') as is_stale,
+                 or successes.last_success_at < as_of.as_of - interval '6 hours')
+            and not coalesce(freshness.is_on_schedule, false) as is_stale,
         as_of.as_of
     from accounts
     left join run_counts on run_counts.account_id = accounts.account_id
     left join zap_counts on zap_counts.account_id = accounts.account_id
     left join last_syncs on last_syncs.account_id = accounts.account_id
     left join successes on successes.account_id = accounts.account_id
+    left join freshness on freshness.account_id = accounts.account_id
     cross join as_of
 ),
 
