@@ -8,13 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
 
-from pipelines.simulator import Faults
+from pipelines.simulator import Faults, Simulator, VirtualClock
+from pipelines.zap_runs import clock
+from pipelines.zap_runs.account_state import read_states
 from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.loop import Stop, run_loop
+from pipelines.zap_runs.pipeline import logged_sync
+from pipelines.zap_runs.settings import sync_config
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline
@@ -117,3 +122,84 @@ def test_loop_arguments_a_user_gets_wrong_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_sigterm_during_a_load_finishes_it_then_stops_and_the_models_are_rebuilt(
+        make_simulator, past_clock, tmp_path):
+    """dlt intercepts SIGTERM while it loads: the loop's own handler stays, the load finishes,
+    the loop stops; with one account the models are rebuilt once, at the end."""
+    world = small_world(seed=32, days=1, clock=past_clock, runs_per_day=100)
+    sim = make_simulator(world, clock=past_clock)
+    pipeline = duckdb_pipeline(tmp_path / "term.duckdb")
+    load = pipeline.load
+
+    def load_then_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while dlt loads
+        return load(*args, **kwargs)
+
+    pipeline.load = load_then_signal
+    built: list[int] = []
+    stop = Stop()
+    totals = run_loop(pipeline, sync_config(), load_every=3600, stop=stop,
+                      build_models=lambda: built.append(1) or "built",
+                      base_url=sim.base_url, access_token=sim.token, requests_per_minute=0)
+    assert stop.signal == "SIGTERM" and totals.rounds == 1 and totals.loads == 1
+    assert totals.failed_rounds == 0 and built == [1]
+    pipeline.load = load
+    assert_matches_truth(pipeline, world.truth())
+    with pipeline.sql_client() as client:
+        pending = client.execute_sql("select count(*) from _dlt_loads where status != 0")
+    assert pending[0][0] == 0 and not pipeline.list_normalized_load_packages()
+
+
+def test_a_second_loop_of_the_pipeline_exits_3(looping):
+    start, _sim, _world, _db = looping
+    first = start("--load-every", "3600")
+    wait_for_line(first, "round 1:")
+    second = start("--load-every", "3600")
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 3, err
+    assert "another --loop of this pipeline is running" in err.strip().splitlines()[-1]
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 0
+
+
+def test_in_a_loop_a_failing_account_backs_off_then_pauses(tmp_path):
+    virtual = VirtualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=2))
+    worlds = {"fine": small_world(seed=33, days=1, clock=virtual, runs_per_day=200),
+              "broken": small_world(seed=34, days=1, clock=virtual, runs_per_day=200)}
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("the account's shard of Zapier is down")
+
+    sim = Simulator(accounts=list(worlds.items()), clock=virtual, rate_limit=None).start()
+    accounts = [{"name": n, "access_token": sim.accounts[n].token} for n in worlds]
+    pipeline = duckdb_pipeline(tmp_path / "f.duckdb")
+    tried: list[datetime] = []
+    stop = Stop()
+    end = virtual.now() + timedelta(hours=1)
+
+    def after_round(result, _seconds: float) -> None:
+        for outcome in result.accounts if result is not None else []:
+            if outcome.account == "broken" and outcome.result == "failed":
+                tried.append(outcome.started_at)
+        if virtual.now() >= end:
+            stop.set()
+
+    try:
+        with clock.use(virtual):
+            logged_sync(pipeline, sync_config(), base_url=sim.base_url, accounts=accounts,
+                        requests_per_minute=0, all_accounts=True, backoff_base=0.01)
+            worlds["broken"].page = fail
+            totals = run_loop(pipeline, sync_config(), load_every=120, stop=stop,
+                              after_round=after_round, base_url=sim.base_url, accounts=accounts,
+                              requests_per_minute=0, backoff_base=0.01, max_retries=1)
+        assert totals.rounds >= 28, totals
+        # Tried, then 5 and 15 minutes later; paused after the third failure.
+        assert len(tried) == 3, tried
+        assert tried[1] - tried[0] >= timedelta(minutes=5)
+        assert tried[2] - tried[1] >= timedelta(minutes=15)
+        states = read_states(pipeline, ["broken"])
+        assert "failed in 3 passes in a row" in states["broken"]["refused"]["error"]
+    finally:
+        sim.stop()

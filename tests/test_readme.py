@@ -20,7 +20,10 @@ README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 INTERNAL = {"force_since": "set with since by --since", "full_refresh": "set by --full-refresh",
             "progress": "the sync's progress display",
             "shard": "set by --shard, which also names the shard's own pipeline",
-            "on_token_rotated": "a Python callable, passed by an app that embeds the source"}
+            "on_token_rotated": "a Python callable, passed by an app that embeds the source",
+            "all_accounts": "set by --all-accounts",
+            "min_read_interval_seconds": "set by --loop to its load_every",
+            "stop": "a Python callable, passed by --loop (SIGTERM)"}
 
 
 def section(title: str) -> str:

@@ -52,10 +52,15 @@ COLUMNS = [
     # The max_staleness the plan kept to, for the account_freshness mart's is_beyond_max_staleness
     # (a configuration value the warehouse would not know otherwise).
     {"name": "max_staleness_hours", "data_type": "double", "nullable": True},
+    # Not read before this (an account whose requests failed backs off; a paused or refused one
+    # waits), unless its credentials changed from the refused ones (their fingerprint).
+    {"name": "held_until", "data_type": "timestamp", "nullable": True},
+    {"name": "refused_fingerprint", "data_type": "text", "nullable": True},
 ]
 # COLUMNS' types in the warehouse's words (PostgreSQL's, transpiled), for ensure_table.
 SQL_TYPES = {"text": "varchar", "timestamp": "timestamptz", "double": "double precision"}
-SCHEDULE_COLUMNS = ("last_read_at", "next_due_at", "due_reason", "worth", "requests_per_read")
+SCHEDULE_COLUMNS = ("last_read_at", "next_due_at", "due_reason", "worth", "requests_per_read",
+                    "held_until", "refused_fingerprint")
 # Accounts whose rows one query reads.
 READ_CHUNK = 500
 # Resource state of the version before accounts: it belongs to the default account.
@@ -102,31 +107,14 @@ def rows(states: dict[str, dict], pipeline_name: str | None,
          for name, state in states.items()], TABLE)
 
 
-def read_schedules(pipeline: dlt.Pipeline, names: Iterable[str]) -> dict[str, dict]:
-    """SCHEDULE_COLUMNS of the newest completed row of each of `names` that has one, without its
-    state (a pass plans over every account and reads the states of those it visits)."""
-    names = sorted(set(names))
-    found: dict[str, dict] = {}
-    picked = ", ".join(f"s.{name}" for name in SCHEDULE_COLUMNS)
+def read_schedules(pipeline: dlt.Pipeline) -> dict[str, dict]:
+    """SCHEDULE_COLUMNS (and updated_at) of every account's current row, without its state (a
+    pass plans over every account and reads the states of those it visits); a column an older
+    version did not write is None."""
     try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(TABLE)
-            loads = client.make_qualified_table_name("_dlt_loads")
-            for chunk, marks in _chunks(names):
-                rows = client.execute_sql(
-                    f"select * from (select s.account_id, {picked}, row_number() over (partition "
-                    f"by s.account_id order by s._dlt_load_id desc) as n from {table} s join "
-                    f"{loads} l on l.load_id = s._dlt_load_id and l.status = 0 where s.account_id "
-                    f"in ({marks})) newest where n = 1", *chunk)
-                for name, *values in rows:
-                    found[name] = dict(zip(SCHEDULE_COLUMNS, values, strict=False))
-    except DatabaseUndefinedRelation:
+        return current_rows(pipeline, (*SCHEDULE_COLUMNS, "updated_at"))
+    except DatabaseUndefinedRelation:  # the dataset does not exist yet
         return {}
-    except Exception as exc:  # noqa: BLE001 - a table from before schedules: read as unknown
-        if "last_read_at" not in str(exc):
-            raise
-        return {}
-    return found
 
 
 def current_rows(pipeline: dlt.Pipeline, columns: Iterable[str]) -> dict[str, dict]:

@@ -24,7 +24,7 @@ from .errors import (
     unwrap,
 )
 from .failed_accounts import failure_of
-from .locks import SyncLock
+from .locks import SyncAlreadyRunning, SyncLock
 from .models import build_models
 from .oauth import DEFAULT_STORE
 from .outcomes import split
@@ -131,14 +131,29 @@ def loop_command(args: argparse.Namespace) -> int:
     if not load_every > 0 or not config.models_every_minutes > 0:
         raise ConfigError("--load-every (load_every_seconds) and models_every_minutes must be "
                           "positive.")
+    staleness = dlt.config.get("sources.zap_runs.max_staleness_hours", float)
+    staleness = settings.DEFAULT_MAX_STALENESS_HOURS if staleness is None else staleness
+    if load_every > staleness * 3600:
+        raise ConfigError(f"--load-every ({load_every:g} s) is longer than max_staleness_hours "
+                          f"({staleness:g} h): no account could be read that often; load more "
+                          "often.")
     pipeline = shard_pipeline(args, config)
     build = None if args.shard else (lambda: rebuild_models(pipeline))
     try:
-        totals = run_loop(pipeline, config, load_every=load_every,
-                          models_every=config.models_every_minutes * 60, build_models=build,
-                          **source_overrides(args))
+        with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.loop.lock", 0):
+            totals = run_loop(pipeline, config, load_every=load_every,
+                              models_every=config.models_every_minutes * 60, build_models=build,
+                              **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
+    except SyncAlreadyRunning as exc:
+        raise SyncAlreadyRunning(f"another --loop of this pipeline is running ("
+                                 f"{str(exc).split('(', 1)[1].split(')', 1)[0]}): one loop per "
+                                 "pipeline (use --shard to split the accounts).") from None
+    except KeyboardInterrupt:
+        print("error: stopped at once by a second signal: the rounds before are loaded; the next "
+              "sync finishes the round under way.", file=sys.stderr)
+        return 1
     print(f"zap-runs loop stopped after {totals.rounds:,} rounds: {totals.loads:,} loads, "
           f"{totals.accounts:,} account reads, {totals.runs:,} runs, {totals.requests:,} "
           f"requests, {totals.failed_rounds:,} failed rounds, models rebuilt {totals.models:,} "

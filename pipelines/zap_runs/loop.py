@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # After a failed round (the destination down, say) the loop waits this many rounds.
 FAILED_ROUND_WAIT = 1
+# Errors no later round can get past: bad configuration or credentials (2), another sync of
+# the pipeline holding its lock (3).
+FATAL_EXITS = (2, 3)
 
 
 class Stop:
@@ -109,13 +112,17 @@ def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = 
     totals = Totals()
     models_at = clock.monotonic()
     built = True
-    with stop.on_signals():
+    # dlt swaps in its own SIGTERM handler while it normalizes and loads, and a signal there
+    # would abort the load or be forgotten: ours stays, and the round's load finishes.
+    intercepts, pipeline.runtime_config.intercept_signals = \
+        pipeline.runtime_config.intercept_signals, False
+    with stop.on_signals(), _restored(pipeline, intercepts):
         while not stop() and (max_rounds is None or totals.rounds < max_rounds):
             began = clock.monotonic()
             totals.rounds += 1
             result, seconds = _round(pipeline, config, load_every, stop, totals, source_args)
             real = time.monotonic()
-            if result is not None and result.accounts:
+            if result is not None and (result.runs_fetched or result.accounts):
                 built = False
             if build_models is not None and not built and (
                     stop() or clock.monotonic() - models_at >= models_every):
@@ -142,34 +149,43 @@ def _round(pipeline: dlt.Pipeline, config: SyncConfig, load_every: float, stop: 
     try:
         result = logged_sync(pipeline, config, read_budget_minutes=load_every / 60,
                              min_read_interval_seconds=load_every, stop=stop, **source_args)
-    except ConfigError:
-        raise
-    except (ZapRunsError, PipelineStepFailed) as exc:
+    except Exception as exc:  # noqa: BLE001 - a round fails alone, unless no round can succeed
         error = unwrap(exc, pipeline.destination.destination_name) \
             if isinstance(exc, PipelineStepFailed) else exc
-        if isinstance(error, ConfigError):
-            raise error from None
+        if isinstance(error, ZapRunsError) and error.exit_code in FATAL_EXITS:
+            raise error from None  # bad configuration or token, or another sync's lock
         totals.failed_rounds += 1
         log.error("round %d failed (the loop goes on; the next round loads what it left): %s",
                   totals.rounds, first_line(error, 300))
         return None, 0.0
     read = [a for a in result.accounts if a.result != "invalid"]
+    synced = sum(1 for a in read if a.result == "success") if read else 1  # one account
     totals.loads += 1
-    totals.accounts += sum(1 for a in read if a.result == "success")
+    totals.accounts += synced
     totals.runs += result.runs_fetched
     totals.requests += result.requests
     failed = sum(1 for a in read if a.result in ("failed", "skipped"))
-    log.info("round %d: %d of %d due accounts read%s, %d runs, %d requests, loaded in %.1f s",
-             totals.rounds, len(read), result.due if result.due is not None else len(read),
-             f" ({failed} failed or skipped)" if failed else "", result.runs_fetched,
-             result.requests, result.elapsed - result.fetching)
+    due = f" ({result.due} were due)" if result.due is not None else ""
+    log.info("round %d: %d accounts synced%s%s, %d runs, %d requests, loaded in %.1f s",
+             totals.rounds, synced, f", {failed} failed or skipped" if failed else "", due,
+             result.runs_fetched, result.requests, result.elapsed - result.fetching)
     return result, result.elapsed - result.fetching
+
+
+@contextmanager
+def _restored(pipeline: dlt.Pipeline, intercepts: bool) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        pipeline.runtime_config.intercept_signals = intercepts
 
 
 def _left_due(result: SyncResult) -> bool:
     """Whether due accounts were left for the next round (the budget ran out first)."""
-    read = sum(1 for a in result.accounts if a.result != "invalid")
-    return result.due is not None and read < result.due
+    if result.due is None:
+        return False
+    read = sum(1 for a in result.accounts if a.result not in ("invalid", "deferred"))
+    return read < result.due
 
 
 def _models(build_models: Callable[[], str], totals: Totals) -> None:

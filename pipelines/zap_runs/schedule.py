@@ -64,6 +64,7 @@ class Entry:
     last_read: datetime | None
     cost: float = 1.0
     worth: float = FLOOR
+    held_until: datetime | None = None  # not read before (visits.py: failing, refused)
 
 
 def observe(state: dict, at: datetime, *, new_failures: int, requests: int,
@@ -113,10 +114,12 @@ def worth(schedule: dict) -> tuple[float, str]:
 
 
 def entry(name: str, state: dict) -> Entry:
+    """The account of `state` as the scheduler sees it; one still backfilling (or never read)
+    is due at once."""
     schedule = state.get("schedule") or {}
     value, _ = worth(schedule)
-    last = parse_time(schedule.get("last_read")) or parse_time(
-        (state.get("last_window") or [None, None])[1])
+    last = None if state.get("backfill_until") else parse_time(schedule.get("last_read")) or \
+        parse_time((state.get("last_window") or [None, None])[1])
     return Entry(name, last, float(schedule.get("cost", 1.0)), value)
 
 
@@ -159,7 +162,9 @@ def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: tim
     roots = [(e.cost, math.sqrt(e.cost / e.worth)) for e in entries]
 
     def spend(scale: float) -> float:
-        return sum(cost / min(longest_h, max(shortest_h, scale * root)) for cost, root in roots)
+        # An interval at longest is jittered: on average (1 - JITTER / 2) of it.
+        return sum(cost / (longest_h * (1 - JITTER / 2) if scale * root >= longest_h
+                           else max(shortest_h, scale * root)) for cost, root in roots)
 
     low, high = 0.0, longest_h / min(root for _, root in roots)  # at `high` all are at longest
     if spend(high) > requests_per_hour or spend(low) <= requests_per_hour:
@@ -177,20 +182,25 @@ def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: tim
 
 def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], int]:
     """(the entries to read, in order; how many of them are due): the due ones most valuable
-    first (those whose max_staleness ends soonest, then the never read, whose backfills share a
-    bounded part of the budget, then by the waiting a read saves per request), then, for the
-    budget left, those read only for max_staleness that are due within LOOKAHEAD of it, soonest
-    first."""
+    first (those whose max_staleness ends soonest, then by the waiting a read saves per
+    request, then the never read or still backfilling: visits.py keeps them a share of the
+    budget), then, for the budget left, those read only for max_staleness that are due within
+    LOOKAHEAD of it, soonest first."""
     soon = p.longest * (1 - STALE_SOON)
+    # A round reads its accounts a little after it starts: one read every round is due at the
+    # next round's start, not a moment after it.
+    slack = p.shortest / 2
     due, early = [], []
     for e in entries:
+        if e.held_until is not None and e.held_until > now:
+            continue
         at = p.due_at(e)
-        if at is not None and at > now:
+        if at is not None and at > now + slack:
             if at - now <= p.longest * LOOKAHEAD and p.interval(e) >= p.longest * (1 - JITTER):
                 early.append((at, e))
             continue
         if e.last_read is None:
-            due.append(((1, 0.0), e))
+            due.append(((3, 0.0), e))
         elif now - e.last_read >= soon:
             due.append(((0, -(now - e.last_read).total_seconds()), e))
         else:

@@ -4,12 +4,13 @@ rate budget, each failure kept to its own account.
 - **One budget.** Every account's client shares one pacer (`requests_per_minute` is for the
   pass, so for the process that runs one; Zapier counts per IP), one connection pool and one
   request count.
-- **Fair.** Accounts already caught up go first, the most overdue (oldest last window) first;
-  accounts still backfilling go after them, then new ones. A window longer than a day is
-  counted first (a few one-run requests), and the backfills of a pass share
-  `backfill_pages_per_pass` pages: each reads the oldest part of its window that fits what is
-  left, and once they are spent the next backfills wait for the next pass (deferred), so new
-  accounts never hold the others up for long.
+- **Fresh where it matters.** A scheduled pass reads the due accounts, most valuable first,
+  within its budget (schedule.py; Visits); `--all-accounts` and one account read every account,
+  caught-up ones first, the most overdue (oldest last window) first, then backfills, then new
+  ones. A window longer than a day is counted first (a few one-run requests), and the backfills
+  of a pass share `backfill_pages_per_pass` pages (at most a quarter of a scheduled pass's
+  requests): each reads the oldest part of its window that fits what is left, and once they are
+  spent the next backfills wait for the next pass (deferred).
 - **Isolated.** With many accounts, an account that fails is recorded (AccountOutcome, one row
   of the sync log) and the pass goes on. A refused token (401) or a missing scope (403) skips
   the account until its credentials change; an account whose requests keep failing while
@@ -24,7 +25,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import account_state, clock, schedule
@@ -41,6 +42,7 @@ from .oauth import OnRotate, account_store, token_source
 from .outcomes import AccountOutcome, SyncProgress
 from .pacing import Pacer
 from .rows import parse_time
+from .visits import BACKFILL_SHARE, Planner, Visits, backoff
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,6 @@ FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
 # Accounts whose states one query reads, as a scheduled pass goes.
 STATE_CHUNK = 200
-BACKFILL_SHARE = 0.25
 
 
 @dataclass
@@ -64,20 +65,6 @@ class ReadOptions:
     full_refresh: bool
     gaps: tuple[timedelta, timedelta] | None
     backfill_pages: int | None = None  # None: read every window whole
-
-
-@dataclass
-class Visits:
-    """Which accounts a pass reads: every one (`scheduled` False: one account, or
-    --all-accounts), or the due ones, most valuable first, until `budget_minutes` of requests
-    at the rate (or of time) are spent (schedule.py)."""
-
-    scheduled: bool = False
-    max_staleness: timedelta = timedelta(hours=6)
-    shortest: timedelta = timedelta(0)  # a loop's load_every: no account twice between loads
-    budget_minutes: float | None = None
-    requests_per_hour: float | None = None  # what the plan spreads (None: no limit)
-    stop: Callable[[], bool] | None = None  # asked before each account (a loop's SIGTERM)
 
 
 @dataclass
@@ -134,13 +121,12 @@ class Sweep:
         # Pages the backfills of this pass may still read (backfill_pages_per_pass).
         self.backfill_left = options.backfill_pages or 0
         self.visits = visits if visits is not None else Visits()
+        self.planner = Planner(self.visits, {a.name: a for a in accounts})
         v, rate = self.visits, connection.requests_per_minute
         if v.scheduled and v.budget_minutes and rate:
-            # Backfills take at most a quarter of a scheduled pass's requests.
+            # Backfills take at most their share of a scheduled pass's requests.
             self.backfill_left = min(self.backfill_left,
                                      max(1, int(v.budget_minutes * rate * BACKFILL_SHARE)))
-        self.plan: schedule.Plan | None = None
-        self._schedules: dict[str, dict] = {}
 
     def client_for(self, account: Account) -> ZapierClient:
         c = self.connection
@@ -177,7 +163,6 @@ class Sweep:
                                       known=states)
             return
         legacy = legacy_states(resource_state, self.default, take=False)
-        names = [a.name for a in self.accounts]
         stored = read_states(pipeline, legacy) if pipeline is not None and legacy else {}
         if all(name in stored for name in legacy):
             # Every account of the old layout has a row of a completed load: the old state goes
@@ -189,94 +174,56 @@ class Sweep:
             found = read_states(pipeline, wanted) if pipeline is not None else {}
             return {name: found.get(name) or legacy.get(name) or {} for name in wanted}
 
-        self._schedules = (account_state.read_schedules(pipeline, names)
-                           if pipeline is not None and self.visits.scheduled else {})
+        rows = (account_state.read_schedules(pipeline)
+                if pipeline is not None and self.visits.scheduled else {})
         states: dict[str, dict] = {}
-        yield from self._read_all(states, load)
+        yield from self._read_all(states, load, rows=rows)
         # Every account of the old pipeline state gets its row, read in this pass or not.
         carried = {name: value for name, value in legacy.items()
                    if name not in states and name not in stored}
         yield account_state.rows({**carried, **states},
                                  pipeline.pipeline_name if pipeline is not None else None,
-                                 self._schedule_columns({**carried, **states}))
-
-    def _entries(self, known: dict[str, dict] | None) -> list[schedule.Entry]:
-        """Every account as the scheduler sees it: from the schedule columns of its stored row,
-        or (on the Delta lake, `known`) from its state."""
-        entries = []
-        for account in self.accounts:
-            if known is not None:
-                entries.append(schedule.entry(account.name, known.get(account.name) or {}))
-                continue
-            row = self._schedules.get(account.name) or {}
-            last = row.get("last_read_at")
-            entries.append(schedule.Entry(
-                account.name, _aware(last), float(row.get("requests_per_read") or 1.0),
-                float(row.get("worth") or schedule.FLOOR)))
-        return entries
+                                 self._columns({**carried, **states}))
 
     def _read_all(self, states: dict[str, dict], load: Callable[[list[str]], dict[str, dict]],
-                  known: dict[str, dict] | None = None) -> Iterator[list[dict]]:
-        """Read the accounts of this pass: `load(names)` gives their stored states, which
-        `states` collects (the rows this pass writes); `known`: every state, when all are in
-        memory (the Delta lake's pipeline state)."""
-        v = self.visits
-        accounts = {a.name: a for a in self.accounts}
+                  known: dict[str, dict] | None = None,
+                  rows: dict[str, dict] | None = None) -> Iterator[list[dict]]:
+        """Read the accounts of this pass (visits.py): `load(names)` gives their stored states;
+        `states` collects those of the accounts read (the rows this pass writes). `known`: every
+        state, when all are in memory (the Delta lake's pipeline state); `rows`: every account's
+        schedule columns."""
+        planner = self.planner
         try:
-            if not v.scheduled:
-                states.update(load(list(accounts)))
-                chosen = overdue_order(self.accounts, states)
-            else:
-                entries = self._entries(known)
-                self.plan = schedule.plan(entries, v.requests_per_hour, v.max_staleness, v.shortest)
-                now = utcnow()
-                listed, self.progress.due = schedule.order(entries, self.plan, now)
-                chosen = [accounts[e.name] for e in listed]
+            if not self.visits.scheduled:
+                states.update(load(list(planner.accounts)))
+                known = states
+            chosen = planner.choose(planner.entries(rows, known))
+            if not self.visits.scheduled:
+                chosen = [a.name for a in overdue_order(self.accounts, states)]
+            self.progress.due = planner.due
             started = clock.monotonic()
+            new_left = sum(1 for name in chosen if name in planner.new)
             for start in range(0, len(chosen), STATE_CHUNK):
                 batch = chosen[start:start + STATE_CHUNK]
-                if v.scheduled:
-                    states.update(load([a.name for a in batch]))
-                for account in batch:
-                    if self._spent(started):
-                        return
-                    yield from self._read_account(account, states.setdefault(account.name, {}))
+                stored = load(batch) if self.visits.scheduled else states
+                for name in batch:
+                    new_left -= name in planner.new
+                    if planner.spent(started, self.stats.requests,
+                                     self.connection.requests_per_minute, name, new_left > 0):
+                        if name in planner.new or not new_left:
+                            return
+                        continue  # the new accounts' share is theirs
+                    state = states.setdefault(name, stored.get(name, {}))
+                    yield from self._read_account(planner.accounts[name], state)
         finally:
             self.http.close()
             self._pause_failing(states)
 
-    def _spent(self, started: float) -> bool:
-        """Whether this pass stops reading: asked to stop (a loop's SIGTERM), or its budget (of
-        requests and of minutes) is spent."""
-        v = self.visits
-        if v.stop is not None and v.stop():
-            return True
-        if not v.scheduled or v.budget_minutes is None:
-            return False
-        if clock.monotonic() - started >= v.budget_minutes * 60:
-            return True
-        rate = self.connection.requests_per_minute
-        return bool(rate) and self.stats.requests >= v.budget_minutes * rate
-
-    def _schedule_columns(self, states: dict[str, dict]) -> dict[str, dict]:
-        """Each written state's schedule columns: when it was last read, when it is next due and
-        why (the plan of this pass; refused and paused accounts wait for their credentials)."""
-        p = self.plan or schedule.plan([], None, self.visits.max_staleness, self.visits.shortest)
-        out = {}
-        for name, state in states.items():
-            e = schedule.entry(name, state)
-            value, why = schedule.worth(state.get("schedule") or {})
-            refused = state.get("refused")
-            if refused:
-                until = parse_time(refused.get("until"))
-                due, why = until, ("paused after failing" if until else
-                                   "refused: waits for its credentials to change")
-            else:
-                due, why = p.due_at(e), p.reason(e, why)
-            out[name] = {"last_read_at": e.last_read, "next_due_at": due, "due_reason": why,
-                         "worth": value, "requests_per_read": e.cost,
-                         "max_staleness_hours": self.visits.max_staleness.total_seconds() / 3600}
-        for outcome in self.outcomes:  # the sync log tells them too, on the accounts' rows
+    def _columns(self, states: dict[str, dict]) -> dict[str, dict]:
+        """The schedule columns of the rows written (visits.py), also told on the accounts' rows
+        of the sync log."""
+        out = self.planner.columns(states)
+        for outcome in self.outcomes:
             if outcome.result != "invalid" and outcome.account in out:
                 columns = out[outcome.account]
                 outcome.last_read_at, outcome.next_due_at, outcome.due_reason = (
@@ -322,7 +269,7 @@ class Sweep:
                 schedule.observe(state, progress.window_to or utcnow(),
                                  new_failures=len(schedule.failed_runs(state) - failed_before),
                                  requests=stats.requests - before[0], open_runs=progress.open_runs)
-            for key in ("refused", "failures"):
+            for key in ("refused", "failures", "retry_at"):
                 state.pop(key, None)
             if until is not None:  # read up to there; the rest in the next passes
                 state["backfill_until"] = iso(until)
@@ -370,14 +317,18 @@ class Sweep:
 
     def _pause_failing(self, states: dict[str, dict]) -> None:
         """Count the passes an account failed in while others succeeded (an outage of the API
-        fails them all and counts for none); pause it after FAILING_PASSES."""
+        fails them all and counts for none): it is tried again after a wait that grows
+        (visits.FAILING_BACKOFF: a loop does not spend its rounds on it), and paused for a day
+        after FAILING_PASSES."""
         if not any(o.result == "success" for o in self.outcomes):
             return
         accounts = {a.name: a for a in self.accounts}
         for name, error in self._failing.items():
             state = states[name]
             state["failures"] = state.get("failures", 0) + 1
+            state["retry_at"] = iso(utcnow() + backoff(state["failures"]))
             if state["failures"] >= FAILING_PASSES:
+                state.pop("retry_at")
                 state["refused"] = {"fingerprint": accounts[name].fingerprint(),
                                     "at": iso(utcnow()), "until": iso(utcnow() + FAILING_PAUSE),
                                     "error": f"requests failed in {state['failures']} passes in a "
@@ -428,15 +379,4 @@ class Sweep:
             total.spend.add(account.spend)
         else:
             total.spend = account.spend
-
-
-def _aware(value: object) -> datetime | None:
-    """A timestamp read back from the warehouse, as an aware UTC datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_time(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 

@@ -79,7 +79,7 @@ def account_lines(accounts: list, due: int | None = None,
     bad = results.count("invalid")
     deferred = results.count("deferred")
     read = f"{len(accounts) - bad:,}"
-    if due is not None and configured is not None:
+    if due is not None and configured is not None and len(accounts) - bad < configured:
         read = (f"{read} read of {configured:,} ({due:,} due, the others not yet: "
                 "README, Freshness)")
     lines = [f"  accounts   {read}: {results.count('success'):,} synced, "
