@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -189,14 +190,17 @@ def run_one(args, order: str, rate: int) -> dict:
                      stop=halt, after_round=after_round, all_accounts=True, **source)
         wall = time.monotonic() - wall
         stop(sim)
+        names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]
+        state = pipeline.state
+        folder = folder_mb(Path(pipeline.working_dir))
+    os.chdir(ROOT)
+    shutil.rmtree(work, ignore_errors=True)  # its DuckDB file and pipeline folder
     # Longest unread: between reads, and from the last read (or the start) to the end.
-    names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]
     longest = 0.0
     for name in names:
         times = [t0, *sorted(reads.get(name, [])), end]
         gaps = ((b - a).total_seconds() / 3600 for a, b in zip(times, times[1:], strict=False))
         longest = max(longest, *gaps)
-    state = pipeline.state
     every = sorted(v for values in latencies.values() for v in values)
     return {
         "order": order, "rate": rate, "accounts": args.accounts, "hours": args.hours,
@@ -204,7 +208,7 @@ def run_one(args, order: str, rate: int) -> dict:
         "longest_unread_h": round(longest, 2), "loads": loads[0], "requests": dict(purposes),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "state_kb": round(len(json.dumps(state, default=str)) / 1024, 1),
-        "folder_mb": round(folder_mb(Path(pipeline.working_dir)), 2),
+        "folder_mb": round(folder, 2),
         "wall_s": round(wall, 1), "catchup_s": round(catchup_seconds, 1),
     }
 
