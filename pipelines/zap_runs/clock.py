@@ -60,6 +60,19 @@ def use(clock: Clock) -> Iterator[Clock]:
         _clock = before
 
 
+def as_utc(value: object) -> datetime | None:
+    """A timestamp as the warehouse gives it back (naive UTC in DuckDB, aware in PostgreSQL,
+    ISO text elsewhere) as an aware UTC datetime; None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from . import clock, schedule
 from .accounts import Account
-from .clock import iso
+from .clock import as_utc, iso
 from .rows import parse_time
 
 # New accounts' backfills take at most this share of a scheduled pass's requests, and keep it
@@ -64,12 +64,12 @@ class Planner:
                 e.held_until, fingerprint, _ = held(states.get(name) or {}, self.visits, None)
             else:
                 row = (rows or {}).get(name) or {}
-                last = _aware(row.get("last_read_at"))
+                last = as_utc(row.get("last_read_at"))
                 if last is None and row.get("worth") is None:  # a row from before schedules
-                    last = _aware(row.get("updated_at"))
+                    last = as_utc(row.get("updated_at"))
                 e = schedule.Entry(name, last, float(row.get("requests_per_read") or 1.0),
                                    float(row.get("worth") or schedule.FLOOR),
-                                   _aware(row.get("held_until")))
+                                   as_utc(row.get("held_until")))
                 fingerprint = row.get("refused_fingerprint")
             if fingerprint and fingerprint != account.fingerprint():
                 e.held_until = None  # new credentials: try again at once
@@ -153,11 +153,4 @@ def backoff(failures: int) -> timedelta:
     return FAILING_BACKOFF[min(failures, len(FAILING_BACKOFF)) - 1]
 
 
-def _aware(value: object) -> datetime | None:
-    """A timestamp read back from the warehouse, as an aware UTC datetime."""
-    if isinstance(value, str):
-        return parse_time(value)
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dlt
 
 from ..account_state import current_rows
-from ..clock import span
+from ..clock import as_utc, span
 from .text import ago, when
 
 COLUMNS = ("last_read_at", "next_due_at", "due_reason", "max_staleness_hours")
@@ -58,15 +58,11 @@ class Freshness:
 def read_freshness(pipeline: dlt.Pipeline) -> dict[str, Freshness]:
     """Every account's Freshness from its current row of zap_runs_account_state ({} before the
     table's first load; a table from before schedules gives None for what it lacks)."""
-    return {name: Freshness(name, _aware(row["last_read_at"]), _aware(row["next_due_at"]),
+    return {name: Freshness(name, as_utc(row["last_read_at"]), as_utc(row["next_due_at"]),
                             row["due_reason"], _number(row["max_staleness_hours"]))
             for name, row in current_rows(pipeline, COLUMNS).items()}
 
 
-def _aware(value: object) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _number(value: object) -> float | None:
@@ -155,7 +151,7 @@ def freshness_table(rows: list[dict]) -> str:
 
 
 def _time(value: datetime | None, missing: str) -> str:
-    value = _aware(value)
+    value = as_utc(value)
     return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else missing
 
 
