@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 # An account whose requests failed in this many passes in a row (others succeeding) pauses.
 FAILING_PASSES = 3
 FAILING_PAUSE = timedelta(hours=24)
-# Accounts whose states one query reads, as a scheduled pass goes.
-STATE_CHUNK = 200
+# Accounts whose states one query reads, as a scheduled pass goes: at first, and at most.
+FIRST_CHUNK, STATE_CHUNK = 25, 200
 
 
 @dataclass
@@ -203,8 +203,7 @@ class Sweep:
             self.progress.due = planner.due
             started = clock.monotonic()
             new_left = sum(1 for name in chosen if name in planner.new)
-            for start in range(0, len(chosen), STATE_CHUNK):
-                batch = chosen[start:start + STATE_CHUNK]
+            for batch in _growing(chosen):
                 stored = load(batch) if self.visits.scheduled else states
                 for name in batch:
                     new_left -= name in planner.new
@@ -380,3 +379,11 @@ class Sweep:
         else:
             total.spend = account.spend
 
+
+def _growing(names: list[str]) -> Iterator[list[str]]:
+    """`names` in chunks of FIRST_CHUNK, then twice as many each time up to STATE_CHUNK: states
+    are read a chunk at a time, so a pass whose budget ends after a few accounts reads few."""
+    start, size = 0, FIRST_CHUNK
+    while start < len(names):
+        yield names[start:start + size]
+        start, size = start + size, min(size * 2, STATE_CHUNK)
