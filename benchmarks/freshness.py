@@ -14,7 +14,8 @@ Reported per order and rate: detection latency of failed runs (from the run's en
 that committed it as failed; p50/p90/p99/max, by tier of account; failures still unloaded at the
 end counted apart), the longest any account went unread (between its reads; accounts never read
 again since the start count to the end), requests by purpose, loads, peak RSS of this process
-(the sync's; the simulator has its own), the pipeline state's size and the pipeline folder's.
+(the sync's, the loop's own after the catch-up's; the simulator has its own), the pipeline
+state's size and the pipeline folder's.
 Each (order, rate) runs in its own process. Usage:
 
   python benchmarks/freshness.py --accounts 200 --hours 2           # a quick look
@@ -28,7 +29,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -115,6 +115,19 @@ class Running:
             self._real = time.monotonic()
 
 
+def reset_peak() -> None:
+    """Reset this process's peak RSS (VmHWM, Linux's clear_refs 5): the loop's own peak, without
+    the catch-up's."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+def peak_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
@@ -150,6 +163,8 @@ def run_one(args, order: str, rate: int) -> dict:
                     since=(start - timedelta(hours=1)).isoformat(), **common)
         stop(sim)
         catchup_seconds = time.monotonic() - caught
+    catchup_peak = peak_mb()
+    reset_peak()
     running = Running(clock)
     with sync_clock.use(running):
         sim, base, accounts = start_simulator(work, args, rate, "run")
@@ -159,6 +174,7 @@ def run_one(args, order: str, rate: int) -> dict:
         latencies: dict[str, list[float]] = defaultdict(list)
         reads: dict[str, list[datetime]] = defaultdict(list)
         loads = [0]
+        hours_told = [0]
         purposes: Counter = Counter()
         halt = Stop()
 
@@ -188,6 +204,13 @@ def run_one(args, order: str, rate: int) -> dict:
                         if ended >= t0:
                             latencies[tiers.get(account, "rest")].append(
                                 (now - ended).total_seconds() / 60)
+            hour = int((now - t0).total_seconds() // 3600)
+            if hour > hours_told[0]:  # a line an hour, to follow a long run
+                hours_told[0] = hour
+                every = sorted(v for values in latencies.values() for v in values)
+                print(f"{order} at {rate}/min: {hour} h simulated, {loads[0]} loads, failed runs "
+                      f"loaded {len(every)}, latency {summary(every)}, peak {peak_mb():.0f} MB",
+                      file=sys.stderr, flush=True)
             if now >= end:
                 halt.set()
 
@@ -201,6 +224,7 @@ def run_one(args, order: str, rate: int) -> dict:
             run_loop(pipeline, config, load_every=args.load_every, models_every=10**9,
                      stop=halt, after_round=after_round, all_accounts=True, **source)
         wall = time.monotonic() - wall
+        loop_peak = peak_mb()
         stop(sim)
         names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]
         state = pipeline.state
@@ -218,7 +242,7 @@ def run_one(args, order: str, rate: int) -> dict:
         "order": order, "rate": rate, "accounts": args.accounts, "hours": args.hours,
         "latency": summary(every), "by_tier": {t: summary(sorted(latencies.get(t, []))) for t in TIERS},
         "longest_unread_h": round(longest, 2), "loads": loads[0], "requests": dict(purposes),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(loop_peak, 1), "catchup_peak_rss_mb": round(catchup_peak, 1),
         "state_kb": round(len(json.dumps(state, default=str)) / 1024, 1),
         "folder_mb": round(folder, 2),
         "wall_s": round(wall, 1), "catchup_s": round(catchup_seconds, 1),
@@ -271,10 +295,10 @@ def main() -> None:
         for order in args.orders.split(","):
             began = time.monotonic()
             done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", order,
-                                   str(rate)], capture_output=True, text=True)
+                                   str(rate)], stdout=subprocess.PIPE, text=True)
             line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT)), None)
             if line is None:
-                print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+                print(done.stdout[-2000:], file=sys.stderr)
                 raise SystemExit(f"{order} at {rate}/min failed")
             result = json.loads(line[len(RESULT):])
             results.append(result)

@@ -159,3 +159,31 @@ def test_the_plan_spends_the_budget_and_caps_at_max_staleness(budget, expected):
     assert timedelta(hours=6) * (1 - schedule.JITTER) <= p.interval(quiet) <= timedelta(hours=6)
     listed, due = schedule.order([busy, quiet], p, now + timedelta(hours=1))
     assert [e.name for e in listed][:due] == ["busy"]
+
+
+def test_accounts_read_together_never_pass_max_staleness_however_busy_the_others():
+    """A catch-up read 400 quiet accounts at once: they fall due together, while 20 busy ones
+    could take the whole budget. Rounds of a minute, each reading in order what its budget
+    allows (the shipping plan and order): no account goes unread past max_staleness."""
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    longest, rate = timedelta(hours=6), 180.0  # requests an hour: the 400 need 67 of them
+    entries = [schedule.Entry(f"q{i}", start, cost=1.5, worth=schedule.FLOOR) for i in range(400)]
+    entries += [schedule.Entry(f"b{i}", start, cost=2.0, worth=2.0) for i in range(20)]
+    last = {e.name: start for e in entries}
+    worst = timedelta(0)
+    now = start
+    while now < start + timedelta(hours=14):
+        now += timedelta(minutes=1)
+        p = schedule.plan(entries, rate, longest, timedelta(minutes=1))
+        listed, _ = schedule.order(entries, p, now)
+        budget = rate / 60
+        for e in listed:
+            if budget < e.cost:
+                break
+            budget -= e.cost
+            worst = max(worst, now - last[e.name])
+            e.last_read = last[e.name] = now
+    worst = max(worst, *(now - t for t in last.values()))
+    assert worst <= longest, worst
+    busy = schedule.plan(entries, rate, longest, timedelta(minutes=1)).interval(entries[-1])
+    assert busy < timedelta(hours=1), "the busy ones still get their share"

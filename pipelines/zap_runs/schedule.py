@@ -44,11 +44,14 @@ SMOOTH_HOURS = 6.0
 STREAK = 3.0
 # Worth of an account with no runs at all (failures an hour): it is read every max_staleness.
 FLOOR = 1e-4
-# Accounts whose max_staleness ends within this share of it are read first.
+# Accounts are read first when, read one after another by deadline, they would otherwise come
+# within this share of max_staleness (schedule._urgent).
 STALE_SOON = 0.1
 # An account read only for max_staleness is due between (1 - JITTER) and 1 times it (a stable
 # share per account), so accounts first read together (a catch-up) do not all fall due together.
 JITTER = 0.25
+# The share of the budget the reads max_staleness makes urgent are counted to get.
+URGENT_SHARE = 0.5
 # Budget left once the due accounts are read goes to the accounts read only for max_staleness
 # that are due within this share of it, soonest first: reading them a little early spreads the
 # reads that would otherwise come due at once (after a catch-up).
@@ -130,6 +133,7 @@ class Plan:
     scale: float
     shortest: timedelta
     longest: timedelta
+    requests_per_hour: float | None = None  # the budget it spreads (None: no limit)
 
     def interval(self, e: Entry) -> timedelta:
         hours = self.scale * math.sqrt(e.cost / e.worth)
@@ -170,29 +174,33 @@ def plan(entries: Iterable[Entry], requests_per_hour: float | None, longest: tim
     if spend(high) > requests_per_hour or spend(low) <= requests_per_hour:
         # Even max_staleness for all costs more than the budget (reads are then late: said by
         # status), or the budget reads every account as often as allowed.
-        return Plan(high if spend(high) > requests_per_hour else low, shortest, longest)
+        return Plan(high if spend(high) > requests_per_hour else low, shortest, longest,
+                    requests_per_hour)
     for _ in range(50):
         middle = (low + high) / 2
         if spend(middle) > requests_per_hour:
             low = middle
         else:
             high = middle
-    return Plan(high, shortest, longest)
+    return Plan(high, shortest, longest, requests_per_hour)
 
 
 def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], int]:
     """(the entries to read, in order; how many of them are due): the due ones most valuable
-    first (those whose max_staleness ends soonest, then by the waiting a read saves per
+    first (those max_staleness makes urgent, _urgent, then by the waiting a read saves per
     request, then the never read or still backfilling: visits.py keeps them a share of the
     budget), then, for the budget left, those read only for max_staleness that are due within
     LOOKAHEAD of it, soonest first."""
-    soon = p.longest * (1 - STALE_SOON)
+    urgent = _urgent(entries, p, now)
     # A round reads its accounts a little after it starts: one read every round is due at the
     # next round's start, not a moment after it.
     slack = p.shortest / 2
     due, early = [], []
     for e in entries:
         if e.held_until is not None and e.held_until > now:
+            continue
+        if e.name in urgent:
+            due.append(((0, (e.last_read - now).total_seconds()), e))
             continue
         at = p.due_at(e)
         if at is not None and at > now + slack:
@@ -201,14 +209,32 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], in
             continue
         if e.last_read is None:
             due.append(((3, 0.0), e))
-        elif now - e.last_read >= soon:
-            due.append(((0, -(now - e.last_read).total_seconds()), e))
         else:
             age = (now - e.last_read).total_seconds() / 3600
             due.append(((2, -e.worth * age * age / e.cost), e))
     due.sort(key=lambda item: item[0])
     early.sort(key=lambda item: item[0])
     return [e for _, e in due] + [e for _, e in early], len(due)
+
+
+def _urgent(entries: list[Entry], p: Plan, now: datetime) -> set[str]:
+    """The accounts to read first so that none passes max_staleness: by deadline (last read +
+    max_staleness), the first k whose reads, one after another at URGENT_SHARE of the plan's
+    rate (the others read meanwhile), would not all
+    end STALE_SOON of max_staleness before the k-th deadline (earliest deadline first; with no
+    limit none is urgent). A catch-up that read every account at once makes thousands fall due
+    together: they are taken up early enough, not when the first ones are already late."""
+    if not p.requests_per_hour:
+        return set()
+    waiting = sorted(((e.last_read + p.longest, e) for e in entries
+                      if e.last_read is not None and (e.held_until is None or e.held_until <= now)),
+                     key=lambda item: item[0])
+    margin, at, last = p.longest * STALE_SOON, now, -1
+    for k, (deadline, e) in enumerate(waiting):
+        at += timedelta(hours=e.cost / (p.requests_per_hour * URGENT_SHARE))
+        if at >= deadline - margin:
+            last = k
+    return {e.name for _, e in waiting[:last + 1]}
 
 
 def _share(name: str) -> float:
