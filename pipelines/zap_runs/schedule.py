@@ -50,6 +50,8 @@ STALE_SOON = 0.1
 # An account read only for max_staleness is due between (1 - JITTER) and 1 times it (a stable
 # share per account), so accounts first read together (a catch-up) do not all fall due together.
 JITTER = 0.25
+# How much before its due time an account a loop reads every round is read (schedule.order).
+ROUND_SLACK = timedelta(seconds=30)
 # The share of the budget the reads max_staleness makes urgent are counted to get.
 URGENT_SHARE = 0.5
 # Budget left once the due accounts are read goes to the accounts read only for max_staleness
@@ -192,9 +194,9 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], in
     budget), then, for the budget left, those read only for max_staleness that are due within
     LOOKAHEAD of it, soonest first."""
     urgent = _urgent(entries, p, now)
-    # A round reads its accounts a little after it starts: one read every round is due at the
-    # next round's start, not a moment after it.
-    slack = p.shortest / 2
+    # A round reads its accounts a little after it starts: one read early in every round is due
+    # at the next round's start, not a moment after it.
+    slack = min(p.shortest / 2, ROUND_SLACK)
     due, early = [], []
     for e in entries:
         if e.held_until is not None and e.held_until > now:
