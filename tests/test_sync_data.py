@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from pipelines.zap_runs.account_state import COLUMNS as STATE_COLUMNS
 from pipelines.zap_runs.jsonvalues import json_bytes, json_loads
 
 from .conftest import STEP_CHANGES, add_runs_whose_steps_change, small_world
@@ -70,7 +71,7 @@ def test_rows_the_source_yields_carry_no_dlt_columns(make_simulator, tmp_path):
             step_keys.update(step)
     assert keys == set(RUN_TYPES) | {"steps"}
     assert step_keys == set(STEP_TYPES)
-    assert state_keys == {"account_id", "state", "updated_at", "pipeline_name"}
+    assert state_keys == {column["name"] for column in STATE_COLUMNS}
 
 
 def test_steps_are_dlts_nested_table_joined_on_natural_keys(make_simulator, tmp_path):

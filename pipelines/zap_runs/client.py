@@ -72,7 +72,7 @@ class ZapierClient:
         self.backoff_max = backoff_max
         self.default_retry_after = default_retry_after
         self.pacer = pacer if pacer is not None else Pacer(requests_per_minute, sleep=sleep)
-        self._sleep = sleep or clock.sleep
+        self._sleep = sleep if sleep is not None else clock.sleep
         self.stats = stats if stats is not None else Stats()
         # get_runs may run in two threads at once (paging.fetch_window's look-ahead).
         self._lock = threading.Lock()

@@ -126,9 +126,9 @@ class Pacer:
                  wall: Callable[[], float] | None = None) -> None:
         # By default the sync's clock (clock.py): real time, or a benchmark's simulated time.
         self.interval = 0.0 if not rate else 60.0 / rate * SAFETY
-        self._clock = clock or sync_clock.monotonic
-        self._sleep = sleep or sync_clock.sleep
-        self._wall = wall or sync_clock.wall
+        self._clock = clock if clock is not None else sync_clock.monotonic
+        self._sleep = sleep if sleep is not None else sync_clock.sleep
+        self._wall = wall if wall is not None else sync_clock.wall
         # One request at a time is let go, its sender holding `_lock` through its wait;
         # `_state` guards what answers and holds change meanwhile, never held through a sleep.
         self._lock = threading.Lock()
