@@ -38,6 +38,8 @@ from .widen import recent_pace
 FAIL_SHARE = 0.03
 # An open run settles within about this many hours (then it may have failed).
 OPEN_SETTLE_HOURS = 1.0
+# What a first read is taken to cost at most, in requests, for the reads after it.
+FIRST_COST = 1.5
 # Runs and failures an hour weigh the past by exp(-age / SMOOTH_HOURS).
 SMOOTH_HOURS = 6.0
 # A read that found a new failure: the account's worth counts this much more until the next.
@@ -83,7 +85,10 @@ def observe(state: dict, at: datetime, *, new_failures: int, requests: int,
     failed = [when for when in failure_times(state) if when <= at]
     fails = sum(math.exp(-(at - when).total_seconds() / 3600 / SMOOTH_HOURS)
                 for when in failed) / SMOOTH_HOURS
-    cost = 0.5 * s.get("cost", requests) + 0.5 * requests if "cost" in s else requests
+    # A first read lists the account's failed and open runs once and costs more than the reads
+    # after it (widen.py): it counts for no more than FIRST_COST.
+    cost = 0.5 * s.get("cost", requests) + 0.5 * requests if "cost" in s else min(requests,
+                                                                                  FIRST_COST)
     state["schedule"] = {"last_read": iso(at), "runs_h": round(runs or 0.0, 6),
                          "fails_h": round(fails, 6), "cost": round(max(cost, 1.0), 3),
                          "open": open_runs, "failed_last": new_failures > 0}
