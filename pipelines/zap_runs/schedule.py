@@ -74,17 +74,18 @@ class Entry:
     held_until: datetime | None = None  # not read before (visits.py: failing, refused)
 
 
-def observe(state: dict, at: datetime, *, new_failures: int, requests: int,
+def observe(state: dict, at: datetime, *, failed_before: set[str], requests: int,
             open_runs: int) -> None:
     """Fold one successful read into the account's `schedule` (state["schedule"]): its pace of
     runs from the hourly counts the read keeps (runs_by_hour), of failures from the failed runs
     it watches (each weighted by how recent it is), what a read costs, and whether this read
-    found a new failure."""
+    found a failure not among `failed_before` (failed_runs before it)."""
     s = state.get("schedule") or {}
     runs = recent_pace(unpack(state.get("runs_by_hour")), at, SMOOTH_HOURS)
-    failed = [when for when in failure_times(state) if when <= at]
+    failed = failed_runs(state)
     fails = sum(math.exp(-(at - when).total_seconds() / 3600 / SMOOTH_HOURS)
-                for when in failed) / SMOOTH_HOURS
+                for when in failed.values() if when is not None and when <= at) / SMOOTH_HOURS
+    new_failures = len(failed.keys() - failed_before)
     # A first read lists the account's failed and open runs once and costs more than the reads
     # after it (widen.py): it counts for no more than FIRST_COST.
     cost = 0.5 * s.get("cost", requests) + 0.5 * requests if "cost" in s else min(requests,
@@ -94,17 +95,11 @@ def observe(state: dict, at: datetime, *, new_failures: int, requests: int,
                          "open": open_runs, "failed_last": new_failures > 0}
 
 
-def failure_times(state: dict) -> list[datetime]:
-    """When each failed run the account's state watches (for replays) failed."""
+def failed_runs(state: dict) -> dict[str, datetime | None]:
+    """The failed runs the account's state watches (for replays), with when each failed."""
     watched = unpack(state.get("watched")) or {}
-    return [when for raw in watched.values() if len(raw) > 7 and raw[6] == "error"
-            and (when := parse_time(raw[7])) is not None]
-
-
-def failed_runs(state: dict) -> set[str]:
-    """The failed runs the account's state watches."""
-    watched = unpack(state.get("watched")) or {}
-    return {key for key, raw in watched.items() if len(raw) > 6 and raw[6] == "error"}
+    return {key: parse_time(raw[7]) if len(raw) > 7 else None for key, raw in watched.items()
+            if len(raw) > 6 and raw[6] == "error"}
 
 
 def worth(schedule: dict) -> tuple[float, str]:

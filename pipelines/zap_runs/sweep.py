@@ -244,7 +244,7 @@ class Sweep:
                 self.progress.client = client  # the display reads the shared counters through it
             until, backfilling = self._part_to_read(client, state, progress)
             pages_before = stats.requests
-            failed_before = schedule.failed_runs(state)
+            failed_before = set(schedule.failed_runs(state))
             o = self.options
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
                                  lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
@@ -266,7 +266,7 @@ class Sweep:
             # sees history, not the present.
             if until is None:
                 schedule.observe(state, progress.window_to or utcnow(),
-                                 new_failures=len(schedule.failed_runs(state) - failed_before),
+                                 failed_before=failed_before,
                                  requests=stats.requests - before[0], open_runs=progress.open_runs)
             for key in ("refused", "failures", "retry_at"):
                 state.pop(key, None)
