@@ -27,10 +27,12 @@ def entries(sim: Simulator) -> list[dict]:
 
 
 def test_busy_and_failing_accounts_are_read_more_often_none_past_max_staleness(tmp_path):
-    virtual = VirtualClock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=2))
+    # A fixed start: the worlds' runs follow the hour of the day (the counts below hold with a
+    # margin from any hour; fixed, they are the same on every machine).
+    virtual = VirtualClock(datetime(2026, 11, 2, 12, tzinfo=UTC))
     worlds = {"busy": small_world(seed=1, days=1, clock=virtual, runs_per_day=2000),
               "failing": small_world(seed=2, days=1, clock=virtual, runs_per_day=60,
-                                     error_scale=3.0),
+                                     error_scale=3.0, streaks_per_week=60),
               "calm": small_world(seed=3, days=1, clock=virtual, runs_per_day=60, error_scale=0.0),
               "quiet1": small_world(seed=4, days=1, clock=virtual, runs_per_day=3),
               "quiet2": small_world(seed=5, days=1, clock=virtual, runs_per_day=3)}
@@ -38,7 +40,7 @@ def test_busy_and_failing_accounts_are_read_more_often_none_past_max_staleness(t
     pipeline = duckdb_pipeline(tmp_path / "s.duckdb")
     config = sync_config()
     args = {"base_url": sim.base_url, "accounts": entries(sim), "backoff_base": 0.01,
-            "max_staleness_hours": 1.0}
+            "max_staleness_hours": 2.0}
     reads: dict[str, list[datetime]] = defaultdict(list)
     halt = Stop()
     try:
@@ -55,17 +57,18 @@ def test_busy_and_failing_accounts_are_read_more_often_none_past_max_staleness(t
                 if virtual.now() >= end:
                     halt.set()
 
-            # One request a minute: the budget binds (reading everyone every round costs more).
+            # Thirty requests an hour: the budget binds (reading everyone every round costs
+            # about five times more).
             run_loop(pipeline, config, load_every=600, stop=halt, after_round=after_round,
-                     requests_per_minute=1, **args)
+                     requests_per_minute=0.5, **args)
         count = {name: len(reads[name]) for name in worlds}
         assert count["busy"] >= 3 * max(count["quiet1"], count["quiet2"]), count
         assert count["failing"] > count["calm"], count
-        assert min(count.values()) >= 2, count
+        assert min(count.values()) >= 1, count
         for name in worlds:  # never unread longer than max_staleness (and a round to read it)
             times = [start, *reads[name], end]
             gap = max(b - a for a, b in zip(times, times[1:], strict=False))
-            assert gap <= timedelta(hours=1, minutes=10), (name, gap)
+            assert gap <= timedelta(hours=2, minutes=10), (name, gap)
         # Every account's data is whole, however rarely it was read.
         with clock.use(virtual):
             sync(pipeline, all_accounts=True, requests_per_minute=0, **args)
