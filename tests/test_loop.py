@@ -203,3 +203,28 @@ def test_in_a_loop_a_failing_account_backs_off_then_pauses(tmp_path):
         assert "failed in 3 passes in a row" in states["broken"]["refused"]["error"]
     finally:
         sim.stop()
+
+
+def test_rounds_share_one_pacer_so_a_round_boundary_costs_no_429(tmp_path):
+    """A round's first request is spaced from the last round's: a loop paced at the server's
+    own limit never hears a 429 (a fresh pacer a round sent one request too many a window)."""
+    virtual = VirtualClock(datetime(2026, 11, 2, 12, tzinfo=UTC))
+    worlds = {f"u{i}": small_world(seed=50 + i, days=1, clock=virtual, runs_per_day=400)
+              for i in range(8)}
+    sim = Simulator(accounts=list(worlds.items()), clock=virtual, rate_limit=None).start()
+    accounts = [{"name": n, "access_token": sim.accounts[n].token} for n in worlds]
+    pipeline = duckdb_pipeline(tmp_path / "p.duckdb")
+    try:
+        with clock.use(virtual):
+            logged_sync(pipeline, sync_config(), base_url=sim.base_url, accounts=accounts,
+                        requests_per_minute=0, all_accounts=True, backoff_base=0.01)
+            sim.limiter.limit = 10  # the server's: 10 a minute, as the loop paces
+            before = len(sim.zap_run_requests())
+            totals = run_loop(pipeline, sync_config(), load_every=60, max_rounds=6,
+                              base_url=sim.base_url, accounts=accounts, requests_per_minute=10,
+                              backoff_base=0.01)
+        sent = len(sim.zap_run_requests()) - before
+        assert totals.rounds == 6 and sent >= 30, (totals, sent)  # the windows were full
+        assert sim.limiter.refused == 0, f"{sim.limiter.refused} requests refused (429)"
+    finally:
+        sim.stop()

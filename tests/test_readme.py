@@ -23,7 +23,8 @@ INTERNAL = {"force_since": "set with since by --since", "full_refresh": "set by 
             "on_token_rotated": "a Python callable, passed by an app that embeds the source",
             "all_accounts": "set by --all-accounts",
             "min_read_interval_seconds": "set by --loop to its load_every",
-            "stop": "a Python callable, passed by --loop (SIGTERM)"}
+            "stop": "a Python callable, passed by --loop (SIGTERM)",
+            "pacer": "a Python object, passed by --loop (one pacer across its rounds)"}
 
 
 def section(title: str) -> str:

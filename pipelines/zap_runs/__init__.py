@@ -18,6 +18,7 @@ from .errors import ConfigError, SomeAccountsFailed
 from .failed_accounts import raise_after_load
 from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
 from .outcomes import SyncProgress
+from .pacing import Pacer
 from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
 from .sweep import Connection, ReadOptions, Sweep, Visits
 
@@ -64,6 +65,7 @@ def zap_runs_source(
     all_accounts: bool = False,
     min_read_interval_seconds: float = 0.0,
     stop: Callable[[], bool] | None = None,
+    pacer: Pacer | None = None,
 ):
     """Zap runs of the account behind `access_token` (or `refresh_token`, OAuth), stored under
     `account_name`; or of many accounts: `[sources.zap_runs.accounts.<name>]` entries in
@@ -78,7 +80,8 @@ def zap_runs_source(
     With many accounts a pass reads the accounts that are due, most valuable first, for at most
     `read_budget_minutes` of requests (schedule.py): busy and failing accounts often, none less
     often than every `max_staleness_hours`; `all_accounts` (and `since` or `full_refresh`) reads
-    every one. `stop()` is asked before each account (a loop's SIGTERM).
+    every one. `stop()` is asked before each account (a loop's SIGTERM); `pacer` is one kept
+    across syncs (a loop's: a round's first requests are spaced from the last round's).
     `progress.outcomes` says how each account fared. With many accounts, a plain dlt
     `pipeline.run` of a pass in which accounts failed raises SomeAccountsFailed once the others
     are loaded, unless `raise_on_failed_accounts` is False (failed_accounts.py).
@@ -146,7 +149,8 @@ def zap_runs_source(
                     requests_per_hour=rate * 60 * PLAN_SHARE if rate else None, stop=stop)
     reader = Sweep(found.accounts, found.problems, policies, connection, options, progress,
                    isolate=many, default=account_name,
-                   raise_on_failed=raise_on_failed_accounts and many, visits=visits)
+                   raise_on_failed=raise_on_failed_accounts and many, visits=visits,
+                   pacer=pacer)
     resource = zap_runs(reader)
     account_state.declare(resource)  # each account's state: a row, loaded with its runs
     return resource

@@ -29,6 +29,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import clock
 from .errors import ConfigError, ZapRunsError, first_line, unwrap
+from .pacing import Pacer
 from .pipeline import SyncResult, logged_sync
 from .settings import DEFAULT_LOAD_EVERY_SECONDS, DEFAULT_MODELS_EVERY_MINUTES, SyncConfig
 
@@ -110,6 +111,9 @@ def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = 
         raise ConfigError("--load-every must be a positive number of seconds.")
     stop = stop if stop is not None else Stop()
     totals = Totals()
+    # One pacer for every round: a fresh one would send a round's first request at once, one
+    # more than the rate allows in the window the last round filled (a 429, a minute lost).
+    source_args = {"pacer": Pacer(None), **source_args}
     models_at = clock.monotonic()
     built = True
     # dlt swaps in its own SIGTERM handler while it normalizes and loads, and a signal there

@@ -125,7 +125,7 @@ class Pacer:
                  sleep: Callable[[float], None] | None = None,
                  wall: Callable[[], float] | None = None) -> None:
         # By default the sync's clock (clock.py): real time, or a benchmark's simulated time.
-        self.interval = 0.0 if not rate else 60.0 / rate * SAFETY
+        self.set_rate(rate)
         self._clock = clock if clock is not None else sync_clock.monotonic
         self._sleep = sleep if sleep is not None else sync_clock.sleep
         self._wall = wall if wall is not None else sync_clock.wall
@@ -143,6 +143,11 @@ class Pacer:
         self._tally = threading.Lock()
         self._waited = 0.0
         self._waiting_since: float | None = None
+
+    def set_rate(self, rate: float | None) -> None:
+        """The ceiling from now on (a loop keeps one pacer across its rounds: what the last
+        round sent, and the server said, still paces the next one's first requests)."""
+        self.interval = 0.0 if not rate else 60.0 / rate * SAFETY
 
     @property
     def waited(self) -> float:

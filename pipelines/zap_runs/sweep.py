@@ -98,7 +98,8 @@ class Sweep:
     def __init__(self, accounts: list[Account], problems: list[tuple[str, str]],
                  policies: dict[str, object], connection: Connection, options: ReadOptions,
                  progress: SyncProgress, *, isolate: bool, default: str,
-                 raise_on_failed: bool = False, visits: Visits | None = None) -> None:
+                 raise_on_failed: bool = False, visits: Visits | None = None,
+                 pacer: Pacer | None = None) -> None:
         self.accounts = accounts
         self.policies = policies
         self.connection = connection
@@ -106,7 +107,9 @@ class Sweep:
         self.progress = progress
         self.isolate = isolate
         self.default = default
-        self.pacer = Pacer(connection.requests_per_minute)
+        if pacer is not None:  # a loop's, across its rounds
+            pacer.set_rate(connection.requests_per_minute)
+        self.pacer = pacer if pacer is not None else Pacer(connection.requests_per_minute)
         self.stats = Stats()
         self.http = http_client(connection.timeout)
         now = utcnow()
