@@ -12,10 +12,10 @@ simulator without a rate limit, on a clock that stands still), then --hours of s
 
 Reported per order and rate: detection latency of failed runs (from the run's end to the load
 that committed it as failed; p50/p90/p99/max, by tier of account; failures still unloaded at the
-end counted apart), the longest any account went unread (between its reads; accounts never read
-again since the start count to the end), requests by purpose, loads, peak RSS of this process
-(the sync's, the loop's own after the catch-up's; the simulator has its own), the pipeline
-state's size and the pipeline folder's.
+end counted apart), reads an hour per account by tier, the longest any account went unread
+(between its reads; accounts never read again since the start count to the end), requests by
+purpose, loads, peak RSS of this process (the sync's, the loop's own after the catch-up's; the
+simulator has its own), the pipeline state's size and the pipeline folder's.
 Each (order, rate) runs in its own process. Usage:
 
   python benchmarks/freshness.py --accounts 200 --hours 2           # a quick look
@@ -238,9 +238,15 @@ def run_one(args, order: str, rate: int) -> dict:
         gaps = ((b - a).total_seconds() / 3600 for a, b in zip(times, times[1:], strict=False))
         longest = max(longest, *gaps)
     every = sorted(v for values in latencies.values() for v in values)
+    in_tier = Counter(tiers.get(name, "rest") for name in names)
+    read_in_tier = Counter()
+    for name in names:
+        read_in_tier[tiers.get(name, "rest")] += len(reads.get(name, []))
     return {
         "order": order, "rate": rate, "accounts": args.accounts, "hours": args.hours,
         "latency": summary(every), "by_tier": {t: summary(sorted(latencies.get(t, []))) for t in TIERS},
+        "reads_per_hour_by_tier": {t: round(read_in_tier[t] / in_tier[t] / args.hours, 2)
+                                   for t in TIERS if in_tier[t]},
         "longest_unread_h": round(longest, 2), "loads": loads[0], "requests": dict(purposes),
         "peak_rss_mb": round(loop_peak, 1), "catchup_peak_rss_mb": round(catchup_peak, 1),
         "state_kb": round(len(json.dumps(state, default=str)) / 1024, 1),
