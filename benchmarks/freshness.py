@@ -12,10 +12,10 @@ simulator without a rate limit, on a clock that stands still), then --hours of s
 
 Reported per order and rate: detection latency of failed runs (from the run's end to the load
 that committed it as failed; p50/p90/p99/max, by tier of account; failures still unloaded at the
-end counted apart), reads an hour per account by tier, the longest any account went unread
-(between its reads; accounts never read again since the start count to the end), requests by
-purpose, loads, peak RSS of this process (the sync's, the loop's own after the catch-up's; the
-simulator has its own), the pipeline state's size and the pipeline folder's.
+end counted apart), reads an hour per account and requests a read by tier, the longest any
+account went unread (between its reads; accounts never read again since the start count to the
+end), requests by purpose, loads, peak RSS of this process (the sync's, the loop's own after the
+catch-up's; the simulator has its own), the pipeline state's size and the pipeline folder's.
 Each (order, rate) runs in its own process. Usage:
 
   python benchmarks/freshness.py --accounts 200 --hours 2           # a quick look
@@ -176,6 +176,7 @@ def run_one(args, order: str, rate: int) -> dict:
         loads = [0]
         hours_told = [0]
         purposes: Counter = Counter()
+        spent: Counter = Counter()  # requests by tier
         halt = Stop()
 
         def after_round(result, seconds: float) -> None:
@@ -188,8 +189,9 @@ def run_one(args, order: str, rate: int) -> dict:
                 for outcome in result.accounts:
                     if outcome.result == "success":
                         reads[outcome.account].append(outcome.started_at)
-                for purpose, spent in result.spend.by_purpose.items():
-                    purposes[purpose] += spent
+                        spent[tiers.get(outcome.account, "rest")] += outcome.requests
+                for purpose, count in result.spend.by_purpose.items():
+                    purposes[purpose] += count
                 load_id = result.load_info.loads_ids[-1] if result.load_info.loads_ids else None
                 if load_id is not None:
                     with pipeline.sql_client() as client:
@@ -247,6 +249,8 @@ def run_one(args, order: str, rate: int) -> dict:
         "latency": summary(every), "by_tier": {t: summary(sorted(latencies.get(t, []))) for t in TIERS},
         "reads_per_hour_by_tier": {t: round(read_in_tier[t] / in_tier[t] / args.hours, 2)
                                    for t in TIERS if in_tier[t]},
+        "requests_per_read_by_tier": {t: round(spent[t] / read_in_tier[t], 2)
+                                      for t in TIERS if read_in_tier[t]},
         "longest_unread_h": round(longest, 2), "loads": loads[0], "requests": dict(purposes),
         "peak_rss_mb": round(loop_peak, 1), "catchup_peak_rss_mb": round(catchup_peak, 1),
         "state_kb": round(len(json.dumps(state, default=str)) / 1024, 1),
