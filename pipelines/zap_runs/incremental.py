@@ -47,13 +47,10 @@ PROBE_COST = 2
 def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | None,
               force_since: bool, lookback: timedelta, horizon: timedelta, page_limit: int,
               full_refresh: bool, gaps: tuple[timedelta, timedelta] | None,
-              account_id: str = "default", policy=None, until: datetime | None = None,
-              recheck_every: timedelta | None = None) -> Iterator[list[dict]]:
+              account_id: str = "default", policy=None, until: datetime | None = None
+              ) -> Iterator[list[dict]]:
     """Rows of this sync's reads; `state` (the account's part of the resource state) is updated
-    at the end. `until` ends the main window before now: a backfill read in parts (sweep.py).
-    `recheck_every`: the watched runs (steps 2 to 5) are re-checked only when the last re-check
-    is at least this old (a scheduled account read every few minutes: its new runs cost a
-    request, its replays and settled runs wait at most this long); None: on every read."""
+    at the end. `until` ends the main window before now: a backfill read in parts (sweep.py)."""
     to_date = utcnow() if until is None else min(utcnow(), until)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
     raw = {} if full_refresh else unpack(state.get("watched", state.get("open_runs", {})))
@@ -82,9 +79,6 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             log.warning("%s", warning)
     spend, stats = progress.spend, client.stats
     spend.budget.page = page_limit
-    checked = parse_time(state.get("checked_at"))
-    recheck = (recheck_every is None or full_refresh or until is not None or not knows_errors
-               or checked is None or to_date - checked >= recheck_every)
 
     def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
@@ -99,9 +93,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         progress.rechecks += 1
 
     def unseen(kind: str) -> dict[str, Watched]:
-        """The watched runs of `kind` the main window did not list (none: not re-checked now)."""
-        return {k: v for k, v in watched.items()
-                if recheck and v.kind == kind and k not in progress.run_ids}
+        return {k: v for k, v in watched.items() if v.kind == kind and k not in progress.run_ids}
 
     # 1. The main window.
     region = (from_date or to_date - timedelta(days=30), to_date)
@@ -180,7 +172,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
 
     # 4. Re-checks of the runs that changed.
     # State from before statuses were kept: read those runs once, where they are.
-    targets |= {k for k, v in watched.items() if recheck and not v.status and k not in in_window}
+    targets |= {k for k, v in watched.items() if not v.status and k not in in_window}
     targets -= progress.run_ids
     was = {k: watched[k].status for k in targets if k in watched}
     with spend.on("rechecks", stats):
@@ -190,8 +182,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
 
     # 5. Runs in statuses `statuses=` cannot name.
     # Every watched unlisted run outside the window counts, also those a re-check just read.
-    unlisted = {k: v for k, v in watched.items()
-                if recheck and v.kind == "unlisted" and k not in in_window}
+    unlisted = {k: v for k, v in watched.items() if v.kind == "unlisted" and k not in in_window}
     if unlisted:
         def worth_probing(runs: dict[str, Watched]) -> bool:
             return len(plan_rechecks(runs, rates, page_limit)) > PROBE_COST
@@ -222,8 +213,6 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # Never past the window: a run triggered in it may start after to_date.
         state["cursor"] = iso(min(newest, to_date))
     state.pop("open_runs", None)
-    if recheck:
-        state["checked_at"] = iso(to_date)
     # As JSON text: one string per account, which dlt's copies of the state (a pass copies
     # and serialises it several times) take as it is, where nested lists cost per entry.
     state["watched"] = pack({k: v.dump() for k, v in watched.items()})

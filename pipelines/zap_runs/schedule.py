@@ -54,11 +54,6 @@ STALE_SOON = 0.1
 JITTER = 0.25
 # How much before its due time an account a loop reads every round is read (schedule.order).
 ROUND_SLACK = timedelta(seconds=30)
-# A scheduled read re-checks the account's watched runs (replays, runs that settled: the open
-# and error listings) only when its last re-check is this old: a busy account read every few
-# minutes then costs a request a read for its new runs, and a run's change of status reaches
-# the warehouse within this (or the account's own interval, when longer).
-RECHECK_EVERY = timedelta(minutes=30)
 # The share of the budget the reads max_staleness makes urgent are counted to get.
 URGENT_SHARE = 0.5
 # Budget left once the due accounts are read goes to the accounts read only for max_staleness
