@@ -54,12 +54,19 @@ STALE_SOON = 0.1
 JITTER = 0.25
 # How much before its due time an account a loop reads every round is read (schedule.order).
 ROUND_SLACK = timedelta(seconds=30)
+# A scheduled read lists the account's failed runs (to find those replayed since: a correction,
+# never a new failure) only when its last listing is this old: a busy account read every few
+# minutes saves a request in two, and a replay reaches the warehouse within this (or the
+# account's own interval, when longer). New failures, and open runs that settle, are found on
+# every read.
+REPLAYS_EVERY = timedelta(minutes=30)
 # The share of the budget the reads max_staleness makes urgent are counted to get.
 URGENT_SHARE = 0.5
-# Budget left once the due accounts are read goes to the accounts read only for max_staleness
-# that are due within this share of it, soonest first: reading them a little early spreads the
-# reads that would otherwise come due at once (after a catch-up).
-LOOKAHEAD = 0.25
+# Budget left once the due accounts are read goes to accounts not due yet but at least this
+# share of their interval old, most valuable first (the waiting a read saves per request): the
+# busiest and failing accounts get what the plan left over, and quiet ones only when no other
+# read is worth it.
+EARLY = 0.5
 
 
 @dataclass
@@ -191,8 +198,8 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], in
     """(the entries to read, in order; how many of them are due): the due ones most valuable
     first (those max_staleness makes urgent, _urgent, then by the waiting a read saves per
     request, then the never read or still backfilling: visits.py keeps them a share of the
-    budget), then, for the budget left, those read only for max_staleness that are due within
-    LOOKAHEAD of it, soonest first."""
+    budget), then, for the budget left, those at least EARLY of their interval old, most valuable
+    first."""
     urgent = _urgent(entries, p, now)
     # A round reads its accounts a little after it starts: one read early in every round is due
     # at the next round's start, not a moment after it.
@@ -206,17 +213,23 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], in
             continue
         at = p.due_at(e)
         if at is not None and at > now + slack:
-            if at - now <= p.longest * LOOKAHEAD and p.interval(e) >= p.longest * (1 - JITTER):
-                early.append((at, e))
+            age = now - e.last_read
+            if age >= max(p.shortest, p.interval(e) * EARLY):
+                early.append((_saves(e, now), e))
             continue
         if e.last_read is None:
             due.append(((3, 0.0), e))
         else:
-            age = (now - e.last_read).total_seconds() / 3600
-            due.append(((2, -e.worth * age * age / e.cost), e))
+            due.append(((2, _saves(e, now)), e))
     due.sort(key=lambda item: item[0])
     early.sort(key=lambda item: item[0])
     return [e for _, e in due] + [e for _, e in early], len(due)
+
+
+def _saves(e: Entry, now: datetime) -> float:
+    """Minus the waiting a read of `e` now saves per request (sorted ascending: most first)."""
+    age = (now - e.last_read).total_seconds() / 3600
+    return -e.worth * age * age / e.cost
 
 
 def _urgent(entries: list[Entry], p: Plan, now: datetime) -> set[str]:
