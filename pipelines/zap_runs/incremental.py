@@ -47,13 +47,10 @@ PROBE_COST = 2
 def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | None,
               force_since: bool, lookback: timedelta, horizon: timedelta, page_limit: int,
               full_refresh: bool, gaps: tuple[timedelta, timedelta] | None,
-              account_id: str = "default", policy=None, until: datetime | None = None,
-              replays_every: timedelta | None = None) -> Iterator[list[dict]]:
+              account_id: str = "default", policy=None, until: datetime | None = None
+              ) -> Iterator[list[dict]]:
     """Rows of this sync's reads; `state` (the account's part of the resource state) is updated
-    at the end. `until` ends the main window before now: a backfill read in parts (sweep.py).
-    `replays_every`: the error listing (step 3, which finds failed runs replayed since: no new
-    failure) runs only when the last one is at least this old (a scheduled account read every
-    few minutes: a replay reaches the warehouse within this); None: on every read."""
+    at the end. `until` ends the main window before now: a backfill read in parts (sweep.py)."""
     to_date = utcnow() if until is None else min(utcnow(), until)
     cursor = None if full_refresh else parse_time(state.get("cursor"))
     raw = {} if full_refresh else unpack(state.get("watched", state.get("open_runs", {})))
@@ -82,10 +79,6 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
             log.warning("%s", warning)
     spend, stats = progress.spend, client.stats
     spend.budget.page = page_limit
-    replays_at = parse_time(state.get("replays_checked_at"))
-    check_replays = (replays_every is None or full_refresh or until is not None
-                     or not knows_errors or replays_at is None
-                     or to_date - replays_at >= replays_every)
 
     def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
@@ -154,7 +147,7 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         targets |= open_before.keys() - found
 
     # 3. The error listing, and the recent failures triggered before the horizon.
-    errors_before = unseen("error") if check_replays else {}
+    errors_before = unseen("error")
     # Failures triggered a little before the horizon (an autoreplay that failed hours later)
     # are cheaper to list with the rest than to read one window each.
     reach = [v.wide_from for v in errors_before.values()
@@ -220,8 +213,6 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
         # Never past the window: a run triggered in it may start after to_date.
         state["cursor"] = iso(min(newest, to_date))
     state.pop("open_runs", None)
-    if check_replays:
-        state["replays_checked_at"] = iso(to_date)
     # As JSON text: one string per account, which dlt's copies of the state (a pass copies
     # and serialises it several times) take as it is, where nested lists cost per entry.
     state["watched"] = pack({k: v.dump() for k, v in watched.items()})

@@ -252,9 +252,7 @@ class Sweep:
             yield from read_runs(client, state, progress, since=o.since, force_since=o.force_since,
                                  lookback=o.lookback, horizon=o.horizon, page_limit=o.page_limit,
                                  full_refresh=o.full_refresh, gaps=o.gaps, account_id=account.name,
-                                 policy=self.policies.get(account.name), until=until,
-                                 replays_every=schedule.REPLAYS_EVERY if self.visits.scheduled
-                                 else None)
+                                 policy=self.policies.get(account.name), until=until)
         except Deferred:
             outcome.result = "deferred"
             outcome.error = ("waits for the next pass: this pass's backfills spent "
