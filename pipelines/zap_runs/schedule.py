@@ -54,12 +54,6 @@ STALE_SOON = 0.1
 JITTER = 0.25
 # How much before its due time an account a loop reads every round is read (schedule.order).
 ROUND_SLACK = timedelta(seconds=30)
-# A scheduled read lists the account's failed runs (to find those replayed since: a correction,
-# never a new failure) only when its last listing is this old: a busy account read every few
-# minutes saves a request in two, and a replay reaches the warehouse within this (or the
-# account's own interval, when longer). New failures, and open runs that settle, are found on
-# every read.
-REPLAYS_EVERY = timedelta(minutes=30)
 # The share of the budget the reads max_staleness makes urgent are counted to get.
 URGENT_SHARE = 0.5
 # Budget left once the due accounts are read goes to accounts not due yet but at least this
