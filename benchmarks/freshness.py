@@ -162,8 +162,11 @@ def run_one(args, order: str, rate: int) -> dict:
         # All of each account's history (a day): its open and failed runs watched, as after
         # a first sync (a catch-up from a `since` would leave the runs before it unwatched, to
         # be found by the error listing alone when they settle).
+        # Every page of it: with the default backfill_pages_per_pass the busiest accounts would
+        # still be backfilling, a part a round, for hours into the measured run.
         logged_sync(pipeline, config, base_url=base, accounts_file=str(accounts),
-                    requests_per_minute=0, all_accounts=True, **common)
+                    requests_per_minute=0, all_accounts=True, backfill_pages_per_pass=10**9,
+                    **common)
         stop(sim)
         catchup_seconds = time.monotonic() - caught
     catchup_peak = peak_mb()
@@ -180,6 +183,7 @@ def run_one(args, order: str, rate: int) -> dict:
         hours_told = [0]
         purposes: Counter = Counter()
         spent: Counter = Counter()  # requests by tier
+        multi = [0]
         halt = Stop()
 
         def after_round(result, seconds: float) -> None:
@@ -195,12 +199,14 @@ def run_one(args, order: str, rate: int) -> dict:
                         spent[tiers.get(outcome.account, "rest")] += outcome.requests
                 for purpose, count in result.spend.by_purpose.items():
                     purposes[purpose] += count
-                load_id = result.load_info.loads_ids[-1] if result.load_info.loads_ids else None
-                if load_id is not None:
+                failed = []
+                for load_id in result.load_info.loads_ids:  # a pending load may come first
                     with pipeline.sql_client() as client:
-                        failed = client.execute_sql(
+                        failed += client.execute_sql(
                             "select account_id, id, end_time from zap_runs where status = 'error' "
                             "and _dlt_load_id = %s", load_id)
+                multi[0] += len(result.load_info.loads_ids) > 1
+                if failed:
                     for account, run, ended in failed:
                         if (account, run) in seen or ended is None:
                             continue
@@ -229,6 +235,7 @@ def run_one(args, order: str, rate: int) -> dict:
             run_loop(pipeline, config, load_every=args.load_every, models_every=10**9,
                      stop=halt, after_round=after_round, all_accounts=True, **source)
         wall = time.monotonic() - wall
+        print(f"rounds with more than one load: {multi[0]}", file=sys.stderr)
         loop_peak = peak_mb()
         stop(sim)
         names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]
