@@ -217,30 +217,7 @@ def order(entries: list[Entry], p: Plan, now: datetime) -> tuple[list[Entry], in
             due.append(((2, _saves(e, now)), e))
     due.sort(key=lambda item: item[0])
     early.sort(key=lambda item: item[0])
-    listed = _shared([e for key, e in due if key[0] == 0], [e for key, e in due if key[0] == 2])
-    listed += [e for key, e in due if key[0] == 3]
-    return listed + [e for _, e in early], len(due)
-
-
-def _shared(urgent: list[Entry], valuable: list[Entry]) -> list[Entry]:
-    """The urgent and the valuable reads taken in turn, each side getting its share of the
-    requests (URGENT_SHARE for the urgent ones, as _urgent counts them): when even
-    max_staleness costs more than the budget (10,000 accounts at 60 a minute), the busiest and
-    failing accounts still get the rest, instead of waiting behind every deadline."""
-    out, i, j, spent_urgent, spent_valuable = [], 0, 0, 0.0, 0.0
-    while i < len(urgent) or j < len(valuable):
-        take_urgent = j >= len(valuable) or (
-            i < len(urgent)
-            and spent_urgent * (1 - URGENT_SHARE) <= spent_valuable * URGENT_SHARE)
-        if take_urgent:
-            out.append(urgent[i])
-            spent_urgent += urgent[i].cost
-            i += 1
-        else:
-            out.append(valuable[j])
-            spent_valuable += valuable[j].cost
-            j += 1
-    return out
+    return [e for _, e in due] + [e for _, e in early], len(due)
 
 
 def _saves(e: Entry, now: datetime) -> float:
