@@ -183,7 +183,6 @@ def run_one(args, order: str, rate: int) -> dict:
         hours_told = [0]
         purposes: Counter = Counter()
         spent: Counter = Counter()  # requests by tier
-        multi = [0]
         halt = Stop()
 
         def after_round(result, seconds: float) -> None:
@@ -200,21 +199,19 @@ def run_one(args, order: str, rate: int) -> dict:
                 for purpose, count in result.spend.by_purpose.items():
                     purposes[purpose] += count
                 failed = []
-                for load_id in result.load_info.loads_ids:  # a pending load may come first
-                    with pipeline.sql_client() as client:
+                with pipeline.sql_client() as client:
+                    for load_id in result.load_info.loads_ids:  # a pending load may come first
                         failed += client.execute_sql(
                             "select account_id, id, end_time from zap_runs where status = 'error' "
                             "and _dlt_load_id = %s", load_id)
-                multi[0] += len(result.load_info.loads_ids) > 1
-                if failed:
-                    for account, run, ended in failed:
-                        if (account, run) in seen or ended is None:
-                            continue
-                        seen.add((account, run))
-                        ended = ended if ended.tzinfo else ended.replace(tzinfo=UTC)
-                        if ended >= t0:
-                            latencies[tiers.get(account, "rest")].append(
-                                (now - ended).total_seconds() / 60)
+                for account, run, ended in failed:
+                    if (account, run) in seen or ended is None:
+                        continue
+                    seen.add((account, run))
+                    ended = ended if ended.tzinfo else ended.replace(tzinfo=UTC)
+                    if ended >= t0:
+                        latencies[tiers.get(account, "rest")].append(
+                            (now - ended).total_seconds() / 60)
             hour = int((now - t0).total_seconds() // 3600)
             if hour > hours_told[0]:  # a line an hour, to follow a long run
                 hours_told[0] = hour
@@ -235,7 +232,6 @@ def run_one(args, order: str, rate: int) -> dict:
             run_loop(pipeline, config, load_every=args.load_every, models_every=10**9,
                      stop=halt, after_round=after_round, all_accounts=True, **source)
         wall = time.monotonic() - wall
-        print(f"rounds with more than one load: {multi[0]}", file=sys.stderr)
         loop_peak = peak_mb()
         stop(sim)
         names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]

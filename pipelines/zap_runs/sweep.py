@@ -107,9 +107,8 @@ class Sweep:
         self.progress = progress
         self.isolate = isolate
         self.default = default
-        if pacer is not None:  # a loop's, across its rounds
-            pacer.set_rate(connection.requests_per_minute)
-        self.pacer = pacer if pacer is not None else Pacer(connection.requests_per_minute)
+        self.pacer = pacer if pacer is not None else Pacer(None)  # given: a loop's, across rounds
+        self.pacer.set_rate(connection.requests_per_minute)
         self.stats = Stats()
         self.http = http_client(connection.timeout)
         now = utcnow()
