@@ -14,8 +14,8 @@ Reported per order and rate: detection latency of failed runs (from the run's en
 that committed it as failed; p50/p90/p99/max, by tier of account; failures still unloaded at the
 end counted apart), reads an hour per account and requests a read by tier, the longest any
 account went unread (between its reads; accounts never read again since the start count to the
-end), requests by purpose, loads, peak RSS of this process (the sync's, the loop's own after the
-catch-up's; the simulator has its own), the pipeline state's size and the pipeline folder's.
+end), requests by purpose, loads, peak RSS of the loop's process (the catch-up runs in a process
+before it, the simulator in its own), the pipeline state's size and the pipeline folder's.
 Each (order, rate) runs in its own process. Usage:
 
   python benchmarks/freshness.py --accounts 200 --hours 2           # a quick look
@@ -115,13 +115,6 @@ class Running:
             self._real = time.monotonic()
 
 
-def reset_peak() -> None:
-    """Reset this process's peak RSS (VmHWM, Linux's clear_refs 5): the loop's own peak, without
-    the catch-up's."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-
-
 def peak_mb() -> float:
     with open("/proc/self/status") as status:
         line = next(x for x in status if x.startswith("VmHWM:"))
@@ -132,31 +125,32 @@ def folder_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def run_one(args, order: str, rate: int) -> dict:
-    """One order at one rate, in this process."""
+def setup(args, work: Path):
+    """(pipeline, config, source arguments common to both phases) in the folder `work`."""
     os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
-    from pipelines.simulator import SharedClock
-    from pipelines.simulator.accounts import heavy_mix, tier_of
-    from pipelines.zap_runs import clock as sync_clock
-    from pipelines.zap_runs.loop import Stop, run_loop
-    from pipelines.zap_runs.pipeline import logged_sync, make_pipeline
+    from pipelines.zap_runs.pipeline import make_pipeline
     from pipelines.zap_runs.settings import sync_config
 
     logging.basicConfig(level=logging.WARNING)
-    work = Path(tempfile.mkdtemp(prefix="freshness-"))
     os.chdir(work)
-    # A fixed start: the worlds' runs follow the hour of the day, so figures compare run to run.
-    start = datetime(2026, 11, 2, 6, tzinfo=UTC)
-    clock = SharedClock(work / "clock", start=start)
-    tiers = tier_of(heavy_mix(args.accounts, args.seed))
     config = sync_config()
     config.pipelines_dir = str(work / "pipelines")
     pipeline = make_pipeline("duckdb", "zapier", pipeline_name="freshness", config=config,
                              credentials=str(work / "freshness.duckdb"))
     common = {"max_staleness_hours": args.max_staleness, "backoff_base": 0.01,
               "request_timeout": 30.0}
-    with sync_clock.use(clock):
-        # Caught up at the start: every account read once, unpaced, the clock standing still.
+    return pipeline, config, common
+
+
+def catch_up(args, work: Path) -> dict:
+    """Caught up at the start, in a process of its own (its memory is not the loop's): every
+    account read once, unpaced, the clock standing still."""
+    from pipelines.simulator import SharedClock
+    from pipelines.zap_runs import clock as sync_clock
+    from pipelines.zap_runs.pipeline import logged_sync
+
+    pipeline, config, common = setup(args, work)
+    with sync_clock.use(SharedClock(work / "clock")):
         sim, base, accounts = start_simulator(work, args, None, "catchup")
         caught = time.monotonic()
         # All of each account's history (a day): its open and failed runs watched, as after
@@ -168,9 +162,23 @@ def run_one(args, order: str, rate: int) -> dict:
                     requests_per_minute=0, all_accounts=True, backfill_pages_per_pass=10**9,
                     **common)
         stop(sim)
-        catchup_seconds = time.monotonic() - caught
-    catchup_peak = peak_mb()
-    reset_peak()
+    return {"seconds": round(time.monotonic() - caught, 1), "peak_rss_mb": round(peak_mb(), 1)}
+
+
+def run_one(args, order: str, rate: int) -> dict:
+    """One order at one rate, in this process (the catch-up before it in a child process)."""
+    from pipelines.simulator import SharedClock
+    from pipelines.simulator.accounts import heavy_mix, tier_of
+    from pipelines.zap_runs import clock as sync_clock
+    from pipelines.zap_runs.loop import Stop, run_loop
+
+    work = Path(tempfile.mkdtemp(prefix="freshness-"))
+    # A fixed start: the worlds' runs follow the hour of the day, so figures compare run to run.
+    start = datetime(2026, 11, 2, 6, tzinfo=UTC)
+    clock = SharedClock(work / "clock", start=start)
+    tiers = tier_of(heavy_mix(args.accounts, args.seed))
+    caught = child(args, "--catch-up-in", str(work))
+    pipeline, config, common = setup(args, work)
     running = Running(clock)
     with sync_clock.use(running):
         sim, base, accounts = start_simulator(work, args, rate, "run")
@@ -183,6 +191,7 @@ def run_one(args, order: str, rate: int) -> dict:
         hours_told = [0]
         purposes: Counter = Counter()
         spent: Counter = Counter()  # requests by tier
+        spent_for: dict[str, Counter] = defaultdict(Counter)  # by tier, by purpose
         halt = Stop()
 
         def after_round(result, seconds: float) -> None:
@@ -195,7 +204,11 @@ def run_one(args, order: str, rate: int) -> dict:
                 for outcome in result.accounts:
                     if outcome.result == "success":
                         reads[outcome.account].append(outcome.started_at)
-                        spent[tiers.get(outcome.account, "rest")] += outcome.requests
+                        tier = tiers.get(outcome.account, "rest")
+                        spent[tier] += outcome.requests
+                        if outcome.progress is not None:
+                            for purpose, count in outcome.progress.spend.by_purpose.items():
+                                spent_for[tier][purpose] += count
                 for purpose, count in result.spend.by_purpose.items():
                     purposes[purpose] += count
                 failed = []
@@ -232,7 +245,7 @@ def run_one(args, order: str, rate: int) -> dict:
             run_loop(pipeline, config, load_every=args.load_every, models_every=10**9,
                      stop=halt, after_round=after_round, all_accounts=True, **source)
         wall = time.monotonic() - wall
-        loop_peak = peak_mb()
+        loop_peak = peak_mb()  # this process ran only the loop: its peak is the loop's
         stop(sim)
         names = [json.loads(line)["name"] for line in accounts.read_text().splitlines()]
         state = pipeline.state
@@ -257,12 +270,26 @@ def run_one(args, order: str, rate: int) -> dict:
                                    for t in TIERS if in_tier[t]},
         "requests_per_read_by_tier": {t: round(spent[t] / read_in_tier[t], 2)
                                       for t in TIERS if read_in_tier[t]},
+        "requests_per_read_by_tier_and_purpose": {
+            t: {p: round(n / read_in_tier[t], 2) for p, n in spent_for[t].items() if n}
+            for t in TIERS if read_in_tier[t]},
         "longest_unread_h": round(longest, 2), "loads": loads[0], "requests": dict(purposes),
-        "peak_rss_mb": round(loop_peak, 1), "catchup_peak_rss_mb": round(catchup_peak, 1),
+        "peak_rss_mb": round(loop_peak, 1), "catchup_peak_rss_mb": caught["peak_rss_mb"],
         "state_kb": round(len(json.dumps(state, default=str)) / 1024, 1),
         "folder_mb": round(folder, 2),
-        "wall_s": round(wall, 1), "catchup_s": round(catchup_seconds, 1),
+        "wall_s": round(wall, 1), "catchup_s": caught["seconds"],
     }
+
+
+def child(args, *extra: str) -> dict:
+    """Run this script with `extra` in a process of its own; the dict it prints."""
+    done = subprocess.run([sys.executable, __file__, *sys.argv[1:], *extra],
+                          stdout=subprocess.PIPE, text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT)), None)
+    if line is None:
+        print(done.stdout[-2000:], file=sys.stderr)
+        raise SystemExit(f"{' '.join(extra)} failed")
+    return json.loads(line[len(RESULT):])
 
 
 def summary(values: list[float]) -> dict:
@@ -301,7 +328,11 @@ def main() -> None:
     parser.add_argument("--max-staleness", type=positive(float), default=6.0, metavar="HOURS")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--one", nargs=2, metavar=("ORDER", "RATE"), help=argparse.SUPPRESS)
+    parser.add_argument("--catch-up-in", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.catch_up_in:
+        print(RESULT + json.dumps(catch_up(args, Path(args.catch_up_in))), flush=True)
+        return
     if args.one:
         result = run_one(args, args.one[0], int(args.one[1]))
         print(RESULT + json.dumps(result), flush=True)
@@ -310,13 +341,7 @@ def main() -> None:
     for rate in [int(r) for r in args.rates.split(",")]:
         for order in args.orders.split(","):
             began = time.monotonic()
-            done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", order,
-                                   str(rate)], stdout=subprocess.PIPE, text=True)
-            line = next((x for x in done.stdout.splitlines() if x.startswith(RESULT)), None)
-            if line is None:
-                print(done.stdout[-2000:], file=sys.stderr)
-                raise SystemExit(f"{order} at {rate}/min failed")
-            result = json.loads(line[len(RESULT):])
+            result = child(args, "--one", order, str(rate))
             results.append(result)
             print(f"{order} at {rate}/min: {time.monotonic() - began:.0f} s real; "
                   f"{json.dumps(result)}", flush=True)

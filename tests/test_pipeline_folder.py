@@ -52,3 +52,30 @@ def test_a_package_half_deleted_by_a_crash_costs_the_sync_nothing(sim_env, tmp_p
     assert "error" not in capsys.readouterr().err
     assert [p.name for p in loaded.iterdir() if p.is_dir()] != [broken.name]
     assert not broken.exists() and len([p for p in loaded.iterdir() if p.is_dir()]) == 1
+
+
+def test_extracted_files_hold_a_line_per_page(tmp_path):
+    """dlt's extract writer as make_pipeline sets it (EXTRACT_WRITER): a page yielded is a line
+    of its own. Joined, a round's pages made one line the normalizer parsed whole (60 MB for
+    4 MB at 10,000 accounts); a dlt that reads the setting elsewhere fails this."""
+    import gzip
+
+    import dlt
+
+    from pipelines.zap_runs.pipeline import make_pipeline
+
+    pipeline = make_pipeline("duckdb", "writer_test", pipeline_name="writer_test",
+                             pipelines_dir=str(tmp_path), credentials=str(tmp_path / "w.duckdb"))
+
+    @dlt.resource(name="pages")
+    def pages():
+        for page in range(3):
+            yield [{"id": page * 100 + n, "steps": [{"n": n}]} for n in range(100)]
+
+    pipeline.extract(pages())
+    (load_id,) = pipeline.list_extracted_load_packages()
+    jobs = pipeline.get_load_package_info(load_id).jobs["new_jobs"]
+    (job,) = [j for j in jobs if j.job_file_info.table_name == "pages"]
+    raw = Path(job.file_path).read_bytes()
+    raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    assert len([line for line in raw.splitlines() if line.strip()]) >= 3, "pages joined in a line"

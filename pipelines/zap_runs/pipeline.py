@@ -100,10 +100,9 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         dest = getattr(dlt.destinations, destination)(credentials)
     if destination == "duckdb":
         set_duckdb_load_settings(config.duckdb_memory_limit)
-    if dlt.config.get(EXTRACT_COMPRESSION) is None:
-        # The extracted files live minutes, on local disk, and are read once by the normalizer:
-        # gzip would cost a quarter of extraction's time for nothing.
-        dlt.config[EXTRACT_COMPRESSION] = True
+    for key, value in EXTRACT_WRITER.items():
+        if dlt.config.get(key) is None:
+            dlt.config[key] = value
     if pipelines_dir is None:
         folder = project.writable(project.pipelines_dir(config.pipelines_dir))
         project.adopt_shared_folder(pipeline_name, folder, config.overlap_wait_seconds)
@@ -124,7 +123,12 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     return pipeline
 
 
-EXTRACT_COMPRESSION = "extract.data_writer.disable_compression"
+# dlt's writer of extracted files (its extract stage's settings, [sources.data_writer]), unless
+# configured otherwise. It joins what is yielded until it holds buffer_max_items rows (5,000 by
+# default) and writes them as one line, which the normalizer parses whole: a round of the loop at
+# 10,000 accounts wrote one line of 4 MB that took 60 MB to parse. A flush per page (the sync
+# yields a page at a time) keeps that to a page.
+EXTRACT_WRITER = {"sources.data_writer.buffer_max_items": 100}
 
 
 class _StateDestinationWarnings(logging.Filter):
