@@ -252,3 +252,46 @@ def partner_step_failures(truths: dict[str, dict], as_of: datetime) -> dict:
             "last_failed_at": max(r["start"] for r in failing),
         }
     return out
+
+
+def incidents(truths: dict[str, dict], open_after: int = 3, resolve_after: int = 2) -> dict:
+    """zap_incidents as its header states the rules, by a state machine over each zap's finished
+    runs in start order (run id breaks ties): key (account, zap_id, opened_at)."""
+    by_zap: dict = defaultdict(list)
+    for run in runs_of(truths):
+        if run["category"] in FINISHED and run["start"] is not None:
+            by_zap[(run["account"], run["zap_id"])].append(run)
+    out = {}
+    for (account, zap_id), runs in by_zap.items():
+        runs.sort(key=lambda r: (r["start"], r["id"]))
+        failed_row: list[dict] = []  # the failures in a row so far, incident or not
+        ok_row = 0
+        incident = None
+        for run in runs:
+            settled = run["start"]  # the rules count in start order, and times are starts
+            if run["category"] == "failed":
+                ok_row = 0
+                failed_row.append(run)
+                if incident is None and len(failed_row) == open_after:
+                    first = failed_row[0]
+                    errors = [number for number, step in enumerate(first["steps"] or [], 1)
+                              if step.get("status") == "error"]
+                    incident = {"opened_at": settled, "first_failed_at": first["start"],
+                                "failed_runs": len(failed_row), "last_failed_at": run["start"],
+                                "first_failed_run_id": first["id"], "zap_title": first["zap_title"],
+                                "first_failed_status": first["status"],
+                                "first_failed_step": min(errors) if errors else None}
+                elif incident is not None:
+                    incident["failed_runs"] += 1
+                    incident["last_failed_at"] = run["start"]
+            else:
+                failed_row = []
+                ok_row += 1
+                if incident is not None and ok_row == resolve_after:
+                    out[(account, zap_id, incident["opened_at"])] = {
+                        **incident, "resolved_at": settled, "is_open": False}
+                    incident = None
+        if incident is not None:
+            out[(account, zap_id, incident["opened_at"])] = {
+                **incident, "resolved_at": None, "is_open": True}
+    return out

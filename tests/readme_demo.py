@@ -30,6 +30,9 @@ MASKS = [
      r"( finished\); )\d+( zaps failing now)$", r"\1<count>\2<rate>\3<count>\4<count>\5<count>\6"),
     (r"^  +\d+  +(?:\d+%|n/a)  +(?:\d+%|n/a)  .+ \(\d+\)(?:  SPIKE)?$",
      "  <streak>  <24h>  <7d>  <zap title> (<zap id>)"),
+    (r"^\d+ open incidents?", "<count> open incidents"),
+    (r"^  .+ \(\d+\): failing since \d{4}-\d\d-\d\d \d\d:\d\d UTC, \d+ failed runs"
+     r"(?:, first at step \d+)?$", "  <zap title> (<zap id>): failing since <time>, <count> failed runs"),
 ]
 
 

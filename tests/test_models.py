@@ -29,7 +29,8 @@ GRAINS = {"zap_error_rates_daily": ("account_id", "zap_id", "day"),
           "stg_zap_runs": ("account_id", "run_id"),
           "stg_zap_run_steps": ("account_id", "run_id", "step_number"),
           "account_health": ("account_id",),
-          "partner_step_failures": ("zap_title", "step_number")}
+          "partner_step_failures": ("zap_title", "step_number"),
+          "zap_incidents": ("account_id", "zap_id", "opened_at")}
 
 
 def query(pipeline, sql):
@@ -117,6 +118,7 @@ def assert_marts_match(pipeline, truths):
                       truth_of.account_health(truths, sync_log_rows(pipeline), as_of))
     assert_rows_match("partner_step_failures", keyed(pipeline, "partner_step_failures"),
                       truth_of.partner_step_failures(truths, as_of))
+    assert_rows_match("zap_incidents", keyed(pipeline, "zap_incidents"), truth_of.incidents(truths))
 
 
 def test_marts_equal_python_over_a_simulated_world(make_simulator, past_clock, tmp_path):
@@ -227,9 +229,9 @@ def test_models_command(make_simulator, monkeypatch, capsys):
     monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", sim.token)
     monkeypatch.setenv("SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE", "0")
     assert main([]) == 0
-    assert "models     12 rebuilt" in capsys.readouterr().out
+    assert "models     13 rebuilt" in capsys.readouterr().out
     assert main(["models"]) == 0
-    assert "built 12 models" in capsys.readouterr().out
+    assert "built 13 models" in capsys.readouterr().out
 
 
 # --- accounts: the raw tables are written as the multi-account sync lays them out -----------

@@ -122,7 +122,7 @@ def test_unreachable_api_and_exhausted_retries_exit_1(make_simulator, monkeypatc
 def test_demo_runs_end_to_end(demo_run):
     done, folder = demo_run
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "OK" in done.stdout and "models     12 rebuilt" in done.stdout
+    assert "OK" in done.stdout and "models     13 rebuilt" in done.stdout
     assert "Last 7 days:" in done.stdout and "Dashboard:" in done.stdout
     assert (folder / "zap_runs_demo.duckdb").exists()
     assert (folder / "zap_runs_report.html").stat().st_size > 1_000_000

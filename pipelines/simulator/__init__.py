@@ -5,7 +5,7 @@ from .clock import ManualClock, RealClock, VirtualClock
 from .faults import Faults
 from .server import Simulator
 from .sharedclock import SharedClock
-from .world import World, WorldConfig
+from .world import Episode, World, WorldConfig
 
-__all__ = ["Account", "Faults", "ManualClock", "RealClock", "SharedClock", "Simulator", "VirtualClock",
-           "World", "WorldConfig", "account_mix", "heavy_mix"]
+__all__ = ["Account", "Episode", "Faults", "ManualClock", "RealClock", "SharedClock", "Simulator",
+           "VirtualClock", "World", "WorldConfig", "account_mix", "heavy_mix"]

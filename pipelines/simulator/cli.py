@@ -214,6 +214,11 @@ def _flag(field: str) -> str:
     return "--days" if field == "history_days" else "--" + field.replace("_", "-")
 
 
+def _knob_fields() -> list[dataclasses.Field]:
+    """The WorldConfig fields a flag sets: all but the scripted episodes (tests script them)."""
+    return [field for field in dataclasses.fields(WorldConfig) if field.name != "episodes"]
+
+
 def world_config(args: argparse.Namespace) -> WorldConfig:
     """The account the flags describe: the --profile's knobs, then every account flag given."""
     return WorldConfig.profile(args.profile, **_given(args))
@@ -222,13 +227,13 @@ def world_config(args: argparse.Namespace) -> WorldConfig:
 def _given(args: argparse.Namespace) -> dict[str, object]:
     """The WorldConfig knobs whose flags were given."""
     named = {field.name: getattr(args, _flag(field.name)[2:].replace("-", "_"))
-             for field in dataclasses.fields(WorldConfig)}
+             for field in _knob_fields()}
     return {name: value for name, value in named.items() if value is not None}
 
 
 def _in_flags(message: str) -> str:
     """A WorldConfig error, its knobs named as the flags that set them."""
-    for field in dataclasses.fields(WorldConfig):
+    for field in _knob_fields():
         if "_" in field.name:
             message = re.sub(rf"\b{field.name}\b", _flag(field.name), message)
     return message
@@ -236,7 +241,7 @@ def _in_flags(message: str) -> str:
 
 def _knobs(config: WorldConfig) -> str:
     default = WorldConfig()
-    changed = [f"{f.name}={getattr(config, f.name):g}" for f in dataclasses.fields(WorldConfig)
+    changed = [f"{f.name}={getattr(config, f.name):g}" for f in _knob_fields()
                if getattr(config, f.name) != getattr(default, f.name)]
     return ", ".join(changed) or "every knob at its default"
 

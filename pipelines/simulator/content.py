@@ -30,6 +30,10 @@ class Zap:
     # streaks_per_week.
     streaks: list[tuple[datetime, datetime]] = field(default_factory=list)
 
+    def outage_until(self, when: datetime) -> datetime | None:
+        """The end of the streak `when` falls in (every run fails until then), else None."""
+        return next((end for start, end in self.streaks if start <= when < end), None)
+
     def error_rate_at(self, when: datetime) -> float:
         for start, end in self.streaks:
             if start <= when < end:

@@ -132,12 +132,15 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
     if rng.random() < 0.02:
         duration += rng.uniform(60, 900)
 
+    # In a streak (an app disconnected) every run fails, no error handler saves it, and no
+    # replay succeeds before the streak ends. The same numbers are drawn either way.
+    outage = zap.outage_until(occurred_at)
     roll = rng.random()
     fail_at: int | None = None
     if roll < 0.003:
         final = rng.choice(UNLISTED_STATUSES)
     elif roll < 0.003 + zap.error_rate_at(occurred_at):
-        final = "error_handled" if rng.random() < 0.15 else "error"
+        final = "error_handled" if rng.random() < 0.15 and outage is None else "error"
         fail_at = rng.randint(1, n - 1)
     elif rng.random() < 0.03:
         final, fail_at = "halted", rng.randint(1, n - 1)
@@ -189,7 +192,7 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
         first = Change(occurred_at, "scheduled", occurred_at, None,
                        _steps(occurred_at, n, fail_at, "error", offsets))
         done = occurred_at + timedelta(minutes=rng.uniform(5, 630))
-        if rng.random() < 0.6:
+        if rng.random() < 0.6 and (outage is None or done >= outage):
             changes.append(settled(occurred_at, "success", None, done))
         else:
             changes.append(settled(occurred_at, "error", fail_at, done))
@@ -220,6 +223,7 @@ def make_run(rng: random.Random, zap: Zap, occurred_at: datetime, index: int,
         elif late_replay_share > 0 and replay_share <= roll < replay_share + late_replay_share:
             at = last.at + timedelta(days=rng.uniform(1.0, late_replay_max_days))
         if at is not None:
+            at = at if outage is None else max(at, outage)  # replayed once it is reconnected
             changes.append(Change(at, "success", last.start_time, _ms(at, rng),
                                   _steps(last.start_time or occurred_at, n, None, "success", offsets)))
 

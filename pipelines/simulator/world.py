@@ -16,6 +16,23 @@ from .content import Zap, add_streaks, hourly_factor, make_zaps
 from .lifecycle import Change, Run, make_run
 
 
+@dataclass(frozen=True)
+class Episode:
+    """A scripted failing episode: every run of zap number `zap` (its place in World.zaps,
+    0 the first made; None: the busiest) triggered from `start` for `hours` fails, as when an
+    app is disconnected and then reconnected; failed runs are replayed as any others are."""
+
+    zap: int | None
+    start: datetime
+    hours: float
+
+    def __post_init__(self) -> None:
+        if (self.zap is not None and self.zap < 0) or not 0 < self.hours < math.inf \
+                or self.start.tzinfo is None:
+            raise ValueError(f"an episode needs a zap number of 0 or more, an aware start and "
+                             f"hours above 0, not {self}")
+
+
 @dataclass
 class WorldConfig:
     """The size and habits of the simulated account.
@@ -51,6 +68,9 @@ class WorldConfig:
     # About this many times a week one of the zaps (picked by its share of the runs) fails every
     # run for 1 to 6 hours, as when an app is disconnected; 0: never.
     streaks_per_week: float = 0.0
+    # Scripted failing episodes (Episode): part of the config, so a world rebuilt after eviction
+    # has them too.
+    episodes: tuple[Episode, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("unlisted_open_rate", "replay_share", "late_replay_share"):
@@ -73,6 +93,8 @@ class WorldConfig:
                              f"its runs, times this), not {self.error_scale}")
         if not 0.0 <= self.streaks_per_week < math.inf:
             raise ValueError(f"streaks_per_week must be 0 or more, not {self.streaks_per_week}")
+        if any(episode.zap is not None and episode.zap >= self.zaps for episode in self.episodes):
+            raise ValueError(f"an episode's zap number must be under zaps ({self.zaps})")
         if not 1.0 <= self.late_replay_max_days < math.inf:
             raise ValueError(f"late_replay_max_days must be at least 1 (late replays come a day or more "
                              f"after the failure), not {self.late_replay_max_days}")
@@ -141,6 +163,10 @@ class World:
         if self.config.streaks_per_week > 0:  # at 0 no number is drawn: the same default world
             add_streaks(self._rng, self.zaps, self.started_at, self.built_at + timedelta(days=365),
                         self.config.streaks_per_week)
+        busiest = max(range(len(self.zaps)), key=lambda i: self.zaps[i].runs_per_hour, default=0)
+        for episode in self.config.episodes:
+            self.zaps[busiest if episode.zap is None else episode.zap].streaks.append(
+                (episode.start, episode.start + timedelta(hours=episode.hours)))
         self._delay_zaps = _long_delay_zaps(self.zaps) if self.config.delayed_runs > 0 else []
         self.runs: list[Run] = []
         self._keys: list[float] = []  # occurred_at as epoch seconds, parallel to runs

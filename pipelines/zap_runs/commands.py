@@ -6,7 +6,7 @@ import argparse
 import logging
 import shutil
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dlt
@@ -269,7 +269,7 @@ def status_command(args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     """`--demo`: a simulated account (35 days, 25 zaps) on 127.0.0.1 synced into
     ./zap_runs_demo.duckdb, then a short report and the dashboard."""
-    from pipelines.simulator import Simulator, World, WorldConfig
+    from pipelines.simulator import Episode, Simulator, World, WorldConfig
 
     from .output.dashboard import write_report
 
@@ -279,7 +279,9 @@ def demo_command(args: argparse.Namespace) -> int:
     work = Path(".zap_runs_demo")
     shutil.rmtree(work, ignore_errors=True)
     Path(DEMO_DB).unlink(missing_ok=True)
-    world = World(WorldConfig(seed=7))
+    # Its busiest zap has been failing for eight hours (an app disconnected): an open incident.
+    world = World(WorldConfig(seed=7, episodes=(
+        Episode(None, datetime.now(UTC) - timedelta(hours=8), 24),)))
     with Simulator(world, rate_limit=None) as sim:
         log.info("simulator serving %d runs of %d zaps at %s", len(world.runs), len(world.zaps),
                  sim.base_url)

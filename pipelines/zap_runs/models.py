@@ -16,7 +16,7 @@ from sqlglot.optimizer.qualify_tables import qualify_tables
 
 from . import account_state, synclog
 from .errors import ConfigError, ZapRunsError
-from .settings import SQL_DIALECTS
+from .settings import SQL_DIALECTS, SyncConfig, sync_config
 from .sqltables import exists
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,22 @@ def compile_model(model: Model, dialect: str, dataset: str | None) -> str:
     return expression.sql(dialect=dialect)
 
 
-def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
-    """Rebuild the lookup, the views and the marts in one transaction; seconds per model."""
+def incident_rules(config: SyncConfig | None = None) -> tuple[int, int]:
+    """(open_after, resolve_after) of the zap_incidents mart, from [sources.zap_runs]."""
+    config = config if config is not None else sync_config()
+    rules = (config.incident_open_after, config.incident_resolve_after)
+    for key, value in zip(("incident_open_after", "incident_resolve_after"), rules, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key} under [sources.zap_runs] (or SOURCES__ZAP_RUNS__"
+                              f"{key.upper()}) must be a whole number of runs, 1 or more, not "
+                              f"{value!r}.")
+    return rules
+
+
+def build_models(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> dict[str, float]:
+    """Rebuild the lookups, the views and the marts in one transaction; seconds per model.
+    `config`: for the incident rules (incident_rules), [sources.zap_runs] unless given."""
+    rules = incident_rules(config)
     name = pipeline.destination.destination_name
     dialect = SQL_DIALECTS.get(name)
     if dialect is None:
@@ -145,6 +159,12 @@ def build_models(pipeline: dlt.Pipeline) -> dict[str, float]:
             for row in load_seed():
                 client.execute_sql(f"insert into {q('status_categories')} values (%s, %s, %s)", *row)
             timings["status_categories"] = time.perf_counter() - started
+            # The incident rules, as a table: zap_incidents reads them, and analysts see which
+            # rules made the incidents they query.
+            client.execute_sql(f"drop table if exists {q('incident_rules')}")
+            client.execute_sql(f"create table {q('incident_rules')} "
+                               "(open_after integer, resolve_after integer)")
+            client.execute_sql(f"insert into {q('incident_rules')} values (%s, %s)", *rules)
             for model in models:
                 started = time.perf_counter()
                 select = compile_model(model, dialect, dataset)

@@ -58,6 +58,10 @@ DEFAULT_READ_BUDGET_MINUTES = 10.0
 # --loop: a load at least every minute; the models every 15 minutes (a rebuild reads every run).
 DEFAULT_LOAD_EVERY_SECONDS = 60.0
 DEFAULT_MODELS_EVERY_MINUTES = 15.0
+# zap_incidents: three failures in a row open an incident (one or two are often a bad record or
+# a passing outage), two runs in a row that did not fail resolve it.
+DEFAULT_INCIDENT_OPEN_AFTER = 3
+DEFAULT_INCIDENT_RESOLVE_AFTER = 2
 
 # A sync whose predecessor succeeded longer ago than this says so loudly.
 DEFAULT_GAP_WARNING_HOURS = 24.0
@@ -101,6 +105,10 @@ class SyncConfig(BaseConfiguration):
     # --loop: the longest a round reads before it loads, and how often the models are rebuilt.
     load_every_seconds: float = DEFAULT_LOAD_EVERY_SECONDS
     models_every_minutes: float = DEFAULT_MODELS_EVERY_MINUTES
+    # The zap_incidents mart: an incident opens at this many failed runs of a zap in a row and
+    # resolves at this many runs in a row that did not fail.
+    incident_open_after: int = DEFAULT_INCIDENT_OPEN_AFTER
+    incident_resolve_after: int = DEFAULT_INCIDENT_RESOLVE_AFTER
 
 
 def sync_config() -> SyncConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dlt
 
+from ..sqltables import exists
 from .text import pct
 
 
@@ -30,10 +31,24 @@ def print_report(pipeline: dlt.Pipeline, top: int = 8) -> None:
         accounts = client.execute_sql(
             f"select account_id, needs_attention, attention_reason from {q('account_health')} "
             "order by account_id")
+        # Models built by a version before zap_incidents have none.
+        incidents = client.execute_sql(f"""
+            select coalesce(zap_title, '(untitled)'), zap_id, account_id, first_failed_at,
+                   failed_runs, first_failed_step
+            from {q('zap_incidents')} where is_open
+            order by first_failed_at, account_id, zap_id""") \
+            if exists(client, q("zap_incidents")) else []
     rate = f"{failed / finished:.1%}" if finished else "n/a"
     print(f"Last 7 days: {runs:,} runs, error rate {rate} ({failed:,} failed of {finished:,} "
           f"finished); {failing_now} zaps failing now")
     several = len(accounts) > 1
+    print(f"{len(incidents)} open incident{'' if len(incidents) == 1 else 's'}"
+          + (":" if incidents else ""))
+    for title, zap_id, account, since, failed_runs, step in incidents[:top]:
+        where = f" in {account[:30]}" if several else ""
+        at = f", first at step {step}" if step is not None else ""
+        print(f"  {title[:50]} ({zap_id}){where}: failing since {since:%Y-%m-%d %H:%M} UTC, "
+              f"{failed_runs} failed runs{at}")
     if several:
         needing = [(name, reason) for name, needs, reason in accounts if needs]
         print(f"{len(accounts)} accounts, {len(needing)} need attention"
