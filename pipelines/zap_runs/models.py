@@ -153,18 +153,13 @@ def build_models(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> di
                     kind = "view" if "VIEW" in existing[model.name].upper() else "table"
                     client.execute_sql(f"drop {kind} if exists {q(model.name)}")
             started = time.perf_counter()
-            client.execute_sql(f"drop table if exists {q('status_categories')}")
-            client.execute_sql(f"create table {q('status_categories')} "
-                               "(status varchar, category varchar, is_finished boolean)")
-            for row in load_seed():
-                client.execute_sql(f"insert into {q('status_categories')} values (%s, %s, %s)", *row)
+            _replace_table(client, q("status_categories"),
+                           "status varchar, category varchar, is_finished boolean", load_seed())
             timings["status_categories"] = time.perf_counter() - started
             # The incident rules, as a table: zap_incidents reads them, and analysts see which
             # rules made the incidents they query.
-            client.execute_sql(f"drop table if exists {q('incident_rules')}")
-            client.execute_sql(f"create table {q('incident_rules')} "
-                               "(open_after integer, resolve_after integer)")
-            client.execute_sql(f"insert into {q('incident_rules')} values (%s, %s)", *rules)
+            _replace_table(client, q("incident_rules"), "open_after integer, resolve_after integer",
+                           [rules])
             for model in models:
                 started = time.perf_counter()
                 select = compile_model(model, dialect, dataset)
@@ -172,6 +167,14 @@ def build_models(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> di
                 timings[model.name] = time.perf_counter() - started
     log.info("built %d models in %.2f s", len(timings), sum(timings.values()))
     return timings
+
+
+def _replace_table(client, table: str, columns: str, rows: list[tuple]) -> None:
+    """`table` (qualified) made anew with `columns` and `rows`: a lookup the models read."""
+    client.execute_sql(f"drop table if exists {table}")
+    client.execute_sql(f"create table {table} ({columns})")
+    for row in rows:
+        client.execute_sql(f"insert into {table} values ({', '.join(['%s'] * len(row))})", *row)
 
 
 # The columns the models read, for tables dlt has not created yet (types as in rows.py).

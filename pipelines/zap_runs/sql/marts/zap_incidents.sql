@@ -108,7 +108,6 @@ incident_runs as (
     inner join epochs
         on epochs.account_id = in_island.account_id and epochs.zap_id = in_island.zap_id
         and epochs.island_start = in_island.island_start
-        and epochs.is_failed = in_island.is_failed
     inner join openings
         on openings.account_id = in_island.account_id and openings.zap_id = in_island.zap_id
         and openings.epoch = epochs.epoch
