@@ -125,7 +125,8 @@ def test_demo_runs_end_to_end(demo_run):
     assert "OK" in done.stdout and "models     13 rebuilt" in done.stdout
     assert "Last 7 days:" in done.stdout and "Dashboard:" in done.stdout
     assert (folder / "zap_runs_demo.duckdb").exists()
-    assert (folder / "zap_runs_report.html").stat().st_size > 1_000_000
+    assert 10_000 < (folder / "zap_runs_report.html").stat().st_size < 600_000, "self-contained, small"
+    assert "  alerts     1 sent (demo 1)" in done.stdout
     assert count(folder / "zap_runs_demo.duckdb") > 10_000
 
 

@@ -10,8 +10,9 @@ repeated name is reported as a bad entry):
 
 Each entry holds an `access_token`, or a `refresh_token` with the app's `client_id` and
 `client_secret` (shared ones from [sources.zap_runs] apply when the entry has none), and may
-hold a `data_policy` (policy.py). A bad entry is reported by name and line, never with its
-secrets, and the other accounts still sync.
+hold a `data_policy` (policy.py) and its own alert channels, `alerts` (alert_channels.py). A
+bad entry is reported by name and line, never with its secrets, and the other accounts still
+sync.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from .errors import ConfigError
 
 # Names end up in file names (token stores), SQL literals and log lines: keep them plain.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
-FIELDS = {"name", "access_token", "refresh_token", "client_id", "client_secret", "data_policy"}
+FIELDS = {"name", "access_token", "refresh_token", "client_id", "client_secret", "data_policy",
+          "alerts"}
 SECRET_FIELDS = ("access_token", "refresh_token", "client_id", "client_secret")
 DEFAULT_ACCOUNT = "default"
 
@@ -42,6 +44,8 @@ class Account:
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
     data_policy: Mapping | None = None
+    # Its own alert channels (one table or a list; alert_channels.py): URLs and secrets.
+    alerts: object = field(default=None, repr=False, compare=False)
     where: str = field(default="", compare=False)  # where it was configured, for messages
 
     def fingerprint(self) -> str:
@@ -70,7 +74,8 @@ def from_entry(entry: object, where: str, shared: Mapping[str, str | None]) -> A
     if isinstance(entry, Account):
         entry = {"name": entry.name, "access_token": entry.access_token,
                  "refresh_token": entry.refresh_token, "client_id": entry.client_id,
-                 "client_secret": entry.client_secret, "data_policy": entry.data_policy}
+                 "client_secret": entry.client_secret, "data_policy": entry.data_policy,
+                 "alerts": entry.alerts}
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: an account must be a table (or JSON object) with a name "
                           "and an access_token or refresh_token.")
@@ -96,7 +101,12 @@ def from_entry(entry: object, where: str, shared: Mapping[str, str | None]) -> A
     policy = entry.get("data_policy")
     if policy is not None and not isinstance(policy, Mapping):
         raise ConfigError(f"{where} (account {name}): data_policy must be a table.")
-    return Account(name, access, refresh, client_id, client_secret, policy, where)
+    alerts = entry.get("alerts")
+    if alerts is not None:
+        from .alert_channels import account_channels
+
+        account_channels(name, alerts, where)  # a bad channel makes a bad entry, named here
+    return Account(name, access, refresh, client_id, client_secret, policy, alerts, where)
 
 
 def read_file(path: str) -> Iterable[tuple[object, str]]:

@@ -28,14 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
                "failed; status: the data is stale), 2 bad configuration or arguments, 3 another "
                "sync of the pipeline was still running, 4 some accounts failed or were skipped, "
                "or account entries are bad, and the others loaded (status: some accounts are "
-               "failing or stale, or the last pass met bad entries).")
+               "failing or stale, the last pass met bad entries, or alerts wait on a failing "
+               "channel; alerts test: 1 when a channel failed).")
     parser.add_argument("command", nargs="?", default="sync",
-                        choices=["sync", "models", "report", "status", "forget"],
+                        choices=["sync", "models", "report", "status", "forget", "alerts"],
                         help="sync (default): load new and changed runs; models: rebuild the SQL "
                              "models; report: write the HTML dashboard from the models; status: "
                              "the last pass, the last success and the accounts that need "
                              "attention (exit 1 when stale, 4 when accounts need attention); forget "
-                             "--account NAME: delete one account's rows and state")
+                             "--account NAME: delete one account's rows and state; alerts test: "
+                             "send a sample alert to each configured channel (exit 1 when one "
+                             "fails)")
+    parser.add_argument("action", nargs="?", default=None, choices=["test"],
+                        help="alerts: test (the only action)")
     parser.add_argument("--account", default=None, metavar="NAME",
                         help="report: one account's dashboard (default: partner-wide); status: "
                              "one account's last sync, last success and verdict; forget: the "
@@ -102,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (args.loop or args.load_every is not None or args.all_accounts) \
                 and (args.command != "sync" or args.demo):
             raise ConfigError("--loop, --load-every and --all-accounts are for sync.")
+        if (args.action is None) != (args.command != "alerts"):
+            raise ConfigError("`test` goes with `alerts` only: python -m pipelines.zap_runs alerts test.")
         if args.demo:
             return commands.demo_command(args)
+        if args.command == "alerts":
+            return commands.alerts_command(args)
         if args.command == "models":
             return commands.models_command(args)
         if args.command == "report":

@@ -6,6 +6,7 @@ import argparse
 import logging
 import shutil
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import settings
 from .accounts import configured, parse_shard
+from .alert_channels import Channel, configured_channels
+from .alert_send import SendError, sample, send
+from .alerts import deliver, summary_lines
 from .errors import (
     ConfigError,
     ZapRunsError,
@@ -138,7 +142,9 @@ def loop_command(args: argparse.Namespace) -> int:
                           f"({staleness:g} h): no account could be read that often; load more "
                           "often.")
     pipeline = shard_pipeline(args, config)
-    build = None if args.shard else (lambda: rebuild_models(pipeline))
+    channels = [] if args.shard else configured_channels(accounts_file(args))
+    build = None if args.shard else (lambda: "\n".join(
+        [rebuild_models(pipeline), *summary_lines(deliver(pipeline, channels))]))
     try:
         with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.loop.lock", 0):
             totals = run_loop(pipeline, config, load_every=load_every,
@@ -166,6 +172,7 @@ def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = T
     """One sync, then the SQL models, under a progress display on stderr (output/progress.py);
     the summary (with the requests by purpose if `verbose`) is printed once the display is
     gone, and a failure of the models after it."""
+    channels = alert_channels(source_args) if models else []
     with display_for(sys.stderr) as display:
         result = logged_sync(pipeline, config, progress=display.progress, on_stage=display.stage,
                              **source_args)
@@ -181,7 +188,42 @@ def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = T
     if failure is not None:
         raise failure
     print(built)
+    if models:
+        for line in summary_lines(deliver(pipeline, channels)):
+            print(line)
     return result
+
+
+def alert_channels(source_args: dict) -> list[Channel]:
+    """The channels incidents go to: `alert_channels` given (the demo's), else configured."""
+    given = source_args.pop("alert_channels", None)
+    if given is not None:
+        return given
+    return configured_channels(source_args.get("accounts_file"), source_args.get("accounts"))
+
+
+def alerts_command(args: argparse.Namespace) -> int:
+    """`alerts test`: a sample alert to each configured channel, a line per channel; exit 1 when
+    one failed."""
+    if args.action != "test":
+        raise ConfigError("alerts takes one action: `alerts test` (send a sample to each channel).")
+    channels = configured_channels(accounts_file(args))
+    if not channels:
+        raise ConfigError("no alert channel is configured: add a [sources.zap_runs.alerts.<name>] "
+                          "table with a kind to .dlt/secrets.toml, or `alerts` to an account "
+                          "entry (README, Alerts).")
+    failed = 0
+    for channel in channels:
+        began = time.monotonic()
+        try:
+            send(channel, [sample(channel)])
+        except SendError as exc:
+            failed += 1
+            print(f"FAILED  {channel.describe()}: {exc}")
+            continue
+        print(f"ok      {channel.describe()}: sent in {time.monotonic() - began:.2f} s")
+    print(f"{len(channels) - failed} of {len(channels)} channels took the test alert")
+    return 1 if failed else 0
 
 
 def paced_at(source_args: dict) -> tuple[float, int]:
@@ -217,9 +259,12 @@ def models_command(args: argparse.Namespace) -> int:
     """`models`: rebuild the SQL models on the configured destination."""
     config = sync_config()
     pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
+    channels = configured_channels(accounts_file(args))
     timings = build_models(pipeline)
     print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
           f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
+    for line in summary_lines(deliver(pipeline, channels)):
+        print(line)
     return 0
 
 
@@ -293,7 +338,7 @@ def demo_command(args: argparse.Namespace) -> int:
         since = args.since or (world.clock.now() - timedelta(days=35)).strftime("%Y-%m-%d")
         sync_and_models(pipeline, config, verbose=args.verbose, base_url=sim.base_url,
                         access_token=sim.token, requests_per_minute=0, since=since,
-                        force_since=True)
+                        force_since=True, alert_channels=[Channel("demo", "terminal", {})])
     print()
     print_report(pipeline)
     report = write_report(pipeline, args.output)

@@ -23,6 +23,7 @@ import dlt
 
 from .account_state import TABLE as ACCOUNT_STATE
 from .account_state import pipelines_of
+from .alerts import TABLE as ALERTS
 from .errors import ConfigError
 from .oauth import account_store
 from .packages import prune_loaded_packages
@@ -33,7 +34,7 @@ from .synclog import TABLE as SYNC_LOG
 
 log = logging.getLogger(__name__)
 
-DATA_TABLES = ("zap_runs__steps", "zap_runs", ACCOUNT_STATE, SYNC_LOG)
+DATA_TABLES = ("zap_runs__steps", "zap_runs", ACCOUNT_STATE, SYNC_LOG, ALERTS)
 STAGED_TABLES = DATA_TABLES[:3]  # merged through the staging dataset
 
 

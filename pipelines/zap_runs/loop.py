@@ -213,4 +213,6 @@ def _models(build_models: Callable[[], str], totals: Totals) -> None:
         log.error("%s", exc)
         return
     totals.models += 1
-    log.info("%s", first_line(line.strip()))
+    for text in line.splitlines():  # the models' line, then the alerts' (commands.py)
+        if text.strip():
+            log.info("%s", first_line(text.strip()))

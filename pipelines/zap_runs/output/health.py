@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import dlt
 
+from ..alerts import failing_channels
 from ..errors import ConfigError, ZapRunsError, first_line
 from ..synclog import TABLE, account_states, last_outcomes, last_pass, newest_run_start
 from .freshness import read_freshness
@@ -44,9 +45,13 @@ def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | Non
         raise ConfigError(unknown_account(account, [a["account_id"] for a in accounts], where,
                                           pipeline.dataset_name))
     started = pass_facts(newest_pass)
+    try:
+        channels = failing_channels(pipeline) if account is None else []
+    except Exception:  # noqa: BLE001 - a table it cannot read tells nothing of the data
+        channels = []
     return Status(where, now or datetime.now(UTC), max_age_hours, pass_facts(rows), success,
                   newest, accounts, account, frozenset(configured) if configured else None,
-                  read_freshness(pipeline), started and started.started_at)
+                  read_freshness(pipeline), started and started.started_at, channels)
 
 
 def unknown_account(name: str, known: list[str], where: str, dataset: str) -> str:

@@ -72,6 +72,8 @@ class Status:
     # the newest pass, which it is judged against.
     freshness: dict[str, Freshness] = field(default_factory=dict)
     pass_started_at: datetime | None = None
+    # Alert channels with alerts waiting after a failure (alerts.failing_channels).
+    alert_channels: list[dict] = field(default_factory=list)
     failing: list[dict] = field(init=False)
     stale_accounts: list[dict] = field(init=False)
     gone: list[dict] = field(init=False)
@@ -122,7 +124,8 @@ class Status:
     def exit_code(self) -> int:
         if self.stale:
             return EXIT_STALE
-        return EXIT_ATTENTION if self.failing or self.stale_accounts or self.bad_entries else 0
+        return EXIT_ATTENTION if self.failing or self.stale_accounts or self.bad_entries \
+            or self.alert_channels else 0
 
     @property
     def verdict(self) -> str:
@@ -156,6 +159,9 @@ def format_status(status: Status, verbose: bool = False) -> str:
     if len(bad) > SHOWN:
         lines.append(f"  ... and {len(bad) - SHOWN:,} more bad entries: see zap_runs_sync_log "
                      "(result 'invalid')")
+    lines += [row("ALERTS FAILING", f"{c['channel']}: {c['waiting']:,} waiting since "
+                  f"{ago(c['failing_since'], now)}: {c['last_error']}; next try "
+                  f"{ago(c['next_attempt_at'], now)}") for c in status.alert_channels]
     return "\n".join(lines + verdict_lines(status))
 
 
@@ -247,6 +253,8 @@ def verdict_lines(status: Status) -> list[str]:
         trouble.append("SOME ACCOUNTS FAILING OR STALE")
     if status.bad_entries:
         trouble.append("BAD ENTRIES IN THE ACCOUNTS CONFIGURATION")
+    if status.alert_channels:
+        trouble.append("ALERTS NOT DELIVERED")
     if trouble and not status.stale:
         lines.append(f"{', AND '.join(trouble)} (exit {EXIT_ATTENTION})")
     return lines

@@ -71,4 +71,8 @@ def status_json(status: Status, destination: str, dataset: str) -> str:
         "attention": attention(status),
         "bad_entries": status.bad_entries,
         "freshness": freshness(status),
+        "failing_alert_channels": [{"channel": c["channel"], "waiting": c["waiting"],
+                                    "failing_since": iso(c["failing_since"]),
+                                    "next_attempt_at": iso(c["next_attempt_at"]),
+                                    "last_error": c["last_error"]} for c in status.alert_channels],
     }, indent=2, ensure_ascii=False)
