@@ -1,9 +1,12 @@
-"""The HTML dashboard: self-contained, escaped, sane at any size, and it renders in Chromium; one
-account's page, and the partner-wide page with the accounts that need attention and when each
-account was read and is next due."""
+"""The HTML dashboard: self-contained (no script, nothing fetched) and small, escaped, sane at
+any size, and it lays out in Chromium; it opens with the open incidents, draws a zap-by-day
+heatmap of error rates; one account's page, and the partner-wide page with the accounts that
+need attention, their open incidents and when each account was read and is next due."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -13,20 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.simulator import ManualClock, World, WorldConfig
+from pipelines.simulator import Episode, ManualClock, Simulator, World, WorldConfig
 from pipelines.simulator.lifecycle import Run
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.models import build_models
-from pipelines.zap_runs.output.dashboard import read_data, unknown_account, write_report
+from pipelines.zap_runs.output import heatmap
+from pipelines.zap_runs.output.dashboard import Data, read_data, unknown_account, write_report
+from pipelines.zap_runs.output.page import FONTS, render
 from pipelines.zap_runs.output.report import print_report
+from pipelines.zap_runs.pipeline import logged_sync
 
 from .conftest import small_world
 from .raw_tables import colliding_truths, error_rate_truths, write_raw_tables
 from .scheduled import scheduled_passes
-from .warehouse import duckdb_pipeline, run_sync
+from .warehouse import FAST, duckdb_pipeline, run_sync
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-NASTY = "<b>Leads</b> </script><script>x()</script> Zoë 🚀"
+NASTY = "<b>Leads</b> </script><script>x()</script> Zoë 🚀 注文を処理"
+CHARTS = 4  # the heatmap, the status mix, the failing steps, the durations
 
 
 def built(make_simulator, tmp_path, world):
@@ -39,6 +46,8 @@ def built(make_simulator, tmp_path, world):
 
 
 def nasty_world(clock):
+    """A small world and a zap titled NASTY whose five runs, the last five hours, all failed: an
+    open incident."""
     world = small_world(seed=71, clock=clock)
     now = clock.now()
     for i in range(5):
@@ -49,13 +58,39 @@ def nasty_world(clock):
     return world
 
 
+def section(page: str, start: str, end: str = "</table>") -> str:
+    """The page from `start` (a regex) to the next `end`."""
+    begin = re.search(start, page).start()
+    return page[begin:page.index(end, begin)]
+
+
+def charts_of(page: str) -> int:
+    return len(re.findall(r"<figure class=[\"']chart[\"']", page))
+
+
 def test_report_is_self_contained_and_escaped(make_simulator, past_clock, tmp_path):
     page = built(make_simulator, tmp_path, nasty_world(past_clock)).read_text(encoding="utf-8")
-    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?https?:", page), "no CDN"
-    assert "&lt;b&gt;Leads&lt;/b&gt;" in page
-    assert "<script>x()</script>" not in page
-    assert "Zoë 🚀" in page or "Zo\\u00eb" in page
-    assert page.count('class="plotly-graph-div"') == 4
+    assert not re.search(r"https?:|<script|<link|<img|<iframe|@import|url\(", page), \
+        "nothing is fetched, and no script runs"
+    escaped = "&lt;b&gt;Leads&lt;/b&gt; &lt;/script&gt;&lt;script&gt;x()&lt;/script&gt; Zoë 🚀 注文を処理"
+    assert "<script>x()</script>" not in page and "<b>Leads" not in page
+    incidents = section(page, "<table id='incidents'>")
+    assert f"<td>{escaped}</td><td class='num'>4242</td>" in incidents, "emoji and CJK kept, tags escaped"
+    row = section(page, "<tr data-zap='4242'>", "</tr>")
+    assert f"title='{escaped}'><span class='badge'" in row and f"</span> {escaped}</th>" in row
+    assert charts_of(page) == CHARTS
+
+
+def test_the_page_falls_back_to_fonts_with_emoji_and_cjk(make_simulator, past_clock, tmp_path):
+    page = built(make_simulator, tmp_path, nasty_world(past_clock)).read_text(encoding="utf-8")
+    fonts = re.search(r"body, svg \{ font-family: ([^;]+); \}", page).group(1)
+    assert fonts == FONTS, "the page's text and the charts' SVG text alike"
+    names = [name.strip().strip('"') for name in fonts.split(",")]
+    for fallback in ("Apple Color Emoji", "Segoe UI Emoji", "Noto Color Emoji", "Noto Sans CJK SC",
+                     "Noto Sans CJK JP", "PingFang SC", "Hiragino Sans", "Microsoft YaHei"):
+        assert fallback in names
+    assert names[0] == "system-ui" and names[-1] == "sans-serif"
+    assert "<svg class='plot'" in page and "xmlns" not in page, "inline SVG: it inherits the fonts"
 
 
 def test_empty_warehouse_says_so(make_simulator, past_clock, tmp_path):
@@ -64,15 +99,125 @@ def test_empty_warehouse_says_so(make_simulator, past_clock, tmp_path):
     assert "Nothing synced yet" in page
 
 
+def test_no_open_incident_is_said_plainly_first():
+    day = datetime(2026, 12, 1).date()
+    daily = {"account_id": "a", "zap_id": 1, "day": day, "count_runs": 10, "count_finished": 10,
+             "count_failed": 0, **{f"count_{c}": 0 for c in ("succeeded", "handled", "halted",
+                                                            "filtered", "in_progress", "blocked",
+                                                            "unknown")}}
+    zap = {"account_id": "a", "zap_id": 1, "zap_title": "quiet", "current_failure_streak": 0,
+           "is_spiking": False, "error_rate_24h": 0.0, "error_rate_7d": 0.0, "error_rate_30d": 0.0,
+           "last_success_at": None}
+    page = render(Data(daily=[daily], health=[zap], steps=[], durations=[],
+                       built_at=datetime.now(UTC), incident_rules=(3, 2)))
+    first = re.search(r"<h2>([^<]*)</h2>(<[^>]*>[^<]*)", page)
+    assert first.groups() == ("Open incidents", "<p id='incidents' class='ok'>No open incidents.")
+    assert "opens after 3 failed runs in a row and resolves after 2 runs in a row" in page
+    assert "No zap failed in these 1 days." in page
+
+
 def test_one_zap_and_five_hundred_zaps(make_simulator, past_clock, tmp_path):
     one = built(make_simulator, tmp_path / "one", World(WorldConfig(
         seed=2, zaps=1, runs_per_day=100, history_days=3), past_clock))
-    assert one.read_text(encoding="utf-8").count('class="plotly-graph-div"') == 4
-    many = built(make_simulator, tmp_path / "many", World(WorldConfig(
-        seed=3, zaps=500, runs_per_day=3000, history_days=3), past_clock)).read_text(encoding="utf-8")
-    assert many.count("<tr") <= 26, "the attention table stays at 25 rows"
-    assert len(many) < 8_000_000
+    assert charts_of(one.read_text(encoding="utf-8")) == CHARTS
+    report = built(make_simulator, tmp_path / "many", World(WorldConfig(
+        seed=3, zaps=500, runs_per_day=3000, history_days=3), past_clock))
+    many = report.read_text(encoding="utf-8")
+    attention = section(many, r"<h2>Zaps that need attention</h2>")
+    assert attention.count("<tr") == 26, "the attention table stays at 25 rows"
+    failing = {r["zap_id"] for r in read_data(duckdb_pipeline(report.parent / "d.duckdb")).daily
+               if r["count_failed"]}
+    assert len(failing) > heatmap.ROWS
+    assert len(re.findall("<tr data-zap=", many)) == heatmap.ROWS, "the heatmap stays at 20 zaps"
+    assert f"{heatmap.ROWS} of {len(failing)} zaps that failed in these 4 days, most failed runs " \
+           f"first; {len(failing) - heatmap.ROWS} more not shown" in many
+    assert len(many.encode()) < 300_000
 
+
+# --- open incidents and the heatmap: a world whose busiest zap has been failing for hours -------
+
+def episode_page(make_simulator, clock, tmp_path):
+    """Four days of eight zaps; the busiest fails every run from six hours ago on: the page, and
+    the marts' rows it was made from."""
+    world = small_world(seed=23, days=4, clock=clock, episodes=(
+        Episode(None, clock.now() - timedelta(hours=6), 24),))
+    sim = make_simulator(world)
+    pipeline = duckdb_pipeline(tmp_path / "episode.duckdb")
+    run_sync(sim, pipeline)
+    build_models(pipeline)
+    busiest = max(world.zaps, key=lambda zap: zap.runs_per_hour).id
+    return write_report(pipeline, tmp_path / "episode.html").read_text(encoding="utf-8"), \
+        read_data(pipeline), busiest
+
+
+def test_the_page_opens_with_the_open_incidents(make_simulator, past_clock, tmp_path):
+    page, data, busiest = episode_page(make_simulator, past_clock, tmp_path)
+    assert busiest in [i["zap_id"] for i in data.incidents]
+    headings = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert headings[0] == "Open incidents"
+    assert page.index("<table id='incidents'>") < page.index("<section class='tiles'>")
+    rows = re.findall(r"<tr><td>([^<]*)</td><td class='num'>(\d+)</td><td>([^<]*)</td><td>([^<]*)"
+                      r"</td><td>[^<]*</td><td class='num'>(\d+)</td><td class='num'>([^<]*)</td>"
+                      r"<td>([^<]*)</td></tr>", section(page, "<table id='incidents'>"))
+    assert rows == [(html.escape(i["zap_title"]), str(i["zap_id"]), f"{i['first_failed_at']:%Y-%m-%d %H:%M}",
+                     f"{i['opened_at']:%Y-%m-%d %H:%M}", str(i["failed_runs"]),
+                     str(i["first_failed_step"]), i["first_failed_status"]) for i in data.incidents]
+    (episode,) = [r for r in rows if r[1] == str(busiest)]
+    assert int(episode[4]) >= 3 and episode[6] == "error", "opened at the third failure in a row"
+    assert datetime.fromisoformat(episode[2]) >= (past_clock.now() - timedelta(hours=6, minutes=1)).replace(
+        tzinfo=None)
+
+
+def heat_rows(page: str) -> dict[int, list[tuple[str, str]]]:
+    """zap id -> its heatmap cells, left to right: (class, hover text)."""
+    table = section(page, "<table id='heatmap'")
+    return {int(zap): re.findall(r"<td(?: class='(\w+)' title='([^']*)')?></td>", cells)
+            for zap, cells in re.findall(r"<tr data-zap='(\d+)'>(.*?)</tr>", table)}
+
+
+def test_the_heatmap_has_a_row_per_failing_zap_and_marks_the_days_they_failed(
+        make_simulator, past_clock, tmp_path):
+    page, data, busiest = episode_page(make_simulator, past_clock, tmp_path)
+    days = heatmap.shown_days(data.daily)
+    failed: dict[int, int] = {}
+    for r in data.daily:
+        failed[r["zap_id"]] = failed.get(r["zap_id"], 0) + r["count_failed"]
+    failing = sorted((z for z, n in failed.items() if n), key=lambda z: (-failed[z], z))
+    rows = heat_rows(page)
+    assert list(rows) == failing[:heatmap.ROWS], "one row per failing zap, most failed runs first"
+    for zap, cells in rows.items():
+        assert len(cells) == len(days)
+        mart = {r["day"]: r for r in data.daily if r["zap_id"] == zap}
+        for day, (name, hover) in zip(days, cells, strict=True):
+            r = mart.get(day)
+            if r is None or not r["count_runs"]:
+                assert name == ""
+                continue
+            assert hover.startswith(f"{day:%Y-%m-%d}: {r['count_runs']:,} runs, {r['count_failed']:,} failed")
+            if r["count_failed"]:
+                assert name in ("h1", "h2", "h3", "h4", "h5"), "a failing day is red"
+            else:
+                assert name in ("h0", "hn")
+    (incident,) = [i for i in data.incidents if i["zap_id"] == busiest]
+    episode_day = days.index(incident["last_failed_at"].date())
+    assert rows[busiest][episode_day][0] in ("h4", "h5"), "the episode's day: most runs failed"
+    assert "<span class='badge' title='open incident, failing since " in section(
+        page, f"<tr data-zap='{busiest}'>", "</tr>")
+
+
+def test_the_demo_page_is_small_and_opens_with_its_open_incident(demo_run):
+    done, folder = demo_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = (folder / "zap_runs_report.html").read_text(encoding="utf-8")
+    assert 20_000 < len(page.encode()) < 600_000, "the demo's page was 4.8 MB with plotly inlined"
+    (incident,) = re.findall(r"^  (.+) \((\d+)\): failing since", done.stdout, re.M)
+    assert re.findall(r"<h2>([^<]*)</h2>", page)[0] == "Open incidents"
+    assert f"<tr><td>{html.escape(incident[0])}</td><td class='num'>{incident[1]}</td>" in section(
+        page, "<table id='incidents'>")
+    assert len(heat_rows(page)) == heatmap.ROWS and "more not shown" in page
+
+
+# --- Chromium: the page as a browser lays it out, with no network ------------------------------
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -94,16 +239,39 @@ def headless(tmp_path, height: int = 2400) -> list[str]:
             f"--window-size=1280,{height}"]
 
 
-def rendered(flags: list[str], report: Path) -> str:
-    """The page's DOM once Chromium ran its scripts; no script failed."""
-    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True,
+# Appended to a copy of the page by the test (the page has no script): where the browser laid
+# out the sections, what it drew, which fonts it asked for; into the DOM, read by --dump-dom.
+PROBE = """<script>(() => {
+  const box = (s) => { const e = document.querySelector(s); if (!e) return null;
+    const r = e.getBoundingClientRect(); return {top: r.top + scrollY, width: r.width, height: r.height}; };
+  const sized = (s) => [...document.querySelectorAll(s)].filter((e) => {
+    const r = e.getBoundingClientRect(); return r.width >= 4 && r.height >= 4; }).length;
+  document.body.setAttribute("data-probe", JSON.stringify({
+    incidents: box("#incidents"), tiles: box(".tiles"), heatmap: box("#heatmap"),
+    heat_cells: document.querySelectorAll("#heatmap td").length, heat_drawn: sized("#heatmap td"),
+    plots: [...document.querySelectorAll("svg.plot")].map((s) => s.getBoundingClientRect().width),
+    marks: sized("svg.plot rect, svg.plot circle"),
+    fonts: [document.body, document.querySelector("svg text")].filter(Boolean).map(
+      (e) => getComputedStyle(e).fontFamily),
+    overflow: document.documentElement.scrollWidth - innerWidth}));
+})();</script>"""
+
+
+def rendered(flags: list[str], report: Path) -> tuple[str, dict]:
+    """The page's DOM once Chromium laid it out, and what PROBE saw there; no script failed."""
+    probed = report.with_name(f"probed-{report.name}")
+    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", f"{PROBE}</body>"),
+                      encoding="utf-8")
+    dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('class="main-svg"') >= 8, "plotly drew its SVG for every chart"
-    assert len(re.findall(r'class="(?:point|trace|bars)', dom.stdout)) > 0
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not [line for line in console if "rror" in line], console
-    return dom.stdout
+    probe = json.loads(html.unescape(re.search(r'data-probe="([^"]*)"', dom.stdout).group(1)))
+    assert probe["overflow"] <= 0, "nothing wider than the window"
+    for fonts in probe["fonts"]:
+        assert "Noto Color Emoji" in fonts and "Noto Sans CJK SC" in fonts, fonts
+    return dom.stdout, probe
 
 
 @needs_chromium
@@ -113,7 +281,14 @@ def test_charts_render_in_headless_chromium_offline(make_simulator, past_clock, 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
-    rendered(flags, report)
+    dom, probe = rendered(flags, report)
+    assert probe["incidents"]["height"] > 0 and probe["incidents"]["top"] < probe["tiles"]["top"], \
+        "the open incidents come first"
+    assert 'id="incidents"' in dom and NASTY.split()[-1] in dom
+    assert probe["heatmap"]["width"] > 900 and probe["heatmap"]["top"] > probe["tiles"]["top"]
+    assert probe["heat_cells"] > 0 and probe["heat_drawn"] == probe["heat_cells"], "every day a cell"
+    assert len(probe["plots"]) == 2 and min(probe["plots"]) > 900, "the SVG charts fill the width"
+    assert probe["marks"] > 50, "bars and points drawn"
     pic = subprocess.run([*flags, f"--screenshot={shot}", report.as_uri()], capture_output=True,
                          text=True, timeout=120)
     assert pic.returncode == 0 and shot.stat().st_size > 50_000
@@ -147,17 +322,22 @@ def tile(page, label):
 def test_partner_page_shows_every_account_and_those_that_need_attention(tmp_path):
     pipeline, truths = two_accounts(tmp_path)
     page = write_report(pipeline, tmp_path / "all.html").read_text(encoding="utf-8")
-    needing = [a["account_id"] for a in read_data(pipeline).accounts if a["needs_attention"]]
+    data = read_data(pipeline)
+    incidents = {a["account_id"]: sum(1 for i in data.incidents if i["account_id"] == a["account_id"])
+                 for a in data.accounts}
+    needing = sorted((a["account_id"] for a in data.accounts if a["needs_attention"]),
+                     key=lambda name: -incidents[name])  # the mart's order within
     assert "acme" in needing  # globex too when a zap of its random world fails now
     assert "All 2 accounts." in page
     assert tile(page, "accounts") == "2" and tile(page, "accounts need attention") == str(len(needing))
     assert tile(page, "runs") == f"{started(truths['acme']) + started(truths['globex']):,}"
     accounts = page[page.index("<table id='accounts'>"):]
     accounts = accounts[:accounts.index("</table>")]
-    assert re.findall(r"<tr><td>([^<]*)</td>", accounts) == needing
+    assert re.findall(r"<tr><td>([^<]*)</td><td>[^<]*</td><td class='num[ inc]*'>(\d+)</td>",
+                      accounts) == [(name, str(incidents[name])) for name in needing]
     assert "last sync failed: 401 &lt;Unauthorized&gt;: the token was revoked" in accounts
     assert "<th>account</th>" in page, "zaps are told apart by their account"
-    assert page.count('class="plotly-graph-div"') == 4
+    assert charts_of(page) == CHARTS
     assert "Steps failing for several accounts" in page
 
 
@@ -231,6 +411,37 @@ def freshness_page(tmp_path):
     return write_report(pipeline, tmp_path / "fresh.html"), passes
 
 
+def test_partner_page_lists_accounts_with_open_incidents_first(past_clock, tmp_path):
+    """alpha was read first and is overdue (due at once, and zeta's pass did not read it), so by
+    freshness alone it would lead; zeta's busiest zap has failed every run for six hours: an
+    open incident puts zeta first."""
+    worlds = {"alpha": small_world(seed=5, days=2, clock=past_clock, runs_per_day=150),
+              "zeta": small_world(seed=23, days=2, clock=past_clock, runs_per_day=600, episodes=(
+                  Episode(None, past_clock.now() - timedelta(hours=6), 24),))}
+    sim = Simulator(accounts=list(worlds.items()), clock=past_clock, rate_limit=None).start()
+    pipeline = duckdb_pipeline(tmp_path / "partner.duckdb")
+    try:
+        for name in worlds:  # one pass each: alpha is read first
+            logged_sync(pipeline, base_url=sim.base_url, **FAST,
+                        accounts=[{"name": name, "access_token": sim.accounts[name].token}])
+    finally:
+        sim.stop()
+    build_models(pipeline)
+    data = read_data(pipeline)
+    assert {i["account_id"] for i in data.incidents} == {"zeta"}
+    opened = sum(1 for i in data.incidents)
+    page = write_report(pipeline, tmp_path / "partner.html").read_text(encoding="utf-8")
+    assert [r[1] for r in freshness_rows(page)] == ["zeta", "alpha"]
+    table = section(page, "<table id='freshness'>")
+    assert re.findall(r"<td>(\w+)</td><td class='num[ inc]*'>(\d+)</td>", table) == [
+        ("zeta", str(opened)), ("alpha", "0")]
+    assert "2 accounts: 1 with open incidents, 1 overdue" in page
+    assert [r[0] for r in freshness_rows(page)] == ["", "overdue"]
+    assert "<th>account</th><th>id</th><th>failing since (UTC)</th>" in section(
+        page, "<table id='incidents'>"), "the incidents say their account"
+    assert re.search(r"<tr><td>[^<]*</td><td>zeta</td>", section(page, "<table id='incidents'>"))
+
+
 def freshness_rows(page: str) -> list[tuple[str, str, str]]:
     """(row class, account, flags) of the freshness table, top down (quotes as written or as
     Chromium serialises them)."""
@@ -243,9 +454,9 @@ def freshness_rows(page: str) -> list[tuple[str, str, str]]:
 def test_partner_page_shows_when_each_account_was_read_overdue_first(tmp_path):
     report, passes = freshness_page(tmp_path)
     page = report.read_text(encoding="utf-8")
-    assert "<h2>Freshness: when each account was read, and when it is next due</h2>" in page
-    assert "3 accounts: 1 overdue (due before the last pass, which did not read them), 1 beyond " \
-           "max_staleness." in page
+    assert "<h2>Accounts: open incidents first, then when each was read and is next due</h2>" in page
+    assert "3 accounts: 0 with open incidents, 1 overdue (due before the last pass, which did not read " \
+           "them), 1 beyond max_staleness." in page
     assert freshness_rows(page) == [("overdue", passes.overdue, "overdue, beyond max_staleness"),
                                     ("", "a", ""), ("", passes.read, "")]
 
@@ -254,6 +465,7 @@ def test_partner_page_shows_when_each_account_was_read_overdue_first(tmp_path):
 def test_partner_page_with_freshness_renders_in_headless_chromium(tmp_path):
     flags = headless(tmp_path, height=3200)
     report, passes = freshness_page(tmp_path)
-    dom = rendered(flags, report)
+    dom, probe = rendered(flags, report)
+    assert probe["incidents"]["top"] < probe["tiles"]["top"] < probe["heatmap"]["top"]
     assert freshness_rows(dom) == [("overdue", passes.overdue, "overdue, beyond max_staleness"),
                                    ("", "a", ""), ("", passes.read, "")]
