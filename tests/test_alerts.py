@@ -24,8 +24,11 @@ from pipelines.zap_runs.alert_channels import Channel, parse_channel
 from pipelines.zap_runs.alert_send import SIGNATURE_HEADER, transition_key
 from pipelines.zap_runs.alerts import deliver, failing_channels
 from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.commands import incidents_and_alerts
 from pipelines.zap_runs.errors import ConfigError
+from pipelines.zap_runs.loop import Stop, run_loop
 from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.settings import sync_config
 
 from .alert_receivers import start_http, start_smtp
 from .test_models import ACCOUNT, keyed
@@ -277,3 +280,29 @@ def test_an_account_with_a_bad_channel_is_a_bad_entry_the_others_sync():
     assert [a.name for a in found.accounts] == ["b"]
     assert "a webhook channel needs secret" in found.problems[0][1]
     assert "h.example" not in found.problems[0][1]
+
+
+def test_the_loop_delivers_after_a_load_between_two_rebuilds_of_the_models(make_simulator, http,
+                                                                           tmp_path, request):
+    clock = ManualClock(START - timedelta(hours=10))  # before the second episode
+    world, (_, second_zap) = episode_world(clock)
+    sim = make_simulator(world)
+    pipeline = pipeline_for("duckdb", tmp_path, request, "loop")
+    run_sync(sim, pipeline, since=iso(START - timedelta(days=4)))
+    build_models(pipeline)
+    channel = webhook(http)
+    deliver(pipeline, [channel])
+    before = len(http.taken())
+    clock.advance(timedelta(hours=10))
+    rebuilt: list[int] = []
+    stop = Stop()
+    run_loop(pipeline, sync_config(), load_every=3600, models_every=24 * 3600, stop=stop,
+             after_round=lambda *_: stop.set(),
+             build_models=lambda: rebuilt.append(1) or "",
+             after_load=lambda: "\n".join(alerts.summary_lines(
+                 incidents_and_alerts(pipeline, [channel]))),
+             base_url=sim.base_url, access_token=sim.token, requests_per_minute=0)
+    (opened,) = [i for i in incidents_of(pipeline, second_zap) if i["is_open"]]
+    assert http.taken()[before:] == [
+        transition_key(ACCOUNT, second_zap, opened["first_failed_run_id"], "opened")]
+    assert rebuilt == [1], "the models were rebuilt once, when the loop stopped, after the alert"

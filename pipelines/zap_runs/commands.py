@@ -29,7 +29,7 @@ from .errors import (
 )
 from .failed_accounts import failure_of
 from .locks import SyncAlreadyRunning, SyncLock
-from .models import build_models
+from .models import build_incidents, build_models
 from .oauth import DEFAULT_STORE
 from .outcomes import split
 from .output.health import read_status
@@ -145,10 +145,15 @@ def loop_command(args: argparse.Namespace) -> int:
     channels = [] if args.shard else configured_channels(accounts_file(args))
     build = None if args.shard else (lambda: "\n".join(
         [rebuild_models(pipeline), *summary_lines(deliver(pipeline, channels))]))
+    # Between two rebuilds of the models, each load that brought runs rebuilds the incidents
+    # alone and delivers what changed: alerts within a round, not models_every_minutes.
+    alerts = (lambda: "\n".join(summary_lines(incidents_and_alerts(pipeline, channels)))) \
+        if channels else None
     try:
         with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.loop.lock", 0):
             totals = run_loop(pipeline, config, load_every=load_every,
                               models_every=config.models_every_minutes * 60, build_models=build,
+                              after_load=alerts,
                               **source_overrides(args))
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
@@ -192,6 +197,19 @@ def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = T
         for line in summary_lines(deliver(pipeline, channels)):
             print(line)
     return result
+
+
+def incidents_and_alerts(pipeline: dlt.Pipeline, channels: list[Channel]):
+    """The loop's alerts after a load: zap_incidents rebuilt alone, then delivered (None, as
+    for no delivery, when it cannot be rebuilt: the models' next rebuild delivers)."""
+    try:
+        if build_incidents(pipeline) is None:
+            return None
+    except Exception as exc:  # noqa: BLE001 - the data is loaded; the next rebuild tries again
+        log.warning("alerts: could not rebuild zap_incidents: %s", first_line(exc, 200))
+        return None
+    delivery = deliver(pipeline, channels)
+    return delivery if delivery is not None and (delivery.sent or delivery.failing) else None
 
 
 def alert_channels(source_args: dict) -> list[Channel]:
@@ -271,7 +289,7 @@ def models_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     """`report`: the dashboard from the marts of the configured destination: one account's with
     --account NAME, else every account's (with the accounts that need attention)."""
-    from .output.dashboard import write_report  # plotly: only for the commands that draw
+    from .output.dashboard import write_report  # only for the commands that draw
 
     config = sync_config()
     pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)

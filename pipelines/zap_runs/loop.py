@@ -103,11 +103,14 @@ class Totals:
 
 def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = DEFAULT_LOAD_EVERY_SECONDS,
              models_every: float = DEFAULT_MODELS_EVERY_MINUTES * 60,
-             build_models: Callable[[], str] | None = None, stop: Stop | None = None,
+             build_models: Callable[[], str] | None = None,
+             after_load: Callable[[], str] | None = None, stop: Stop | None = None,
              after_round: Callable[[SyncResult | None, float], None] | None = None,
              max_rounds: int | None = None, **source_args: object) -> Totals:
     """Rounds of logged_sync until `stop` (or `max_rounds`); `build_models()` rebuilds the
-    models; `after_round(result, real seconds of its load and models)` is told of each round
+    models; `after_load()` runs after each other round that loaded runs (the alerts: incidents
+    rebuilt alone and delivered); `after_round(result, real seconds of its load and models)` is
+    told of each round
     (a benchmark on simulated time moves its clock by them)."""
     if not load_every > 0:
         raise ConfigError("--load-every must be a positive number of seconds.")
@@ -135,6 +138,8 @@ def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = 
                     stop() or clock.monotonic() - models_at >= models_every):
                 _models(build_models, totals)
                 models_at, built = clock.monotonic(), True
+            elif after_load is not None and result is not None and result.runs_fetched:
+                _models(after_load, None)
             seconds += time.monotonic() - real
             if after_round is not None:
                 after_round(result, seconds)
@@ -206,13 +211,14 @@ def _left_due(result: SyncResult) -> bool:
     return read < result.due
 
 
-def _models(build_models: Callable[[], str], totals: Totals) -> None:
+def _models(build_models: Callable[[], str], totals: Totals | None) -> None:
     try:
         line = build_models()
     except ZapRunsError as exc:
         log.error("%s", exc)
         return
-    totals.models += 1
+    if totals is not None:
+        totals.models += 1
     for text in line.splitlines():  # the models' line, then the alerts' (commands.py)
         if text.strip():
             log.info("%s", first_line(text.strip()))

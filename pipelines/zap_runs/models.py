@@ -169,6 +169,28 @@ def build_models(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> di
     return timings
 
 
+def build_incidents(pipeline: dlt.Pipeline) -> float | None:
+    """Rebuild zap_incidents alone (the loop's alerts between two full rebuilds), with the rules
+    and views of the last full build; its seconds, or None before any full build."""
+    dialect = SQL_DIALECTS.get(pipeline.destination.destination_name)
+    (model,) = [m for m in load_models() if m.name == "zap_incidents"]
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(model.name)
+        if dialect is None or not exists(client, table) or \
+                not exists(client, client.make_qualified_table_name("incident_rules")):
+            return None
+        if dialect == "duckdb":
+            client.execute_sql("set TimeZone = 'UTC'")
+        elif dialect == "postgres":
+            client.execute_sql("set time zone 'UTC'")
+        started = time.perf_counter()
+        with client.begin_transaction():
+            client.execute_sql(f"drop table if exists {table}")
+            client.execute_sql(f"create table {table} as "
+                               f"{compile_model(model, dialect, pipeline.dataset_name)}")
+    return time.perf_counter() - started
+
+
 def _replace_table(client, table: str, columns: str, rows: list[tuple]) -> None:
     """`table` (qualified) made anew with `columns` and `rows`: a lookup the models read."""
     client.execute_sql(f"drop table if exists {table}")

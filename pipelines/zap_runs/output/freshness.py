@@ -9,7 +9,6 @@ account neither overdue nor beyond is on schedule: a pass that did not read it f
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,44 +121,3 @@ def freshness_object(f: Freshness, now: datetime, pass_started_at: datetime | No
             "max_staleness_hours": f.max_staleness_hours,
             "is_overdue": f.is_overdue(pass_started_at),
             "is_beyond_max_staleness": f.is_beyond_max_staleness(now)}
-
-
-def freshness_table(rows: list[dict]) -> str:
-    """The dashboard's table of account_freshness rows: overdue first (highlighted), then beyond
-    max_staleness, then the longest unread; at most TABLE_ROWS."""
-    if not rows:
-        return "<p id='freshness'>No account has been read yet.</p>"
-    rows = sorted(rows, key=lambda r: (not r["is_overdue"], not r["is_beyond_max_staleness"],
-                                       -(r["hours_since_read"] if r["hours_since_read"] is not None
-                                         else float("inf")), r["account_id"]))
-    overdue = sum(1 for r in rows if r["is_overdue"])
-    beyond = sum(1 for r in rows if r["is_beyond_max_staleness"])
-    body = "".join(
-        f"<tr class='{'overdue' if r['is_overdue'] else ''}'>"
-        f"<td>{html.escape(r['account_id'])}</td><td>{_time(r['last_read_at'], 'never')}</td>"
-        f"<td class='num'>{_hours(r['hours_since_read'])}</td>"
-        f"<td>{_time(r['next_due_at'], 'at once')}</td>"
-        f"<td>{html.escape(r['due_reason'] or '')}</td>"
-        f"<td>{_flags(r)}</td></tr>"
-        for r in rows[:TABLE_ROWS])
-    more = f"<p>and {len(rows) - TABLE_ROWS} more.</p>" if len(rows) > TABLE_ROWS else ""
-    return (f"<p class='sub'>{len(rows)} accounts: {overdue} overdue (due before the last pass, "
-            f"which did not read them), {beyond} beyond max_staleness.</p>"
-            "<table id='freshness'><thead><tr><th>account</th><th>last read (UTC)</th>"
-            "<th>hours since</th><th>next due (UTC)</th><th>why</th><th></th></tr></thead>"
-            f"<tbody>{body}</tbody></table>{more}")
-
-
-def _time(value: datetime | None, missing: str) -> str:
-    value = as_utc(value)
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else missing
-
-
-def _hours(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
-
-
-def _flags(row: dict) -> str:
-    return ", ".join(flag for flag, on in (("overdue", row["is_overdue"]),
-                                           ("beyond max_staleness", row["is_beyond_max_staleness"]))
-                     if on)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..clock import as_utc
 from .cells import NONE, when
-from .freshness import _flags, _hours, _time  # as its own freshness table wrote them
 from .tables import TABLE_ROWS, more
 from .text import pct
 
@@ -101,3 +102,18 @@ def shared_steps_table(data: Data) -> str:
             "<th>accounts failing (7 d)</th><th>24 h</th><th>failed runs (7 d)</th>"
             "<th>failure rate</th></tr></thead>"
             f"<tbody>{body}</tbody></table>")
+
+
+def _time(value: datetime | None, missing: str) -> str:
+    value = as_utc(value)
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else missing
+
+
+def _hours(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _flags(row: dict) -> str:
+    return ", ".join(flag for flag, on in (("overdue", row["is_overdue"]),
+                                           ("beyond max_staleness", row["is_beyond_max_staleness"]))
+                     if on)
