@@ -306,3 +306,14 @@ def test_the_loop_delivers_after_a_load_between_two_rebuilds_of_the_models(make_
     assert http.taken()[before:] == [
         transition_key(ACCOUNT, second_zap, opened["first_failed_run_id"], "opened")]
     assert rebuilt == [1], "the models were rebuilt once, when the loop stopped, after the alert"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["alerts"], "alerts needs an action: python -m pipelines.zap_runs alerts test"),
+    (["models", "test"], "`test` goes with `alerts` only"),
+    (["alerts", "test"], "no alert channel is configured"),
+])
+def test_alerts_arguments_a_user_gets_wrong_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -107,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (args.loop or args.load_every is not None or args.all_accounts) \
                 and (args.command != "sync" or args.demo):
             raise ConfigError("--loop, --load-every and --all-accounts are for sync.")
-        if (args.action is None) != (args.command != "alerts"):
-            raise ConfigError("`test` goes with `alerts` only: python -m pipelines.zap_runs alerts test.")
+        if args.command == "alerts" and args.action is None:
+            raise ConfigError("alerts needs an action: python -m pipelines.zap_runs alerts test "
+                              "(a sample alert to each configured channel).")
+        if args.command != "alerts" and args.action is not None:
+            raise ConfigError(f"`{args.action}` goes with `alerts` only: python -m "
+                              "pipelines.zap_runs alerts test.")
         if args.demo:
             return commands.demo_command(args)
         if args.command == "alerts":
