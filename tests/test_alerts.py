@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from pipelines.simulator.lifecycle import iso
 from pipelines.zap_runs import alerts
 from pipelines.zap_runs.accounts import collect
 from pipelines.zap_runs.alert_channels import Channel, parse_channel
-from pipelines.zap_runs.alert_send import SIGNATURE_HEADER, transition_key
+from pipelines.zap_runs.alert_send import SIGNATURE_HEADER, sample, send, transition_key
 from pipelines.zap_runs.alerts import deliver, failing_channels
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.commands import incidents_and_alerts
@@ -317,3 +318,11 @@ def test_alerts_arguments_a_user_gets_wrong_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_channel_url_is_not_logged_even_where_httpx_logs_at_info(http, caplog):
+    """An app embedding the sync may log httpx at INFO, which names each request's URL."""
+    channel = parse_channel("slack", {"kind": "slack", "url": http.url("/services/T0/B0/k3y")}, "t")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        send(channel, [sample(channel)])
+    assert http.ok("/services/T0/B0/k3y") and "k3y" not in caplog.text

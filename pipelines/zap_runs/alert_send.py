@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import ssl
 import sys
@@ -26,6 +27,26 @@ from .alert_channels import Channel
 SEND_TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Zap-Runs-Signature"
 PAYLOAD_TYPE = "zap_runs.incidents"
+
+
+class _HideChannelUrls(logging.Filter):
+    """httpx logs each request's URL at INFO; an app that embeds the sync may log httpx at INFO,
+    and a channel's URL is a secret (a Slack webhook's path is its key): such records are
+    dropped while the URL is being posted to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.urls:
+            return True
+        text = record.getMessage()
+        return not any(url in text for url in self.urls)
+
+
+_HIDDEN = _HideChannelUrls()
+logging.getLogger("httpx").addFilter(_HIDDEN)
 
 
 class SendError(Exception):
@@ -135,9 +156,14 @@ def send(channel: Channel, transitions: list[Transition]) -> None:
 
 
 def _post(channel: Channel, body: bytes, headers: dict) -> None:
-    with httpx.Client(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as http:
-        response = http.post(channel.options["url"], content=body,
-                             headers={"Content-Type": "application/json", **headers})
+    url = channel.options["url"]
+    _HIDDEN.urls.add(url)
+    try:
+        with httpx.Client(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as http:
+            response = http.post(url, content=body,
+                                 headers={"Content-Type": "application/json", **headers})
+    finally:
+        _HIDDEN.urls.discard(url)
     if response.status_code >= 300:
         raise SendError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
 
