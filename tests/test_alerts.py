@@ -25,7 +25,7 @@ from pipelines.zap_runs.alert_channels import Channel, parse_channel
 from pipelines.zap_runs.alert_send import SIGNATURE_HEADER, sample, send, transition_key
 from pipelines.zap_runs.alerts import deliver, failing_channels
 from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.commands import incidents_and_alerts
+from pipelines.zap_runs.deliveries import incidents_and_alerts
 from pipelines.zap_runs.errors import ConfigError
 from pipelines.zap_runs.loop import Stop, run_loop
 from pipelines.zap_runs.models import build_models
@@ -300,8 +300,8 @@ def test_the_loop_delivers_after_a_load_between_two_rebuilds_of_the_models(make_
     run_loop(pipeline, sync_config(), load_every=3600, models_every=24 * 3600, stop=stop,
              after_round=lambda *_: stop.set(),
              build_models=lambda: rebuilt.append(1) or "",
-             after_load=lambda: "\n".join(alerts.summary_lines(
-                 incidents_and_alerts(pipeline, [channel]))),
+             after_load=lambda runs: "\n".join(alerts.summary_lines(
+                 incidents_and_alerts(pipeline, [channel], rebuild=runs > 0))),
              base_url=sim.base_url, access_token=sim.token, requests_per_minute=0)
     (opened,) = [i for i in incidents_of(pipeline, second_zap) if i["is_open"]]
     assert http.taken()[before:] == [
@@ -322,7 +322,82 @@ def test_alerts_arguments_a_user_gets_wrong_are_one_line(argv, message, capsys):
 
 def test_a_channel_url_is_not_logged_even_where_httpx_logs_at_info(http, caplog):
     """An app embedding the sync may log httpx at INFO, which names each request's URL."""
-    channel = parse_channel("slack", {"kind": "slack", "url": http.url("/services/T0/B0/k3y")}, "t")
+    url = http.url("/services/T0/B0/k3y").replace("http://", "HTTP://")  # httpx logs it lower case
+    channel = parse_channel("slack", {"kind": "slack", "url": url}, "t")
     with caplog.at_level(logging.INFO, logger="httpx"):
         send(channel, [sample(channel)])
     assert http.ok("/services/T0/B0/k3y") and "k3y" not in caplog.text
+
+
+
+def many_incidents(pipeline, count: int) -> None:
+    """`count` open incidents of made-up zaps, written into the built zap_incidents."""
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("zap_incidents")
+        for n in range(count):
+            client.execute_sql(
+                f"insert into {table} (account_id, zap_id, zap_title, opened_at, first_failed_at, "
+                "last_failed_at, resolved_at, is_open, failed_runs, first_failed_run_id, "
+                "first_failed_step, first_failed_status) values (%s, %s, %s, %s, %s, %s, null, "
+                "true, 3, %s, 1, 'error')", ACCOUNT, 900 + n, f"made up {n}", START, START, START,
+                f"run-{n}")
+
+
+def test_many_at_once_go_as_digests_a_broken_channel_fails_alone_a_removed_one_is_dropped(
+        make_simulator, http, tmp_path, request):
+    clock = ManualClock(START)
+    world, _ = episode_world(clock)
+    pipeline = pipeline_for("duckdb", tmp_path, request, "many")
+    run_sync(make_simulator(world), pipeline, since=iso(START - timedelta(days=4)))
+    build_models(pipeline)
+    many_incidents(pipeline, 60)
+    broken = Channel("broken", "webhook", {"url": http.url("/broken"), "secret": 12345})
+    http.fail["/hook"] = [500]
+    now = datetime.now(UTC)
+    first = deliver(pipeline, [broken, webhook(http)], now=now)
+    assert [r.error for r in first.failing] == [
+        "AttributeError: 'int' object has no attribute 'encode'", "HTTP 500 Internal Server Error"]
+    (tried,) = http.received
+    assert len(tried.json["transitions"]) == 50, "more than 10 at once: digests of at most 50"
+    many_incidents(pipeline, 0)
+    with pipeline.sql_client() as client:  # one more incident while the channel was down
+        client.execute_sql(f"update {client.make_qualified_table_name('zap_incidents')} set "
+                           "first_failed_run_id = 'run-x' where first_failed_run_id = 'run-0'")
+    later = deliver(pipeline, [broken, webhook(http)], now=now + timedelta(minutes=1))
+    keys = [r.headers["Idempotency-Key"] for r in http.received]
+    assert keys[1] == keys[0], "the digest tried before goes again as it was, under its key"
+    assert http.received[1].body == tried.body
+    assert [r.channel.name for r in later.failing] == ["broken"] and later.sent >= 61
+    assert [c["channel"] for c in failing_channels(pipeline)] == ["broken"]
+    deliver(pipeline, [webhook(http)], now=now + timedelta(minutes=2))
+    assert failing_channels(pipeline) == [], "a channel no longer configured is dropped"
+
+
+def test_old_history_is_recorded_not_sent_and_an_open_incident_is_sent(make_simulator, http,
+                                                                      tmp_path, request):
+    clock = ManualClock(START)  # the first episode resolved 25 hours before the newest run
+    world, (old_zap, open_zap) = episode_world(clock)
+    pipeline = pipeline_for("duckdb", tmp_path, request, "old")
+    run_sync(make_simulator(world), pipeline, since=iso(START - timedelta(days=4)))
+    build_models(pipeline)
+    delivery = deliver(pipeline, [webhook(http)])
+    (old,) = incidents_of(pipeline, old_zap)
+    (now_open,) = [i for i in incidents_of(pipeline, open_zap) if i["is_open"]]
+    assert not old["is_open"] and delivery.skipped >= 2
+    assert transition_key(ACCOUNT, open_zap, now_open["first_failed_run_id"], "opened") in http.taken()
+    assert not [k for k in http.taken() if k in {transition_key(
+        ACCOUNT, old_zap, old["first_failed_run_id"], event) for event in ("opened", "resolved")}]
+
+
+def test_a_bad_alerts_configuration_loads_the_runs_then_exits_2(sim_env, tmp_path, monkeypatch,
+                                                                capsys):
+    set_env(monkeypatch, tmp_path / "bad.duckdb",
+            alerts=json.dumps({"oncall": {"kind": "slack", "url": "https://h.example/s3cr3t",
+                                          "colour": "red"}}))
+    assert main([]) == 2
+    out = capsys.readouterr()
+    assert "zap-runs sync into duckdb dataset 'zapier': OK" in out.out
+    assert "  alerts     NOT SENT: the runs are loaded, but no alert was sent: " \
+           "[sources.zap_runs.alerts.oncall]: unknown key 'colour'" in out.out
+    assert out.err.strip().splitlines()[-1].startswith("error: the runs are loaded")
+    assert "s3cr3t" not in out.out + out.err

@@ -20,6 +20,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 from .errors import ConfigError
 
 KINDS = {
@@ -31,6 +33,8 @@ KINDS = {
     "terminal": (set(), set()),
 }
 COMMON = {"kind", "digest"}
+# Keys whose values are text (the others: smtp_port, to, starttls, ssl, digest).
+TEXTS = {"url", "secret", "smtp_host", "username", "password", "from_addr", "path"}
 SECRET_KEYS = ("url", "secret", "password", "username")
 WHERE = "[sources.zap_runs.alerts.{name}]"
 
@@ -78,8 +82,9 @@ def parse_channel(name: str, table: object, where: str, account: str | None = No
         raise ConfigError(f"{where}: an alert channel must be a table with a kind (webhook, slack, "
                           "email, file or terminal).")
     kind = table.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)} (got {kind!r}).")
+    if not isinstance(kind, str) or kind not in KINDS:
+        shown = repr(kind) if isinstance(kind, str) else type(kind).__name__
+        raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)} (got {shown[:40]}).")
     required, optional = KINDS[kind]
     unknown = sorted(set(table) - required - optional - COMMON)
     if unknown:
@@ -89,11 +94,21 @@ def parse_channel(name: str, table: object, where: str, account: str | None = No
     if missing:
         raise ConfigError(f"{where}: a {kind} channel needs {', '.join(missing)}.")
     options = dict(table)
-    if kind in ("webhook", "slack") and not str(options["url"]).startswith(("https://", "http://")):
-        raise ConfigError(f"{where}: url must be an http(s) URL.")
+    for key in TEXTS & set(options):
+        if not isinstance(options[key], str):
+            raise ConfigError(f"{where}: {key} must be a string.")
+        options[key] = options[key].strip()
+    if kind in ("webhook", "slack"):
+        try:
+            url = httpx.URL(options["url"])
+        except (httpx.InvalidURL, TypeError):
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"{where}: url must be an http(s) URL.")
     if kind == "email":
         to = options["to"]
-        to = [a.strip() for a in to.split(",")] if isinstance(to, str) else list(to)
+        to = [a.strip() for a in to.split(",")] if isinstance(to, str) else \
+            list(to) if isinstance(to, list) else []
         if not to or not all(isinstance(a, str) and "@" in a for a in to):
             raise ConfigError(f"{where}: to must be one address or a list of addresses.")
         options["to"] = to
@@ -138,6 +153,7 @@ def account_channels(account: str, configured: object, where: str) -> list[Chann
     channels, seen = [], {}
     for number, table in enumerate(tables, 1):
         kind = table.get("kind") if isinstance(table, Mapping) else None
+        kind = kind if isinstance(kind, str) else None
         seen[kind] = seen.get(kind, 0) + 1
         name = f"{account}/{kind}" + (f"-{seen[kind]}" if seen[kind] > 1 else "")
         channels.append(parse_channel(name, table, f"{where} (account {account}, alerts #{number})",

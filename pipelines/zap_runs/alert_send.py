@@ -16,7 +16,7 @@ import smtplib
 import ssl
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -96,7 +96,7 @@ def sample(channel: Channel) -> Transition:
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "?"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value is not None else "?"
 
 
 def text_of(t: Transition) -> str:
@@ -115,16 +115,18 @@ def text_of(t: Transition) -> str:
             f"(failing since {_when(t.first_failed_at)}).")
 
 
-def payload_of(transitions: list[Transition]) -> bytes:
+def payload_of(transitions: list[Transition], key: str | None = None) -> bytes:
     """The JSON body of webhook and file messages: the same bytes each time it is sent, so a
     receiver can compare signatures and keys across retries."""
     items = []
     for t in transitions:
-        item = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(t).items()}
+        item = {k: (v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(t).items()}
         item["idempotency_key"] = item.pop("key")
         item["text"] = text_of(t)
         items.append(item)
-    body = {"type": PAYLOAD_TYPE, "idempotency_key": message_key(transitions), "transitions": items}
+    body = {"type": PAYLOAD_TYPE, "idempotency_key": key or message_key(transitions),
+            "transitions": items}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -142,53 +144,55 @@ def subject_of(transitions: list[Transition]) -> str:
     return f"[zap-runs] {opened} incidents opened, {len(transitions) - opened} resolved"
 
 
-def send(channel: Channel, transitions: list[Transition]) -> None:
-    """Send one message with `transitions` to `channel`; SendError (scrubbed) when it fails."""
+def send(channel: Channel, transitions: list[Transition], key: str | None = None) -> None:
+    """Send one message with `transitions` to `channel`, `key` its idempotency key (by default
+    message_key's); SendError (scrubbed) when it fails, whatever failed."""
     try:
-        SENDERS[channel.kind](channel, transitions)
+        SENDERS[channel.kind](channel, transitions, key or message_key(transitions))
     except SendError as exc:
         raise SendError(channel.scrub(str(exc))) from None
     except httpx.TimeoutException:
         raise SendError(f"no answer within {SEND_TIMEOUT_SECONDS:g} s") from None
-    except (httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of one channel is that channel's
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise SendError(channel.scrub(f"{type(exc).__name__}: {reason}")[:200]) from None
 
 
 def _post(channel: Channel, body: bytes, headers: dict) -> None:
     url = channel.options["url"]
-    _HIDDEN.urls.add(url)
+    forms = {url, str(httpx.URL(url))}  # as configured, and as httpx writes it (normalised)
+    _HIDDEN.urls.update(forms)
     try:
         with httpx.Client(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as http:
             response = http.post(url, content=body,
                                  headers={"Content-Type": "application/json", **headers})
     finally:
-        _HIDDEN.urls.discard(url)
+        _HIDDEN.urls.difference_update(forms)
     if response.status_code >= 300:
         raise SendError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
 
 
-def _webhook(channel: Channel, transitions: list[Transition]) -> None:
-    body = payload_of(transitions)
-    _post(channel, body, {"Idempotency-Key": message_key(transitions),
+def _webhook(channel: Channel, transitions: list[Transition], key: str) -> None:
+    body = payload_of(transitions, key)
+    _post(channel, body, {"Idempotency-Key": key,
                           SIGNATURE_HEADER: signature(channel.options["secret"], body),
                           "User-Agent": "zap-runs"})
 
 
-def _slack(channel: Channel, transitions: list[Transition]) -> None:
+def _slack(channel: Channel, transitions: list[Transition], key: str) -> None:
     text = "\n".join(f"{':white_check_mark:' if t.event == 'resolved' else ':rotating_light:'} "
                      f"{text_of(t)}" for t in transitions)
     _post(channel, json.dumps({"text": text}).encode(), {})
 
 
-def _email(channel: Channel, transitions: list[Transition]) -> None:
+def _email(channel: Channel, transitions: list[Transition], key: str) -> None:
     options = channel.options
     message = EmailMessage()
     message["Subject"] = subject_of(transitions)
     message["From"] = options["from_addr"]
     message["To"] = ", ".join(options["to"])
     # Mail clients treat one Message-ID as one message: a resend shows once.
-    message["Message-ID"] = f"<{message_key(transitions)}@zap-runs>"
+    message["Message-ID"] = f"<{key}@zap-runs>"
     message.set_content("\n\n".join(text_of(t) for t in transitions) + "\n")
     host, port = options["smtp_host"], options["smtp_port"]
     if options.get("ssl"):
@@ -204,14 +208,14 @@ def _email(channel: Channel, transitions: list[Transition]) -> None:
         smtp.send_message(message)
 
 
-def _file(channel: Channel, transitions: list[Transition]) -> None:
+def _file(channel: Channel, transitions: list[Transition], key: str) -> None:
     path = Path(channel.options["path"]).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as out:
-        out.write(payload_of(transitions) + b"\n")
+        out.write(payload_of(transitions, key) + b"\n")
 
 
-def _terminal(channel: Channel, transitions: list[Transition]) -> None:
+def _terminal(channel: Channel, transitions: list[Transition], key: str) -> None:
     for t in transitions:
         print(f"  alert      {text_of(t)}", file=sys.stdout)
 

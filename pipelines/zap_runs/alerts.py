@@ -23,7 +23,7 @@ import sqlglot
 
 from . import clock
 from .alert_channels import Channel
-from .alert_send import SendError, Transition, send, transition_key
+from .alert_send import SendError, Transition, message_key, send, transition_key
 from .errors import first_line
 from .settings import SQL_DIALECTS
 from .sqltables import columns_of
@@ -37,15 +37,17 @@ DATA = {"event": "varchar", "account_id": "varchar", "zap_id": "bigint", "zap_ti
         "last_failed_at": "timestamptz", "resolved_at": "timestamptz", "failed_runs": "bigint",
         "first_failed_run_id": "varchar", "first_failed_step": "bigint",
         "first_failed_status": "varchar", "reason": "varchar"}
-STATE = {"state": "varchar", "found_at": "timestamptz", "attempts": "bigint",
+STATE = {"state": "varchar", "found_at": "timestamptz", "message_key": "varchar", "attempts": "bigint",
          "next_attempt_at": "timestamptz", "failing_since": "timestamptz",
          "sent_at": "timestamptz", "last_error": "varchar"}
 COLUMNS = {"channel": "varchar", "idempotency_key": "varchar", **DATA, **STATE}
 # Transitions found older than this (by the newest run's start) are recorded, not sent.
 MAX_AGE_HOURS = 24.0
 BACKOFF_FIRST_MINUTES, BACKOFF_MAX_MINUTES = 1.0, 60.0
-# More transitions than this for one channel at once go as one digest message, not a flood.
-SEPARATE_AT_MOST = 10
+# More transitions than this for one channel at once go as digests, not a flood; a digest holds
+# at most DIGEST_AT_MOST (a receiver's body limit).
+SEPARATE_AT_MOST, DIGEST_AT_MOST = 10, 50
+DROPPED = "the channel is no longer configured"
 VANISHED = "its failed runs were replayed or changed status, so it no longer meets the rules"
 
 
@@ -59,6 +61,7 @@ class ChannelResult:
     error: str | None = None  # the last failure, while transitions wait
     failing_since: datetime | None = None
     next_attempt_at: datetime | None = None
+    tried: bool = False  # a message was attempted in this delivery (not only waiting)
 
 
 @dataclass
@@ -79,16 +82,25 @@ def deliver(pipeline: dlt.Pipeline, channels: list[Channel], now: datetime | Non
             ) -> Delivery | None:
     """Send what changed to `channels`; None when there is nothing to do (no channel, no SQL
     destination, no models yet). Never raises: a failure is logged and reported."""
-    if not channels or pipeline.destination.destination_name not in SQL_DIALECTS:
+    dialect = SQL_DIALECTS.get(pipeline.destination.destination_name)
+    if dialect is None:
         return None
     now = now or clock.utcnow()
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(TABLE)
             incidents = client.make_qualified_table_name(INCIDENTS)
+            if not channels:
+                _drop_unconfigured(client, table, set())
+                return None
             if columns_of(client, incidents) is None:
                 return None
-            ensure_table(client, table, SQL_DIALECTS[pipeline.destination.destination_name])
+            if dialect == "duckdb":  # times read back in UTC, as the messages write them
+                client.execute_sql("set TimeZone = 'UTC'")
+            elif dialect == "postgres":
+                client.execute_sql("set time zone 'UTC'")
+            ensure_table(client, table, dialect)
+            _drop_unconfigured(client, table, {c.name for c in channels})
             delivery = Delivery()
             delivery.skipped = _find(client, table, incidents, channels, now)
             for channel in channels:
@@ -97,7 +109,7 @@ def deliver(pipeline: dlt.Pipeline, channels: list[Channel], now: datetime | Non
         log.warning("alerts: could not deliver (the data is loaded; the next sync tries again): %s",
                     first_line(exc, 200))
         return None
-    for result in delivery.failing:
+    for result in (r for r in delivery.failing if r.tried):
         log.warning("alerts: channel %s failing since %s: %s; %d alert(s) waiting, next try at %s",
                     result.channel.name, _at(result.failing_since), result.error, result.waiting,
                     _at(result.next_attempt_at))
@@ -112,6 +124,18 @@ def ensure_table(client, table: str, dialect: str) -> None:
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
     client.execute_sql(sqlglot.transpile(f"create table if not exists t_ ({columns})",
                                          read="postgres", write=dialect)[0].replace("t_", table, 1))
+
+
+def _drop_unconfigured(client, table: str, names: set[str]) -> None:
+    """Transitions waiting for a channel no longer configured are dropped (state 'dropped'):
+    they are no alert of anyone's any more, and status stops counting them."""
+    if columns_of(client, table) is None:
+        return
+    waiting = {r["channel"] for r in _rows(client, f"select distinct channel from {table} "
+                                                   "where state = 'pending'")}
+    for name in sorted(waiting - names):
+        client.execute_sql(f"update {table} set state = 'dropped', last_error = %s where "
+                           "channel = %s and state = 'pending'", DROPPED, name)
 
 
 def _rows(client, sql: str, *args: object) -> list[dict]:
@@ -200,36 +224,52 @@ def _pending(client, table: str, channel: Channel) -> list[dict]:
                          "found_at, opened_at, account_id, zap_id, event", channel.name)
 
 
+def _messages(channel: Channel, pending: list[dict]) -> list[tuple[str, list[Transition]]]:
+    """(idempotency key, transitions) of each message to send: a set tried before goes again as
+    it was, under its key; the others one a message, or as digests (the channel asks for them,
+    or more than SEPARATE_AT_MOST wait), each of at most DIGEST_AT_MOST."""
+    tried: dict[str, list[Transition]] = {}
+    fresh: list[Transition] = []
+    for row in pending:
+        t = Transition(row["idempotency_key"], **{k: row[k] for k in DATA})
+        (tried.setdefault(row["message_key"], []) if row["message_key"] else fresh).append(t)
+    messages = list(tried.items())
+    if channel.digest or len(fresh) > SEPARATE_AT_MOST:
+        chunks = [fresh[i:i + DIGEST_AT_MOST] for i in range(0, len(fresh), DIGEST_AT_MOST)]
+        messages += [(message_key(chunk), chunk) for chunk in chunks]
+    else:
+        messages += [(t.key, [t]) for t in fresh]
+    return messages
+
+
 def _deliver_to(client, table: str, channel: Channel, now: datetime) -> ChannelResult:
-    """Send a channel's pending transitions, unless it is backing off; stop at its first failure."""
+    """Send a channel's pending transitions, unless it is backing off; stop at its first failure.
+    Each message's key and attempt are recorded before it is sent: a process killed after
+    sending sends the same set again, under the same key."""
     result = ChannelResult(channel)
     pending = _pending(client, table, channel)
     waits = [r["next_attempt_at"] for r in pending if r["next_attempt_at"] is not None]
     if waits and max(waits) > now:
         return _waiting(result, pending)
-    transitions = [Transition(r["idempotency_key"], **{k: r[k] for k in DATA}) for r in pending]
-    if channel.digest or len(transitions) > SEPARATE_AT_MOST:
-        messages = [transitions] if transitions else []
-    else:
-        messages = [[t] for t in transitions]
-    for message in messages:
+    for key, message in _messages(channel, pending):
+        marks = ", ".join(["%s"] * len(message))
         keys = [t.key for t in message]
-        marks = ", ".join(["%s"] * len(keys))
+        client.execute_sql(f"update {table} set message_key = %s, attempts = attempts + 1 where "
+                           f"channel = %s and idempotency_key in ({marks})", key, channel.name, *keys)
+        result.tried = True
         try:
-            send(channel, message)
+            send(channel, message, key)
         except SendError as exc:
             attempts = 1 + max(r["attempts"] or 0 for r in pending if r["idempotency_key"] in keys)
             backoff = min(BACKOFF_MAX_MINUTES, BACKOFF_FIRST_MINUTES * 2 ** (attempts - 1))
-            client.execute_sql(f"update {table} set attempts = attempts + 1 where channel = %s "
-                               f"and idempotency_key in ({marks})", channel.name, *keys)
             client.execute_sql(f"update {table} set last_error = %s, next_attempt_at = %s, "
                                "failing_since = coalesce(failing_since, %s) where channel = %s and "
                                "state = 'pending'", str(exc), now + timedelta(minutes=backoff), now,
                                channel.name)
             return _waiting(result, _pending(client, table, channel))
-        client.execute_sql(f"update {table} set state = 'sent', sent_at = %s, attempts = attempts + 1, "
-                           f"last_error = null, next_attempt_at = null, failing_since = null where "
-                           f"channel = %s and idempotency_key in ({marks})", now, channel.name, *keys)
+        client.execute_sql(f"update {table} set state = 'sent', sent_at = %s, last_error = null, "
+                           f"next_attempt_at = null, failing_since = null where channel = %s and "
+                           f"idempotency_key in ({marks})", now, channel.name, *keys)
         result.sent += len(message)
     return result
 

@@ -6,7 +6,6 @@ import argparse
 import logging
 import shutil
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import settings
 from .accounts import configured, parse_shard
 from .alert_channels import Channel, configured_channels
-from .alert_send import SendError, sample, send
-from .alerts import deliver, summary_lines
+from .deliveries import after_models, loop_callbacks, test_channels
 from .errors import (
     ConfigError,
     ZapRunsError,
@@ -29,7 +27,7 @@ from .errors import (
 )
 from .failed_accounts import failure_of
 from .locks import SyncAlreadyRunning, SyncLock
-from .models import build_incidents, build_models
+from .models import build_models
 from .oauth import DEFAULT_STORE
 from .outcomes import split
 from .output.health import read_status
@@ -142,13 +140,10 @@ def loop_command(args: argparse.Namespace) -> int:
                           f"({staleness:g} h): no account could be read that often; load more "
                           "often.")
     pipeline = shard_pipeline(args, config)
-    channels = [] if args.shard else configured_channels(accounts_file(args))
-    build = None if args.shard else (lambda: "\n".join(
-        [rebuild_models(pipeline), *summary_lines(deliver(pipeline, channels))]))
-    # Between two rebuilds of the models, each load that brought runs rebuilds the incidents
-    # alone and delivers what changed: alerts within a round, not models_every_minutes.
-    alerts = (lambda: "\n".join(summary_lines(incidents_and_alerts(pipeline, channels)))) \
-        if channels else None
+    # After the models, and after each other round that loaded: the alerts (deliveries.py).
+    after_build, after_load = loop_callbacks(pipeline, accounts_file(args))
+    build = None if args.shard else (lambda: after_build(rebuild_models(pipeline)))
+    alerts = None if args.shard else after_load
     try:
         with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.loop.lock", 0):
             totals = run_loop(pipeline, config, load_every=load_every,
@@ -177,7 +172,7 @@ def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = T
     """One sync, then the SQL models, under a progress display on stderr (output/progress.py);
     the summary (with the requests by purpose if `verbose`) is printed once the display is
     gone, and a failure of the models after it."""
-    channels = alert_channels(source_args) if models else []
+    given = source_args.pop("alert_channels", None)
     with display_for(sys.stderr) as display:
         result = logged_sync(pipeline, config, progress=display.progress, on_stage=display.stage,
                              **source_args)
@@ -194,30 +189,13 @@ def sync_and_models(pipeline: dlt.Pipeline, config: SyncConfig, models: bool = T
         raise failure
     print(built)
     if models:
-        for line in summary_lines(deliver(pipeline, channels)):
+        lines, problem = after_models(pipeline, given, source_args.get("accounts_file"),
+                                      source_args.get("accounts"))
+        for line in lines:
             print(line)
+        if problem is not None:
+            raise problem
     return result
-
-
-def incidents_and_alerts(pipeline: dlt.Pipeline, channels: list[Channel]):
-    """The loop's alerts after a load: zap_incidents rebuilt alone, then delivered (None, as
-    for no delivery, when it cannot be rebuilt: the models' next rebuild delivers)."""
-    try:
-        if build_incidents(pipeline) is None:
-            return None
-    except Exception as exc:  # noqa: BLE001 - the data is loaded; the next rebuild tries again
-        log.warning("alerts: could not rebuild zap_incidents: %s", first_line(exc, 200))
-        return None
-    delivery = deliver(pipeline, channels)
-    return delivery if delivery is not None and (delivery.sent or delivery.failing) else None
-
-
-def alert_channels(source_args: dict) -> list[Channel]:
-    """The channels incidents go to: `alert_channels` given (the demo's), else configured."""
-    given = source_args.pop("alert_channels", None)
-    if given is not None:
-        return given
-    return configured_channels(source_args.get("accounts_file"), source_args.get("accounts"))
 
 
 def alerts_command(args: argparse.Namespace) -> int:
@@ -230,17 +208,8 @@ def alerts_command(args: argparse.Namespace) -> int:
         raise ConfigError("no alert channel is configured: add a [sources.zap_runs.alerts.<name>] "
                           "table with a kind to .dlt/secrets.toml, or `alerts` to an account "
                           "entry (README, Alerts).")
-    failed = 0
-    for channel in channels:
-        began = time.monotonic()
-        try:
-            send(channel, [sample(channel)])
-        except SendError as exc:
-            failed += 1
-            print(f"FAILED  {channel.describe()}: {exc}")
-            continue
-        print(f"ok      {channel.describe()}: sent in {time.monotonic() - began:.2f} s")
-    print(f"{len(channels) - failed} of {len(channels)} channels took the test alert")
+    lines, failed = test_channels(channels)
+    print("\n".join(lines))
     return 1 if failed else 0
 
 
@@ -277,12 +246,14 @@ def models_command(args: argparse.Namespace) -> int:
     """`models`: rebuild the SQL models on the configured destination."""
     config = sync_config()
     pipeline = make_pipeline(args.destination, dataset_name(args, config), config=config)
-    channels = configured_channels(accounts_file(args))
     timings = build_models(pipeline)
     print(f"built {len(timings)} models in {pipeline.destination.destination_name} dataset "
           f"{pipeline.dataset_name!r} in {sum(timings.values()):.2f} s: {', '.join(timings)}")
-    for line in summary_lines(deliver(pipeline, channels)):
+    lines, problem = after_models(pipeline, accounts_file=accounts_file(args))
+    for line in lines:
         print(line)
+    if problem is not None:
+        raise problem
     return 0
 
 

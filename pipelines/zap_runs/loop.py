@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import dlt
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -104,14 +105,14 @@ class Totals:
 def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = DEFAULT_LOAD_EVERY_SECONDS,
              models_every: float = DEFAULT_MODELS_EVERY_MINUTES * 60,
              build_models: Callable[[], str] | None = None,
-             after_load: Callable[[], str] | None = None, stop: Stop | None = None,
+             after_load: Callable[[int], str] | None = None, stop: Stop | None = None,
              after_round: Callable[[SyncResult | None, float], None] | None = None,
              max_rounds: int | None = None, **source_args: object) -> Totals:
     """Rounds of logged_sync until `stop` (or `max_rounds`); `build_models()` rebuilds the
-    models; `after_load()` runs after each other round that loaded runs (the alerts: incidents
-    rebuilt alone and delivered); `after_round(result, real seconds of its load and models)` is
-    told of each round
-    (a benchmark on simulated time moves its clock by them)."""
+    models; `after_load(runs loaded)` runs after each other round that loaded (the alerts:
+    incidents rebuilt alone when runs came, and delivered); `after_round(result, real seconds
+    of its load and models)` is told of each round (a benchmark on simulated time moves its
+    clock by them)."""
     if not load_every > 0:
         raise ConfigError("--load-every must be a positive number of seconds.")
     stop = stop if stop is not None else Stop()
@@ -138,8 +139,8 @@ def run_loop(pipeline: dlt.Pipeline, config: SyncConfig, *, load_every: float = 
                     stop() or clock.monotonic() - models_at >= models_every):
                 _models(build_models, totals)
                 models_at, built = clock.monotonic(), True
-            elif after_load is not None and result is not None and result.runs_fetched:
-                _models(after_load, None)
+            elif after_load is not None and result is not None:
+                _models(partial(after_load, result.runs_fetched), None)
             seconds += time.monotonic() - real
             if after_round is not None:
                 after_round(result, seconds)
