@@ -11,9 +11,8 @@ them into the dataset in one transaction):
   staged           both copy jobs committed, the merge has not started
   runs_partly_committed  zap_runs comes in several files: the first copy job ran and was
                    recorded, the second committed; every other copy job is held back
-In all of them dlt has not yet recorded the committed jobs, so the next sync runs them again.
-And resumed_load: the next sync's resumed load went through; the repair after it
-(recovery.drop_replayed_rows) has not run.
+In all of them dlt has not yet recorded the committed jobs; the next sync aborts the package
+(recovery.py) and reads its runs again.
 
 Lost-connection stages (PostgreSQL): the loader's own backend is terminated (pg_terminate_backend
 from another connection) in the merge job, which then fails and is retried by dlt:
@@ -41,7 +40,6 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.pipeline import Pipeline
 
 from pipelines.zap_runs import client as http
-from pipelines.zap_runs import recovery
 from pipelines.zap_runs.cli import main
 
 DATA_TABLES = ("zap_runs", "zap_runs__steps")
@@ -191,10 +189,10 @@ def lose_connection_in_merge(before: bool, attempts: int | None, set_attr=setatt
     patch_jobs(wrap, set_attr)
 
 
-def lose_copy_acknowledgement(set_attr=setattr) -> None:
+def lose_copy_acknowledgement(set_attr=setattr, lose=None) -> None:
     """zap_runs' first copy job commits, then its connection is terminated and the job fails
     as if the reply to its COMMIT had been lost (the one failure that cannot tell whether the
-    rows went in)."""
+    rows went in). `lose(job)`: how the reply is lost (default: the PostgreSQL backend ends)."""
     lost = threading.Event()
 
     def wrap(job, run):
@@ -204,10 +202,14 @@ def lose_copy_acknowledgement(set_attr=setattr) -> None:
 
         def patched():
             run()
-            terminate(job._job_client.sql_client.native_connection)
-            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+            (lose or _connection_lost)(job)
         return patched
     patch_jobs(wrap, set_attr)
+
+
+def _connection_lost(job) -> None:
+    terminate(job._job_client.sql_client.native_connection)
+    raise psycopg2.OperationalError("server closed the connection unexpectedly")
 
 
 def install(stage: str, set_attr=setattr) -> None:
@@ -224,8 +226,6 @@ def install(stage: str, set_attr=setattr) -> None:
         kill_after_copy_of(DATA_TABLES, set_attr)
     elif stage == "runs_partly_committed":
         kill_after_second_copy_of_runs(set_attr)
-    elif stage == "resumed_load":  # a resumed load ran; its replayed rows are not dropped yet
-        set_attr(recovery, "drop_replayed_rows", die)
     elif stage == "complete":  # every job ran; the load is not yet marked complete
         set_attr(SqlJobClientBase, "complete_load", after(0)(SqlJobClientBase.complete_load))
     elif stage == "lost_before_merge":

@@ -1,4 +1,5 @@
-"""A sync killed (SIGKILL) at any stage shows a reader nothing half-loaded; the next one finishes.
+"""A sync killed (SIGKILL) at any stage shows a reader nothing half-loaded; the next one aborts
+that load and reads its runs again (recovery.py).
 
 Both tables are merged: their load jobs copy into the staging dataset, then one merge job
 moves both into the dataset in one transaction. Killed before that merge, a load leaves the
@@ -18,11 +19,8 @@ from .conftest import small_world
 from .failed_load import configure, drop_if_there, killed_sync, stray_steps, visible_runs
 from .warehouse import (
     assert_matches_truth,
-    drop_datasets,
     duckdb_pipeline,
-    pipeline_for,
     postgres_pipeline,
-    run_sync,
     warehouse_runs,
 )
 
@@ -33,11 +31,11 @@ COPY_STAGES = ["runs_committed", "steps_committed", "staged"]
 
 @pytest.mark.parametrize("stage", COPY_STAGES)
 @pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_sync_killed_between_copy_jobs_shows_nothing_and_is_finished(
+def test_sync_killed_between_copy_jobs_shows_nothing_and_is_read_again(
         make_simulator, past_clock, tmp_path, monkeypatch, request, destination, stage):
     """Killed after a staging copy job committed, a first sync shows no run and no step, a
-    later one exactly what the sync before it left; the next sync finishes the load, and the
-    copy jobs it runs again leave no run twice."""
+    later one exactly what the sync before it left; the next sync aborts the load, reads its
+    runs again and leaves no run twice."""
     world = small_world(seed=94, days=2, clock=past_clock)
     sim = make_simulator(world)
     configure(sim, tmp_path / "k.duckdb", monkeypatch)
@@ -71,10 +69,10 @@ def test_sync_killed_between_copy_jobs_shows_nothing_and_is_finished(
 
 
 @pytest.mark.parametrize("stage", ["extract", "normalize", "complete"])
-def test_killed_sync_is_finished_by_the_next(make_simulator, past_clock, tmp_path, monkeypatch,
+def test_killed_sync_is_made_good_by_the_next(make_simulator, past_clock, tmp_path, monkeypatch,
                                              stage):
     """Killed while fetching, before normalizing, or after its merge but before dlt marked
-    the load complete: what a reader sees holds together, and the next sync finishes."""
+    the load complete: what a reader sees holds together, and the next sync makes it good."""
     world = small_world(seed=91, days=2, clock=past_clock)
     sim = make_simulator(world)
     db = tmp_path / "c.duckdb"
@@ -95,57 +93,23 @@ def test_killed_sync_is_finished_by_the_next(make_simulator, past_clock, tmp_pat
     assert_matches_truth(duckdb_pipeline(db), world.truth())
 
 
-def test_a_resumed_load_never_shows_a_run_twice(make_simulator, past_clock, tmp_path, monkeypatch):
+def test_a_load_killed_with_part_of_a_table_committed_is_read_again_never_twice(
+        make_simulator, past_clock, tmp_path, monkeypatch):
     """zap_runs loads from several files: one copy job is recorded, the next commits unrecorded
-    and the sync is killed. The next sync stages the table again from its files before the
-    merge, so when its load commits (killed there too, before any repair after it) the warehouse
-    already holds every run once, with its steps."""
+    and the sync is killed. The next sync aborts that load (no job of it runs again, so nothing
+    is staged twice), reads its runs again, and the warehouse holds every run once."""
     world = small_world(seed=95, days=2, clock=past_clock)
     sim = make_simulator(world)
     db = tmp_path / "t.duckdb"
     configure(sim, db, monkeypatch)
     monkeypatch.setenv("NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS", "150")  # several files a table
     assert main([]) == 0
+    before = warehouse_runs(duckdb_pipeline(db))
     past_clock.advance(timedelta(hours=6))
     # Six hours hold 40 to 150 runs, by the hour of the day the world's clock is at (it follows
     # today's date): files of 20 give zap_runs several whatever the hour.
     monkeypatch.setenv("NORMALIZE__DATA_WRITER__FILE_MAX_ITEMS", "20")
     killed_sync("runs_partly_committed", tmp_path)
-    killed_sync("resumed_load", tmp_path)
-    assert_matches_truth(duckdb_pipeline(db), world.truth())
-    past_clock.advance(timedelta(minutes=10))
+    assert warehouse_runs(duckdb_pipeline(db)) == before
     assert main([]) == 0
     assert_matches_truth(duckdb_pipeline(db), world.truth())
-
-
-@pytest.mark.parametrize("destination", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_rows_a_resumed_load_wrote_twice_are_dropped(make_simulator, past_clock, tmp_path, request,
-                                                      destination):
-    """The repair after a resumed load: rows a load wrote twice (a copy job run again where
-    nothing staged it anew) keep one copy, and rows of other loads are not touched."""
-    from pipelines.zap_runs.recovery import drop_replayed_rows
-
-    world = small_world(seed=93, clock=past_clock)
-    sim = make_simulator(world)
-    pipeline = pipeline_for(destination, tmp_path, request, "replay")
-    try:
-        run_sync(sim, pipeline)
-        past_clock.advance(timedelta(hours=6))
-        run_sync(sim, pipeline)
-        with pipeline.sql_client() as client:
-            runs = client.make_qualified_table_name("zap_runs")
-            steps = client.make_qualified_table_name("zap_runs__steps")
-            [(load_id,)] = client.execute_sql(f"select max(_dlt_load_id) from {runs}")
-            own_runs = f"from {runs} where _dlt_load_id = '{load_id}'"
-            own_steps = f"from {steps} where _dlt_root_id in (select _dlt_id {own_runs})"
-            [(doubled,)] = client.execute_sql(f"select count(*) {own_runs}")
-            [(doubled_steps,)] = client.execute_sql(f"select count(*) {own_steps}")
-            client.execute_sql(f"insert into {steps} select * {own_steps}")
-            client.execute_sql(f"insert into {runs} select * {own_runs}")
-        assert doubled and doubled_steps
-        assert drop_replayed_rows(pipeline, load_id) == doubled + doubled_steps
-        assert_matches_truth(pipeline, world.truth())
-        assert drop_replayed_rows(pipeline, load_id) == 0
-    finally:
-        if destination == "postgres":
-            drop_datasets(pipeline)

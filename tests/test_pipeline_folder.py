@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import dlt
+
 from pipelines.simulator import ManualClock, Simulator
 from pipelines.zap_runs import project
 from pipelines.zap_runs.cli import main
@@ -79,3 +81,13 @@ def test_extracted_files_hold_a_line_per_page(tmp_path):
     raw = Path(job.file_path).read_bytes()
     raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     assert len([line for line in raw.splitlines() if line.strip()]) >= 3, "pages joined in a line"
+
+
+def test_dlt_still_keeps_every_loaded_package(tmp_path):
+    """The gap packages.py closes (docs/dlt-gaps.md, 3): when a dlt release prunes loaded
+    packages itself, this fails, and packages.py can go."""
+    pipeline = dlt.pipeline("keeps", destination=dlt.destinations.duckdb(str(tmp_path / "k.duckdb")),
+                            dataset_name="d", pipelines_dir=str(tmp_path / "pipelines"))
+    for n in range(3):
+        pipeline.run([{"id": n}], table_name="t")
+    assert len(pipeline.list_completed_load_packages()) == 3

@@ -216,11 +216,12 @@ def _merged(configured: object, given: object) -> object:
 
 
 # Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
-# row of its nested steps table (also when its list shrank, emptied or became null). dlt merges
-# a root table and its nested tables in one transaction, so a reader never sees a run with
-# another version's steps. A sync hands each run over once (`take` drops repeats), so the
-# merge skips dlt's dedup: its window over every staged row is what costs memory in DuckDB.
-MERGE = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+# row of its nested steps table (also when its list shrank, emptied or became null). On DuckDB
+# and PostgreSQL dlt merges a root table and its nested tables in one transaction, so a reader
+# never sees a run with another version's steps. dlt's merge deduplicates what is staged (runs
+# by key, steps by row id) inside that transaction; measured on a 200,000-run backfill under
+# the 64MB DuckDB cap it costs nothing (32.7 s, 388 MB peak, against 36.5 s, 393 MB without).
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
 @dlt.resource(name="zap_runs", primary_key=("account_id", "id"), write_disposition=MERGE,

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.common.normalizers.json.relational import DataItemNormalizer
-from dlt.extract.source import DltSource
+from dlt.sources import DltSource
 
 from .errors import ConfigError
 from .settings import SyncConfig, sync_config
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RESOURCE = "zap_runs"
 STEPS_TABLE = "zap_runs__steps"
+# On the Delta lake, the sync that wrote a run's version, on the run and its step rows.
+STAMP = "run_version"
 FILESYSTEM_DEFAULT_FORMAT = "delta"
 # Values of table_format that mean "no table format": plain Parquet/JSONL files.
 PLAIN_FILES = {"", "none", "files", "parquet", "jsonl", "csv"}
@@ -140,11 +142,25 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline,
     if hints["write_disposition"] == UPSERT:
         resource.add_filter(FirstReadOnly())
     if fmt == "delta":
-        # Each step row carries the load id of its run's version, so drop_stale_steps can tell
-        # the rows of an older version from those the last merge wrote.
-        DataItemNormalizer.update_normalizer_config(
-            source.schema, {"propagation": {"tables": {RESOURCE: {"_dlt_load_id": "_dlt_load_id"}}}})
+        # A run row and each of its step rows carry this sync's mark, so drop_stale_steps can
+        # tell the rows of an older version from those the last merge wrote.
+        resource.add_map(StampVersion())
     return hints
+
+
+class StampVersion:
+    """Marks a run row and each of its step rows with `run_version`, one value per sync."""
+
+    def __init__(self) -> None:
+        self.version = uuid.uuid4().hex
+
+    def __call__(self, row: dict) -> dict:
+        if "id" in row:  # a run (not an account's state row)
+            row[STAMP] = self.version
+            for step in row.get("steps") or ():
+                if isinstance(step, dict):
+                    step[STAMP] = self.version
+        return row
 
 
 class FirstReadOnly:
@@ -176,8 +192,10 @@ def drop_stale_steps(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -
     """Delete the Delta step rows that belong to an older version of their run; call it after
     every successful load. Returns how many were deleted (0 on other destinations).
 
-    A step row is stale when its `_dlt_load_id` differs from its run's: the run was merged
-    again since, and its new version has fewer steps (or none). The whole lake is checked, not
+    A step row is stale when its `run_version` differs from its run's: the run was merged again
+    since, and its new version has fewer steps (or none). Lakes an older
+    version wrote had the run's `_dlt_load_id` on each step row instead; such rows are judged by
+    it. The whole lake is checked, not
     just this sync's runs, so a sync killed between its load and this step is made good by the
     next one.
     """
@@ -213,17 +231,27 @@ def lake_count(pipeline: dlt.Pipeline, table: str, config: SyncConfig | None = N
 
 
 def stale_step_ids(runs: Any, steps: Any) -> list[str]:
-    """`_dlt_id`s of step rows whose load id is not their run's (DuckDB joins the two Delta
-    tables' Arrow datasets, streaming the larger one)."""
+    """`_dlt_id`s of step rows of an older version of their run (drop_stale_steps; DuckDB joins
+    the two Delta tables' Arrow datasets, streaming the larger one)."""
     import duckdb
 
+    steps_data = steps.to_pyarrow_dataset()
+    have = set(steps_data.schema.names)
+    judged = []
+    if STAMP in have:
+        judged.append(f"(s.{STAMP} is not null and s.{STAMP} is distinct from r.{STAMP})")
+    if "_dlt_load_id" in have:  # rows an older version wrote, with the run's load id
+        legacy = f"s.{STAMP} is null and " if STAMP in have else ""
+        judged.append(f"({legacy}s._dlt_load_id is distinct from r._dlt_load_id)")
+    if not judged:
+        return []
     con = duckdb.connect(config={"threads": 2, "memory_limit": "256MB"})
     try:
         con.register("runs", runs.to_pyarrow_dataset())
-        con.register("steps", steps.to_pyarrow_dataset())
+        con.register("steps", steps_data)
         rows = con.execute(
             "select s._dlt_id from steps s join runs r on s._dlt_root_id = r._dlt_id "
-            "where s._dlt_load_id is distinct from r._dlt_load_id").fetchall()
+            f"where {' or '.join(judged)}").fetchall()
     finally:
         con.close()
     return [row[0] for row in rows]

@@ -175,8 +175,8 @@ def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
     if destination == "duckdb" and "Out of Memory Error" in cause:
         fix = "raise duckdb_memory_limit under [sources.zap_runs] (or SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT)"
     if step == "load":  # the extracted runs wait in the pipeline folder, the cursor unmoved
-        after = (f"the load is left pending and the cursor did not move; {fix} and run again: "
-                 "the next sync first finishes this load, then goes on from the cursor.")
+        after = (f"the cursor did not move; {fix} and run again: the next sync aborts this "
+                 "load and reads its runs again.")
     else:
         after = f"nothing of this sync was committed; {fix} and run again (it resumes from its cursor)."
     return ZapRunsError(f"the {step} step failed: {cause[:300]}. {after[0].upper()}{after[1:]}")

@@ -16,8 +16,8 @@ What holds an account's data, and how each is cleared:
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dlt
 
@@ -26,8 +26,7 @@ from .account_state import pipelines_of
 from .alerts import TABLE as ALERTS
 from .errors import ConfigError
 from .oauth import account_store
-from .packages import prune_loaded_packages
-from .recovery import finish_pending
+from .recovery import abort_pending
 from .settings import PIPELINE_NAME
 from .sqltables import exists
 from .synclog import TABLE as SYNC_LOG
@@ -51,13 +50,15 @@ class Forgotten:
 
 def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) -> Forgotten:
     """Delete everything of `account` that `pipeline` and its destination hold."""
+    # A package a killed sync left holds the account's runs: aborted (it would never load).
+    abort_pending(pipeline)
     pipeline.sync_destination()
-    # A package a killed sync left would bring the account back at the next sync: load it first.
-    finish_pending(pipeline)
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             raise ConfigError(f"dataset {pipeline.dataset_name!r} does not exist: nothing to forget.")
-        others = _other_pipelines_with(client, pipeline.pipeline_name, account)
+        last, kept = _other_pipelines_with(client, pipeline.pipeline_name, account)
+    # Pipelines that did not read it last may hold it in their state (an older version's way).
+    others = last or [name for name in kept if account in _accounts_in_state(pipeline, name)]
     if others:
         how = " and ".join("without --shard" if name == PIPELINE_NAME else
                            f"with --shard {name.removeprefix(PIPELINE_NAME + '_shard_').replace('_of_', '/')}"
@@ -89,7 +90,7 @@ def forget_account(pipeline: dlt.Pipeline, account: str, token_store_path: str) 
         if path.exists():
             path.unlink()
             done.token_store = True
-    done.packages = _drop_loaded_packages(pipeline)
+    done.packages = _drop_local_copies(pipeline)
     log.info("forgot account %s: %s", account, done)
     return done
 
@@ -139,28 +140,31 @@ def _drop_state(pipeline: dlt.Pipeline, account: str) -> bool:
     return dropper.found
 
 
-def _other_pipelines_with(client, pipeline_name: str, account: str) -> list[str]:
-    """Other zap-runs pipelines (shards) of the dataset that read the account last (its row of
-    zap_runs_account_state says), or whose newest state holds it (as an older version kept it)."""
-    from dlt.common.versioned_state import decompress_state
-
+def _other_pipelines_with(client, pipeline_name: str, account: str) -> tuple[list[str], list[str]]:
+    """(other zap-runs pipelines (shards) of the dataset that read the account last, as its row
+    of zap_runs_account_state says; the other zap-runs pipelines that keep a state there)."""
     table = client.make_qualified_table_name("_dlt_pipeline_state")
     last = [name for name in pipelines_of(client, account) if name != pipeline_name]
     if last or not exists(client, table):
-        return last
-    rows = client.execute_sql(f"select pipeline_name, version, state from {table} "
-                              "where pipeline_name <> %s", pipeline_name)
-    newest: dict[str, tuple[int, str]] = {}
-    for name, version, state in rows:
-        if name.startswith("zap_runs") and version >= newest.get(name, (-1, ""))[0]:
-            newest[name] = (version, state)
-    found = []
-    for name, (_, state) in sorted(newest.items()):
-        resources = decompress_state(state).get("sources", {}).get("zap_runs", {})
-        accounts = resources.get("resources", {}).get("zap_runs", {}).get("accounts") or {}
-        if account in accounts:
-            found.append(name)
-    return found
+        return last, []
+    return last, sorted({name for (name,) in client.execute_sql(
+        f"select distinct pipeline_name from {table} where pipeline_name <> %s", pipeline_name)
+        if name.startswith("zap_runs")})
+
+
+def _accounts_in_state(pipeline: dlt.Pipeline, name: str) -> dict:
+    """The accounts the pipeline `name`'s state in `pipeline`'s dataset holds, restored the dlt
+    way (sync_destination) into a pipeline folder of its own that is thrown away."""
+    with tempfile.TemporaryDirectory() as folder:
+        other = dlt.pipeline(pipeline_name=name, destination=pipeline.destination,
+                             dataset_name=pipeline.dataset_name, pipelines_dir=folder)
+        try:
+            other.sync_destination()
+            resource = other.state.get("sources", {}).get("zap_runs", {}).get("resources", {})
+            return resource.get("zap_runs", {}).get("accounts") or {}
+        finally:
+            other.deactivate()
+            pipeline.activate()
 
 
 def _drop_old_state_versions(client, pipeline_name: str) -> int:
@@ -183,8 +187,11 @@ def _drop_old_state_versions(client, pipeline_name: str) -> int:
     return count
 
 
-def _drop_loaded_packages(pipeline: dlt.Pipeline) -> int:
-    """Load packages dlt kept after loading them: their files hold the rows they loaded and
-    the state before and after. The last run's trace may quote values in error messages."""
-    (Path(pipeline.working_dir) / "trace.pickle").unlink(missing_ok=True)
-    return prune_loaded_packages(pipeline, everything=True)
+def _drop_local_copies(pipeline: dlt.Pipeline) -> int:
+    """dlt's local copies of what it loaded (each loaded package holds the rows it loaded and
+    the state before and after; the last run's trace may quote values in error messages),
+    dropped with dlt's `Pipeline.drop`: the next sync restores the state and schema from the
+    destination (sync_destination), where the account is gone. The packages dropped."""
+    count = len(pipeline.list_completed_load_packages())
+    pipeline.drop()
+    return count

@@ -11,7 +11,7 @@ dashboards read the marts, which lag the raw tables by at most that.
 Between rounds the loop holds no lock on a DuckDB file (dlt opens it for the load and closes it),
 so dashboards and analysts can open it. SIGTERM or SIGINT stop the loop after the account being
 read: what was read is loaded, then it exits 0. A second signal stops at once, as a SIGKILL
-would; the next sync finishes that load (recovery.py).
+would; the next sync aborts that load and reads its runs again (recovery.py).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -22,9 +23,10 @@ from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import duckdb_path, prepare_duckdb_file
 from .errors import ConfigError, first_line, unwrap
 from .locks import SyncLock, wait_for_duckdb
+from .merge_gap import drop_rows_of_retried_copies
 from .outcomes import NOT_LOADED, AccountOutcome, SyncProgress
 from .packages import prune_loaded_packages
-from .recovery import drop_rows_of_retried_copies, finish_pending
+from .recovery import abort_pending
 from .settings import SyncConfig, sync_config
 from .spend import Spend
 from .synclog import Outcome
@@ -82,24 +84,20 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
     own (<dataset>_<pipeline>_staging): dlt empties the staging tables at each load, and a
     shared one lost or doubled the other shard's rows."""
     config = config if config is not None else sync_config()
+    options: dict[str, object] = {}
     if own_staging:
         refuse_shards_into(destination)
         key = f"{pipeline_name}.destination.{destination}.staging_dataset_name_layout"
         if dlt.config.get(key) is None:
-            dlt.config[key] = f"%s_{pipeline_name}_staging"
-    dest: object = destination
-    if destination == "postgres" and dlt.config.get("destination.postgres.create_indexes") is None:
-        # dlt makes `_dlt_id` UNIQUE in every table, staging ones too. A load job that runs again
-        # after a crash (recovery.py) would then fail on its own rows at every later sync; without
-        # the constraint its copies are dropped like anywhere else. Nothing else relies on it.
-        dlt.config["destination.postgres.create_indexes"] = False
+            options["staging_dataset_name_layout"] = f"%s_{pipeline_name}_staging"
     if destination == "duckdb" and credentials is None:
         # In the project folder, not where a pipeline of this name first ran (project.py).
         credentials = project.duckdb_credentials(pipeline_name)
-    if credentials is not None and destination in ("duckdb", "postgres"):
-        dest = getattr(dlt.destinations, destination)(credentials)
-    if destination == "duckdb":
-        set_duckdb_load_settings(config.duckdb_memory_limit)
+    if destination == "duckdb" and isinstance(credentials, str):
+        credentials = duckdb_load_credentials(credentials, config.duckdb_memory_limit)
+    # Options go to dlt's destination factory; whatever is not given resolves from dlt config.
+    dest: object = Destination.from_reference(destination, credentials=credentials, **options) \
+        if credentials is not None or options else destination
     for key, value in EXTRACT_WRITER.items():
         if dlt.config.get(key) is None:
             dlt.config[key] = value
@@ -156,27 +154,21 @@ def refuse_shards_into(destination: str) -> None:
                           "sync all accounts in one process instead.")
 
 
-# What set_duckdb_load_settings last put into dlt's config, told apart from a user's own.
-_applied: dict[str, object] = {}
+def duckdb_load_credentials(path: str, memory_limit: str) -> dict:
+    """The DuckDB file's credentials for dlt's factory, with the settings of a load
+    (`memory_limit`: duckdb_memory_limit) unless the user configured a global_config of their
+    own under destination.duckdb.credentials.
 
-
-def set_duckdb_load_settings(memory_limit: str) -> None:
-    """DuckDB's settings for loads (`memory_limit`: duckdb_memory_limit), unless the user
-    configured their own global_config.
-
-    Set anew for every pipeline (a long-lived process may change duckdb_memory_limit between
-    syncs); a value this function did not set is the user's and is left alone.
+    DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill to
+    disk past this limit instead; the SQL models lift it again (models.py). Rows need no
+    particular order on disk (queries sort): without it DuckDB's inserts take less memory and
+    time.
     """
-    key = "destination.duckdb.credentials.global_config"
-    if dlt.secrets.get(key) not in (None, _applied.get(key)):
-        return
-    # DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill
-    # to disk past this limit instead. The SQL models lift it again (models.py).
-    # Rows need no particular order on disk (queries sort): without it DuckDB's inserts take
-    # less memory and time.
-    _applied[key] = {"memory_limit": memory_limit, "preserve_insertion_order": False,
-                     "threads": DUCKDB_LOAD_THREADS}
-    dlt.secrets[key] = _applied[key]
+    if dlt.secrets.get("destination.duckdb.credentials.global_config") is not None:
+        return {"database": path}
+    return {"database": path, "global_config": {
+        "memory_limit": memory_limit, "preserve_insertion_order": False,
+        "threads": DUCKDB_LOAD_THREADS}}
 
 
 def count_runs(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> int | None:
@@ -206,7 +198,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     "loading") as it starts, for a progress display (output/progress.py).
 
     The steps run one by one rather than through `pipeline.run`: a load package left by a
-    crashed sync is finished first and the new sync still runs (run() would stop there).
+    crashed sync is aborted first (recovery.py) and the new sync still runs (run() would stop
+    there, finishing it).
     """
     started = time.monotonic()
     config = config if config is not None else sync_config()
@@ -222,8 +215,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     source = zap_runs_source(progress=progress, **{**source_args, "raise_on_failed_accounts": False})
     prepare_source(source, pipeline, config)  # the real merge, or refused before any request
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
+    abort_pending(pipeline)  # what an interrupted sync left is read again (recovery.py)
     pipeline.sync_destination()
-    finish_pending(pipeline)
     add_account_id(pipeline, progress.default_account)  # tables from before accounts, once
     # Shards load into the dataset at once: its row count tells nothing of this one's runs.
     before = None if shard else count_runs(pipeline, config)
@@ -239,7 +232,8 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     on_stage("loading")
     normalized = pipeline.normalize()
     info = load(pipeline)
-    # A copy job whose COMMIT went through but whose reply was lost ran again in this load.
+    # A copy job whose COMMIT went through but whose reply was lost ran again in this load
+    # (merge_gap.py: dlt's merge then inserts its root rows twice).
     drop_rows_of_retried_copies(pipeline, info)
     drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
     prune_loaded_packages(pipeline)  # the pipeline folder stays bounded (packages.py)

@@ -26,12 +26,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dlt
-from dlt.common.known_env import DLT_DATA_DIR
 
 from .errors import ConfigError
 from .locks import SyncLock
 
 log = logging.getLogger(__name__)
+
+DLT_DATA_DIR = "DLT_DATA_DIR"  # dlt's data folder, where it is set (dlt's documented variable)
 
 
 def project_dir() -> Path:

@@ -22,7 +22,7 @@ from .text import window_text
 log = logging.getLogger(__name__)
 
 # The stages in the order a sync and its models pass them; "starting" covers the lock, the
-# destination's state and finishing a load an earlier sync left behind.
+# destination's state and aborting a load an earlier sync left behind.
 STAGES = ("starting", "fetching", "loading", "models")
 # Plain output says how fetching goes this often: a paced backfill reads for many minutes.
 HEARTBEAT_SECONDS = 60.0
