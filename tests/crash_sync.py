@@ -22,7 +22,8 @@ from another connection) in the merge job, which then fails and is retried by dl
                      the COMMIT's reply had been lost, and dlt runs it again
 If CRASH_SYNC_PAUSE is set ("READ_FD,WRITE_FD", fds passed by the test), the first termination
 writes "terminated\\n" to WRITE_FD and waits for a line on READ_FD, so the test can read the
-warehouse at that very moment. Tests may also install a stage in their own process
+warehouse at that very moment. And slow_merge: the merge waits inside its transaction, before
+its last statement (pause_in_merge). Tests may also install a stage in their own process
 (`install(stage, monkeypatch.setattr)`).
 """
 
@@ -33,6 +34,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 
 import psycopg2
 from dlt.common.destination.client import RunnableLoadJob
@@ -189,6 +192,30 @@ def lose_connection_in_merge(before: bool, attempts: int | None, set_attr=setatt
     patch_jobs(wrap, set_attr)
 
 
+def pause_in_merge(set_attr=setattr) -> None:
+    """A slow merge: inside its transaction, before its last statement, create the file named by
+    CRASH_SYNC_MARKER and wait CRASH_SYNC_SLOW seconds (4 by default), so a test can read the
+    warehouse (or kill the sync) while the merge is half done."""
+    def wrap(job, run):
+        if not is_merge(job):
+            return None
+
+        def patched():
+            client = job._job_client.sql_client
+            execute_many = client.execute_many
+
+            def split(statements, *args, **kwargs):
+                *head, last = statements
+                execute_many(head, *args, **kwargs)
+                Path(os.environ["CRASH_SYNC_MARKER"]).touch()
+                time.sleep(float(os.environ.get("CRASH_SYNC_SLOW", "4")))
+                return execute_many([last], *args, **kwargs)
+            client.execute_many = split
+            return run()
+        return patched
+    patch_jobs(wrap, set_attr)
+
+
 def lose_copy_acknowledgement(set_attr=setattr, lose=None) -> None:
     """zap_runs' first copy job commits, then its connection is terminated and the job fails
     as if the reply to its COMMIT had been lost (the one failure that cannot tell whether the
@@ -232,6 +259,8 @@ def install(stage: str, set_attr=setattr) -> None:
         lose_connection_in_merge(before=True, attempts=1, set_attr=set_attr)
     elif stage == "lost_in_merge":
         lose_connection_in_merge(before=False, attempts=None, set_attr=set_attr)
+    elif stage == "slow_merge":
+        pause_in_merge(set_attr)
     elif stage == "lost_copy_ack":
         lose_copy_acknowledgement(set_attr)
     else:
