@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import dlt
@@ -80,3 +81,14 @@ def drop_if_there(pipeline: dlt.Pipeline) -> None:
         there = client.has_dataset()
     if there:
         drop_datasets(pipeline)
+
+
+def postgres_cli(request, monkeypatch, prefix: str) -> tuple[list[str], dlt.Pipeline]:
+    """The CLI's arguments for a fresh dataset in the test PostgreSQL (its credentials set for
+    subprocesses too), and a pipeline that reads it."""
+    from .warehouse import postgres_pipeline
+
+    dsn = request.getfixturevalue("postgres_dsn")
+    monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
+    dataset = f"zr_{prefix}_{uuid.uuid4().hex[:10]}"
+    return ["--destination", "postgres", "--dataset", dataset], postgres_pipeline(dsn, dataset)

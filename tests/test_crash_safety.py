@@ -8,7 +8,6 @@ dataset exactly as it was (no tables' rows at all on a first sync).
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,11 +15,10 @@ import pytest
 from pipelines.zap_runs.cli import main
 
 from .conftest import small_world
-from .failed_load import configure, drop_if_there, killed_sync, stray_steps, visible_runs
+from .failed_load import configure, drop_if_there, killed_sync, postgres_cli, stray_steps, visible_runs
 from .warehouse import (
     assert_matches_truth,
     duckdb_pipeline,
-    postgres_pipeline,
     warehouse_runs,
 )
 
@@ -40,11 +38,7 @@ def test_sync_killed_between_copy_jobs_shows_nothing_and_is_read_again(
     sim = make_simulator(world)
     configure(sim, tmp_path / "k.duckdb", monkeypatch)
     if destination == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
-        dataset = f"zr_crash_{uuid.uuid4().hex[:10]}"
-        args = ["--destination", "postgres", "--dataset", dataset]
-        pipeline = postgres_pipeline(dsn, dataset)
+        args, pipeline = postgres_cli(request, monkeypatch, "crash")
     else:
         args = []
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from pipelines.zap_runs.cli import main
 
 from .conftest import small_world
-from .failed_load import configure, drop_if_there, harness, harness_env, stray_steps
-from .warehouse import assert_matches_truth, duckdb_pipeline, postgres_pipeline, warehouse_runs
+from .failed_load import configure, drop_if_there, harness, harness_env, postgres_cli, stray_steps
+from .warehouse import assert_matches_truth, duckdb_pipeline, warehouse_runs
 
 
 def observe(pipeline) -> dict | None:
@@ -45,11 +44,7 @@ def test_a_reader_polling_during_a_load_never_sees_half_of_it(make_simulator, pa
     configure(sim, db, monkeypatch)
     args: list[str] = []
     if destination == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", dsn)
-        dataset = f"zr_reader_{uuid.uuid4().hex[:10]}"
-        args = ["--destination", "postgres", "--dataset", dataset]
-        pipeline = postgres_pipeline(dsn, dataset)
+        args, pipeline = postgres_cli(request, monkeypatch, "reader")
     try:
         assert main(args) == 0
         if destination == "duckdb":
