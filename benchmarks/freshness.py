@@ -129,7 +129,7 @@ def setup(args, work: Path):
     """(pipeline, config, source arguments common to both phases) in the folder `work`."""
     os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
     from pipelines.zap_runs.pipeline import make_pipeline
-    from pipelines.zap_runs.settings import sync_config
+    from pipelines.zap_runs.sync_config import sync_config
 
     logging.basicConfig(level=logging.WARNING)
     os.chdir(work)

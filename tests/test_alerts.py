@@ -29,7 +29,7 @@ from pipelines.zap_runs.deliveries import incidents_and_alerts
 from pipelines.zap_runs.errors import ConfigError
 from pipelines.zap_runs.loop import Stop, run_loop
 from pipelines.zap_runs.models import build_models
-from pipelines.zap_runs.settings import sync_config
+from pipelines.zap_runs.sync_config import sync_config
 
 from .alert_receivers import start_http, start_smtp
 from .test_models import ACCOUNT, keyed

@@ -12,7 +12,7 @@ from pipelines.simulator import Episode, ManualClock, World, WorldConfig
 from pipelines.simulator.lifecycle import iso
 from pipelines.zap_runs.errors import ConfigError
 from pipelines.zap_runs.models import build_models, incident_rules
-from pipelines.zap_runs.settings import SyncConfig
+from pipelines.zap_runs.sync_config import SyncConfig
 
 from . import model_truth as truth_of
 from .test_models import ACCOUNT, assert_rows_match, keyed, table

@@ -19,7 +19,7 @@ from pipelines.zap_runs.account_state import read_states
 from pipelines.zap_runs.cli import main
 from pipelines.zap_runs.loop import Stop, run_loop
 from pipelines.zap_runs.pipeline import logged_sync
-from pipelines.zap_runs.settings import sync_config
+from pipelines.zap_runs.sync_config import sync_config
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline

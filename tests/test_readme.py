@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.zap_runs import zap_runs_source
 from pipelines.zap_runs.cli import build_parser
-from pipelines.zap_runs.settings import SyncConfig
+from pipelines.zap_runs.sync_config import SyncConfig
 
 from .readme_demo import REGENERATE, as_shown, masked, readme_block
 

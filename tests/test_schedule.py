@@ -16,7 +16,7 @@ from pipelines.zap_runs.account_state import TABLE, read_states
 from pipelines.zap_runs.loop import Stop, run_loop
 from pipelines.zap_runs.output.summary import format_summary
 from pipelines.zap_runs.pipeline import logged_sync, sync
-from pipelines.zap_runs.settings import sync_config
+from pipelines.zap_runs.sync_config import sync_config
 
 from .conftest import small_world
 from .warehouse import FAST, assert_matches_truth, duckdb_pipeline

@@ -8,9 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from dlt.pipeline.exceptions import PipelineStepFailed
-
-from . import commands, logs, settings
+from . import logs, settings
 from .errors import ConfigError, ZapRunsError, first_line, unwrap
 
 log = logging.getLogger("pipelines.zap_runs")
@@ -99,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help ends here, before dlt is imported
     logs.setup(args.log_level)
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from . import commands
+
     try:
         if args.json and (args.demo or args.command != "status"):
             raise ConfigError("--json is for `status` (one JSON object for monitors).")

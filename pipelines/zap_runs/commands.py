@@ -37,7 +37,8 @@ from .output.status import format_status
 from .output.statusjson import status_json
 from .output.summary import format_summary
 from .pipeline import logged_sync, make_pipeline
-from .settings import SQL_DIALECTS, SyncConfig, sync_config
+from .settings import SQL_DIALECTS
+from .sync_config import SyncConfig, sync_config
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.sources import DltSource
 
 from .errors import ConfigError
-from .settings import SyncConfig, sync_config
+from .sync_config import SyncConfig, sync_config
 
 log = logging.getLogger(__name__)
 

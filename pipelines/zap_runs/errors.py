@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
-from dlt.common.configuration.exceptions import (
-    ConfigFieldMissingException,
-    InvalidNativeValue,
-    LookupTraces,
-)
+if TYPE_CHECKING:  # dlt's: imported where used, so the command line starts without dlt
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException, InvalidNativeValue
 
 
 class ZapRunsError(Exception):
@@ -129,11 +127,15 @@ def missing_config(exc: ConfigFieldMissingException, destination: str) -> Config
 
 def _given_fields(exc: ConfigFieldMissingException, field: str) -> list[str]:
     """Parts of an embedded configuration (e.g. credentials) that dlt did resolve."""
+    from dlt.common.configuration.exceptions import LookupTraces
+
     return [name for trace in exc.traces.get(field, []) if isinstance(trace, LookupTraces)
             for name in trace.resolved_fields_set]
 
 
 def _missing_fields(exc: ConfigFieldMissingException, field: str) -> list[str]:
+    from dlt.common.configuration.exceptions import LookupTraces
+
     return [name for trace in exc.traces.get(field, []) if isinstance(trace, LookupTraces)
             for name in trace.traces]
 
@@ -155,6 +157,8 @@ def invalid_value(exc: InvalidNativeValue, destination: str) -> ConfigError:
 
 def unwrap(exc: BaseException, destination: str = "") -> ZapRunsError:
     """The project's own error behind dlt's wrappers, or a one-line description of dlt's."""
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException, InvalidNativeValue
+
     seen = exc
     while seen is not None:
         if isinstance(seen, ZapRunsError):

@@ -34,7 +34,8 @@ from . import clock
 from .errors import ConfigError, ZapRunsError, first_line, unwrap
 from .pacing import Pacer
 from .pipeline import SyncResult, logged_sync
-from .settings import DEFAULT_LOAD_EVERY_SECONDS, DEFAULT_MODELS_EVERY_MINUTES, SyncConfig
+from .settings import DEFAULT_LOAD_EVERY_SECONDS, DEFAULT_MODELS_EVERY_MINUTES
+from .sync_config import SyncConfig
 
 log = logging.getLogger(__name__)
 

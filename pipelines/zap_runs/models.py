@@ -16,8 +16,9 @@ from sqlglot.optimizer.qualify_tables import qualify_tables
 
 from . import account_state, synclog
 from .errors import ConfigError, ZapRunsError
-from .settings import SQL_DIALECTS, SyncConfig, sync_config
+from .settings import SQL_DIALECTS
 from .sqltables import exists
+from .sync_config import SyncConfig, sync_config
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from .merge_gap import drop_rows_of_retried_copies
 from .outcomes import NOT_LOADED, AccountOutcome, SyncProgress
 from .packages import prune_loaded_packages
 from .recovery import abort_pending
-from .settings import SyncConfig, sync_config
 from .spend import Spend
+from .sync_config import SyncConfig, sync_config
 from .synclog import Outcome
 from .upgrade import add_account_id
 
