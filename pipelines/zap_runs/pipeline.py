@@ -16,6 +16,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.helpers import retry_schema_update
+from dlt.sources import DltSource
 
 from . import project, settings, synclog, zap_runs_source
 from .clock import utcnow
@@ -205,6 +206,24 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
     config = config if config is not None else sync_config()
     progress = progress if progress is not None else SyncProgress()
     shard = source_args.get("shard")
+    source = prepare(pipeline, config, progress, source_args)
+    # Shards load into the dataset at once: its row count tells nothing of this one's runs.
+    before = None if shard else count_runs(pipeline, config)
+    on_stage("fetching")
+    fetching = extract(pipeline, source, progress)
+    on_stage("loading")
+    normalized, info = load_and_repair(pipeline, config)
+    after = None if shard else count_runs(pipeline, config)
+    return result_of(pipeline, progress, normalized, info, before, after,
+                     elapsed=time.monotonic() - started, fetching=fetching)
+
+
+def prepare(pipeline: dlt.Pipeline, config: SyncConfig, progress: SyncProgress,
+            source_args: dict) -> DltSource:
+    """The source, with the merge the destination supports (refused before any request where
+    it can only append), once the destination is free and what an interrupted sync left is
+    aborted (recovery.py)."""
+    shard = source_args.get("shard")
     if dlt.config.get("sources.zap_runs.shard") and not shard:
         raise ConfigError("shard is set in the configuration (sources.zap_runs.shard): it is a "
                           "choice per worker, made with --shard i/n, which also gives the shard "
@@ -213,31 +232,42 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         refuse_shards_into(pipeline.destination.destination_name)
     # The sync log and the exit code tell of failed accounts here, after the repairs below.
     source = zap_runs_source(progress=progress, **{**source_args, "raise_on_failed_accounts": False})
-    prepare_source(source, pipeline, config)  # the real merge, or refused before any request
+    prepare_source(source, pipeline, config)
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
-    abort_pending(pipeline)  # what an interrupted sync left is read again (recovery.py)
+    abort_pending(pipeline)
     pipeline.sync_destination()
     add_account_id(pipeline, progress.default_account)  # tables from before accounts, once
-    # Shards load into the dataset at once: its row count tells nothing of this one's runs.
-    before = None if shard else count_runs(pipeline, config)
+    return source
+
+
+def extract(pipeline: dlt.Pipeline, source: DltSource, progress: SyncProgress) -> float:
+    """Read the runs from the API into a load package; the seconds it took."""
     fmt = "parquet" if pipeline.destination.destination_name == "duckdb" else None
-    on_stage("fetching")
-    extract_started = time.monotonic()
+    began = time.monotonic()
     try:
         pipeline.extract(source, loader_file_format=fmt)
     finally:
-        fetching = time.monotonic() - extract_started
         if progress.client is not None:
             progress.client.close()
-    on_stage("loading")
+    return time.monotonic() - began
+
+
+def load_and_repair(pipeline: dlt.Pipeline, config: SyncConfig) -> tuple[object, LoadInfo]:
+    """Normalize and load the package, then what dlt leaves to do: the second copy of a copy
+    job it ran again after its commit (merge_gap.py), a Delta lake's stale steps, and the
+    packages it keeps (packages.py). (dlt's normalize info, its load info.)"""
     normalized = pipeline.normalize()
     info = load(pipeline)
-    # A copy job whose COMMIT went through but whose reply was lost ran again in this load
-    # (merge_gap.py: dlt's merge then inserts its root rows twice).
     drop_rows_of_retried_copies(pipeline, info)
-    drop_stale_steps(pipeline, config)  # Delta only: its upsert keeps the steps a shorter list lost
-    prune_loaded_packages(pipeline)  # the pipeline folder stays bounded (packages.py)
-    after = None if shard else count_runs(pipeline, config)
+    drop_stale_steps(pipeline, config)
+    prune_loaded_packages(pipeline)
+    return normalized, info
+
+
+def result_of(pipeline: dlt.Pipeline, progress: SyncProgress, normalized: object,
+              info: LoadInfo, before: int | None, after: int | None, elapsed: float,
+              fetching: float) -> SyncResult:
+    """The SyncResult of a sync, from its progress counters and the run counts around it."""
     stats = progress.client.stats if progress.client else None
     row_counts = normalized.row_counts if normalized else {}
     new = None if after is None else after - (before or 0)
@@ -256,7 +286,7 @@ def sync(pipeline: dlt.Pipeline, progress: SyncProgress | None = None,
         requests=stats.requests if stats else 0,
         retries=stats.retries if stats else 0,
         rate_limited=stats.rate_limited if stats else 0,
-        elapsed=time.monotonic() - started,
+        elapsed=elapsed,
         fetching=fetching,
         warnings=list(progress.warnings),
         load_info=info,
