@@ -114,3 +114,15 @@ def test_the_demo_output_in_the_readme_is_what_the_demo_prints(demo_run):
         pytest.fail(f"README's demo block is not what `python -m pipelines.zap_runs --demo` prints "
                     f"(varying numbers masked). Regenerate it with `{REGENERATE}`.\n{diff}",
                     pytrace=False)
+
+
+def test_the_contents_list_every_section_and_each_link_finds_its_heading():
+    text = README
+    contents = text.split("**Contents**", 1)[1].split("\n## ", 1)[0]
+    linked = re.findall(r"- \[([^\]]+)\]\(#([^)]+)\)", contents)
+    headings = re.findall(r"^#{2,3} (.+)$", text, re.M)
+
+    def anchor(title: str) -> str:  # GitHub's: lower case, punctuation dropped, spaces to -
+        return re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+    assert [title for title, _ in linked] == headings, "one entry per section, in order"
+    assert all(target == anchor(title) for title, target in linked)
