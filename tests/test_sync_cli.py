@@ -147,6 +147,10 @@ def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path, monkeypatch)
     assert load_settings("default") == (2, "61.0 MiB", False)  # 64MB
     monkeypatch.setenv("SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT", "200MB")
     assert load_settings("raised") == (2, "190.7 MiB", False)
+    # A global_config of the user's own, for this pipeline, is theirs: none of ours is added.
+    monkeypatch.setenv("ZAP_RUNS__DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG",
+                       '{"memory_limit": "300MB"}')
+    assert load_settings("own")[1] == "286.1 MiB"
 
 
 def test_duckdb_out_of_memory_names_the_knob_and_the_next_sync_finishes_the_load(sim_env, tmp_path):

@@ -168,14 +168,15 @@ def _accounts_in_state(pipeline: dlt.Pipeline, name: str) -> dict:
 
 
 def _drop_old_state_versions(client, pipeline_name: str) -> int:
-    """Older versions of this pipeline's state (each holds the accounts it had then). dlt
-    restores the newest version whose load completed (_dlt_loads status 0): that one stays,
-    and so do versions of loads that did not complete (none is older than it, in use)."""
+    """Older versions of this pipeline's state (each holds the accounts it had then), and
+    versions of loads that never completed (an aborted load's: nothing is pending now). dlt
+    restores the newest version whose load completed (_dlt_loads status 0): that one stays."""
     table = client.make_qualified_table_name("_dlt_pipeline_state")
     loads = client.make_qualified_table_name("_dlt_loads")
     newest = (f"(select max(s.version) from {table} s join {loads} l on l.load_id = s._dlt_load_id "
               f"where s.pipeline_name = %s and l.status = 0)")
-    where = f"pipeline_name = %s and version < {newest}"
+    where = (f"pipeline_name = %s and (version < {newest} or _dlt_load_id not in "
+             f"(select load_id from {loads} where status = 0))")
     try:
         with client.execute_query(f"select count(*) from {table} where {where}",
                                   pipeline_name, pipeline_name) as cursor:

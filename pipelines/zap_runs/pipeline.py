@@ -95,7 +95,8 @@ def make_pipeline(destination: str = "duckdb", dataset: str = settings.DEFAULT_D
         # In the project folder, not where a pipeline of this name first ran (project.py).
         credentials = project.duckdb_credentials(pipeline_name)
     if destination == "duckdb" and isinstance(credentials, str):
-        credentials = duckdb_load_credentials(credentials, config.duckdb_memory_limit)
+        credentials = duckdb_load_credentials(credentials, config.duckdb_memory_limit,
+                                              pipeline_name)
     # Options go to dlt's destination factory; whatever is not given resolves from dlt config.
     dest: object = Destination.from_reference(destination, credentials=credentials, **options) \
         if credentials is not None or options else destination
@@ -155,18 +156,20 @@ def refuse_shards_into(destination: str) -> None:
                           "sync all accounts in one process instead.")
 
 
-def duckdb_load_credentials(path: str, memory_limit: str) -> dict:
+def duckdb_load_credentials(path: str, memory_limit: str, pipeline_name: str) -> dict:
     """The DuckDB file's credentials for dlt's factory, with the settings of a load
     (`memory_limit`: duckdb_memory_limit) unless the user configured a global_config of their
-    own under destination.duckdb.credentials.
+    own under destination.duckdb.credentials (or <pipeline_name>.destination.duckdb.credentials).
 
     DuckDB takes 80 % of RAM by default; a sync shares its box with dashboards. Loads spill to
     disk past this limit instead; the SQL models lift it again (models.py). Rows need no
     particular order on disk (queries sort): without it DuckDB's inserts take less memory and
     time.
     """
-    if dlt.secrets.get("destination.duckdb.credentials.global_config") is not None:
-        return {"database": path}
+    for key in (f"{pipeline_name}.destination.duckdb.credentials.global_config",
+                "destination.duckdb.credentials.global_config"):
+        if dlt.secrets.get(key) is not None or dlt.config.get(key) is not None:
+            return {"database": path}  # the user's own, for this pipeline or all
     return {"database": path, "global_config": {
         "memory_limit": memory_limit, "preserve_insertion_order": False,
         "threads": DUCKDB_LOAD_THREADS}}

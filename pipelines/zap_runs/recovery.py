@@ -8,7 +8,8 @@ since dlt 1.30): no job of it runs again, and dlt puts the pipeline's state back
 package began. The accounts' states it carried never count (account_state.py reads the rows of
 completed loads only), so the next extract reads those runs again from the API and the merge
 replaces whatever the half-finished load committed, each run once. The cost is the requests of
-the aborted window, once.
+the aborted window, each time a load is aborted (a load that fails every time is read again
+every time: its error says why). The aborted package joins the loaded ones, pruned at once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import logging
 
 import dlt
+
+from .packages import prune_loaded_packages
 
 log = logging.getLogger(__name__)
 
@@ -28,4 +31,5 @@ def abort_pending(pipeline: dlt.Pipeline) -> bool:
     log.warning("an earlier sync left a load package behind, not fully loaded: aborted (dlt "
                 "restores the state it started from); this sync reads its runs again")
     pipeline.abort_packages()
+    prune_loaded_packages(pipeline)  # dlt keeps the aborted package with the loaded ones
     return True

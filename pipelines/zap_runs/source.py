@@ -223,7 +223,8 @@ def _merged(configured: object, given: object) -> object:
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
-@dlt.resource(name="zap_runs", primary_key=("account_id", "id"), write_disposition=MERGE,
+@dlt.resource(name="zap_runs", section="zap_runs", primary_key=("account_id", "id"),
+              write_disposition=MERGE,
               columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
 def zap_runs(sweep: Sweep) -> Iterator[object]:
     """Runs in [cursor - lookback, now), plus the watched runs (open, or failed within the

@@ -32,8 +32,12 @@ class OneConnection:
         return getattr(self._pipeline, name)
 
     @contextmanager
-    def sql_client(self) -> Iterator[object]:
-        yield self._client
+    def sql_client(self, *args: object, **kwargs: object) -> Iterator[object]:
+        if args or kwargs:  # another schema's client: the pipeline's own
+            with self._pipeline.sql_client(*args, **kwargs) as client:
+                yield client
+        else:
+            yield self._client
 
 
 def read_status(pipeline: dlt.Pipeline, max_age_hours: float, account: str | None = None,
