@@ -26,7 +26,7 @@ from .alert_channels import Channel
 from .alert_send import SendError, Transition, message_key, send, transition_key
 from .errors import first_line
 from .settings import SQL_DIALECTS
-from .sqltables import columns_of
+from .sqltables import columns_of, in_utc
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,7 @@ def deliver(pipeline: dlt.Pipeline, channels: list[Channel], now: datetime | Non
                 return None
             if columns_of(client, incidents) is None:
                 return None
-            if dialect == "duckdb":  # times read back in UTC, as the messages write them
-                client.execute_sql("set TimeZone = 'UTC'")
-            elif dialect == "postgres":
-                client.execute_sql("set time zone 'UTC'")
+            in_utc(client, dialect)  # times read back in UTC, as the messages write them
             ensure_table(client, table, dialect)
             _drop_unconfigured(client, table, {c.name for c in channels})
             delivery = Delivery()

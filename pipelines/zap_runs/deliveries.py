@@ -57,6 +57,8 @@ def loop_callbacks(pipeline: dlt.Pipeline, accounts_file: str | None
         if problem is not None:
             log.error("%s", problem)
             return ""
+        if not channels:  # nothing to deliver: no connection a round (after_build tidies up)
+            return ""
         delivery = incidents_and_alerts(pipeline, channels, rebuild=runs > 0)
         quiet = delivery is None or not (delivery.sent or any(r.tried for r in delivery.failing))
         return "" if quiet else "\n".join(summary_lines(delivery))

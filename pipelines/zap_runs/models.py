@@ -17,7 +17,7 @@ from sqlglot.optimizer.qualify_tables import qualify_tables
 from . import account_state, synclog
 from .errors import ConfigError, ZapRunsError
 from .settings import SQL_DIALECTS
-from .sqltables import exists
+from .sqltables import exists, in_utc
 from .sync_config import SyncConfig, sync_config
 
 log = logging.getLogger(__name__)
@@ -120,13 +120,11 @@ def build_models(pipeline: dlt.Pipeline, config: SyncConfig | None = None) -> di
 
         if not client.has_dataset():
             raise ZapRunsError(f"dataset {dataset!r} does not exist yet: run a sync first.")
+        in_utc(client, dialect)
         if dialect == "duckdb":
-            client.execute_sql("set TimeZone = 'UTC'")
             # The load's caps (pipeline.py) would slow big rebuilds.
             client.execute_sql("reset memory_limit")
             client.execute_sql("reset threads")
-        elif dialect == "postgres":
-            client.execute_sql("set time zone 'UTC'")
         if not (exists(client, q("zap_runs")) or exists(client, q("_dlt_loads"))):
             raise ZapRunsError(f"dataset {dataset!r} has no zap_runs table yet: run a sync first.")
         for table, columns in STAND_INS.items():
@@ -180,10 +178,7 @@ def build_incidents(pipeline: dlt.Pipeline) -> float | None:
         if dialect is None or not exists(client, table) or \
                 not exists(client, client.make_qualified_table_name("incident_rules")):
             return None
-        if dialect == "duckdb":
-            client.execute_sql("set TimeZone = 'UTC'")
-        elif dialect == "postgres":
-            client.execute_sql("set time zone 'UTC'")
+        in_utc(client, dialect)
         started = time.perf_counter()
         with client.begin_transaction():
             client.execute_sql(f"drop table if exists {table}")

@@ -27,3 +27,12 @@ def add_column(qualified: str, name: str, kind: str, dialect: str) -> str:
     sql = sqlglot.transpile(f"alter table t_ add column {name} {kind}", read="postgres",
                             write=dialect)[0]
     return sql.replace("t_", qualified, 1)
+
+
+def in_utc(client, dialect: str) -> None:
+    """Make the session's time zone UTC where the destination has one (DuckDB, PostgreSQL):
+    times are bucketed and read back in UTC."""
+    if dialect == "duckdb":
+        client.execute_sql("set TimeZone = 'UTC'")
+    elif dialect == "postgres":
+        client.execute_sql("set time zone 'UTC'")
