@@ -1,1 +1,1 @@
-pipelines/zap_runs/sql
+pipelines/zap_runs/warehouse/sql

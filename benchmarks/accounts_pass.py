@@ -11,7 +11,7 @@ First backfill passes until no account is left half read (`backfill_until` in it
 unread (deferred: a pass's backfills share backfill_pages_per_pass), then a real wait (--gap: the
 simulator's worlds and the sync both run on the real clock, and the simulator's command line
 cannot move it), then one incremental pass. Per pass it prints the accounts synced, failed,
-skipped and deferred, runs fetched, requests by purpose and B (pipelines/zap_runs/spend.py), the
+skipped and deferred, runs fetched, requests by purpose and B (pipelines/zap_runs/reading/spend.py), the
 wall time here, the minutes at 60 and 150 a minute, the load packages the pass created, and the
 peak RSS of this process: during the pass and each of its stages (VmHWM, reset at its start) and
 so far (ru_maxrss). After the incremental pass: requests per account (min/median/max, by kind of
@@ -133,7 +133,7 @@ def loaded_packages(pipeline) -> int:
 def backfilling(pipeline, names) -> list[str]:
     """The accounts whose state (zap_runs_account_state) says their backfill is not read to the
     end yet."""
-    from pipelines.zap_runs.account_state import read_states
+    from pipelines.zap_runs.accounts.state import read_states
 
     states = read_states(pipeline, names)
     return sorted(name for name, state in states.items() if state.get("backfill_until"))
@@ -193,8 +193,8 @@ class StagePeaks:
 def run_pass(pipeline, label: str, source: dict) -> tuple:
     """One pass; prints its figures and returns (result, peak RSS in KB by stage and "pass",
     its wall time in seconds)."""
-    from pipelines.zap_runs.pipeline import logged_sync
-    from pipelines.zap_runs.spend import IN_BUDGET, PURPOSES
+    from pipelines.zap_runs.reading.spend import IN_BUDGET, PURPOSES
+    from pipelines.zap_runs.warehouse.pipeline import logged_sync
 
     packages = loaded_packages(pipeline)
     peaks = StagePeaks()
@@ -269,7 +269,7 @@ def isolate(work: str) -> None:
 
 
 def open_pipeline(work: str):
-    from pipelines.zap_runs.pipeline import make_pipeline
+    from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
     return make_pipeline("duckdb", "zapier", pipeline_name="bench_accounts",
                          pipelines_dir=os.path.join(work, "dlt"),

@@ -10,7 +10,7 @@ import json
 import random
 import time
 
-from pipelines.zap_runs.policy import DataPolicy
+from pipelines.zap_runs.reading.policy import DataPolicy
 
 
 def payload(rng: random.Random, n: int) -> str:

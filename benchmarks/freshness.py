@@ -1,6 +1,6 @@
 """Benchmark: how fresh the warehouse stays for every account under one rate budget (issue 18).
 
-The shipping loop (pipelines/zap_runs/loop.py: the scheduler, the reads, dlt's loads) runs in
+The shipping loop (pipelines/zap_runs/cli/loop.py: the scheduler, the reads, dlt's loads) runs in
 this process against the simulator in another (`--mix heavy`: about 20 runs a day an account,
 1% of the accounts make half of them, 3% of runs fail, some zaps fail in streaks), both on one
 simulated clock (SharedClock): the pacer moves it at the rate, and each round's load and models
@@ -128,8 +128,8 @@ def folder_mb(path: Path) -> float:
 def setup(args, work: Path):
     """(pipeline, config, source arguments common to both phases) in the folder `work`."""
     os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
-    from pipelines.zap_runs.pipeline import make_pipeline
-    from pipelines.zap_runs.sync_config import sync_config
+    from pipelines.zap_runs.common.sync_config import sync_config
+    from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
     logging.basicConfig(level=logging.WARNING)
     os.chdir(work)
@@ -146,8 +146,8 @@ def catch_up(args, work: Path) -> dict:
     """Caught up at the start, in a process of its own (its memory is not the loop's): every
     account read once, unpaced, the clock standing still."""
     from pipelines.simulator import SharedClock
-    from pipelines.zap_runs import clock as sync_clock
-    from pipelines.zap_runs.pipeline import logged_sync
+    from pipelines.zap_runs.common import clock as sync_clock
+    from pipelines.zap_runs.warehouse.pipeline import logged_sync
 
     pipeline, config, common = setup(args, work)
     with sync_clock.use(SharedClock(work / "clock")):
@@ -169,8 +169,8 @@ def run_one(args, order: str, rate: int) -> dict:
     """One order at one rate, in this process (the catch-up before it in a child process)."""
     from pipelines.simulator import SharedClock
     from pipelines.simulator.accounts import heavy_mix, tier_of
-    from pipelines.zap_runs import clock as sync_clock
-    from pipelines.zap_runs.loop import Stop, run_loop
+    from pipelines.zap_runs.cli.loop import Stop, run_loop
+    from pipelines.zap_runs.common import clock as sync_clock
 
     work = Path(tempfile.mkdtemp(prefix="freshness-"))
     # A fixed start: the worlds' runs follow the hour of the day, so figures compare run to run.

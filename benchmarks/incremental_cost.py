@@ -35,7 +35,7 @@ from pipelines.simulator import ManualClock, Simulator, World, WorldConfig
 from pipelines.simulator.budget import snapshot, truth_budget
 from pipelines.simulator.lifecycle import iso
 from pipelines.simulator.world import PROFILES
-from pipelines.zap_runs.pipeline import make_pipeline, sync
+from pipelines.zap_runs.warehouse.pipeline import make_pipeline, sync
 
 PAGE = 100
 HORIZON = timedelta(hours=72)  # the sync's replay_horizon_hours, and the truth's

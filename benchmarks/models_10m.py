@@ -14,7 +14,7 @@ import time
 import dlt
 import duckdb
 
-from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.warehouse.models import build_models
 
 STATUSES = ("['success','success','success','success','success','success','success','error',"
             "'filtered','halted','error_handled','delayed','held','skipped','mystery']")

@@ -12,7 +12,7 @@ them into the dataset in one transaction):
   runs_partly_committed  zap_runs comes in several files: the first copy job ran and was
                    recorded, the second committed; every other copy job is held back
 In all of them dlt has not yet recorded the committed jobs; the next sync aborts the package
-(recovery.py) and reads its runs again.
+(warehouse/recovery.py) and reads its runs again.
 
 Lost-connection stages (PostgreSQL): the loader's own backend is terminated (pg_terminate_backend
 from another connection) in the merge job, which then fails and is retried by dlt:
@@ -42,8 +42,8 @@ from dlt.common.destination.client import RunnableLoadJob
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.pipeline import Pipeline
 
-from pipelines.zap_runs import client as http
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.api import client as http
+from pipelines.zap_runs.cli.main import main
 
 DATA_TABLES = ("zap_runs", "zap_runs__steps")
 

@@ -16,8 +16,8 @@ import dlt
 import sqlglot
 
 from pipelines.simulator import ManualClock
-from pipelines.zap_runs import synclog
-from pipelines.zap_runs.settings import SQL_DIALECTS
+from pipelines.zap_runs.common.settings import SQL_DIALECTS
+from pipelines.zap_runs.warehouse import synclog
 
 from .conftest import small_world
 

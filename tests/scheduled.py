@@ -13,8 +13,8 @@ from pathlib import Path
 import dlt
 
 from pipelines.simulator import Simulator, VirtualClock
-from pipelines.zap_runs import clock
-from pipelines.zap_runs.pipeline import SyncResult, logged_sync
+from pipelines.zap_runs.common import clock
+from pipelines.zap_runs.warehouse.pipeline import SyncResult, logged_sync
 
 from .conftest import small_world
 from .warehouse import FAST

@@ -10,11 +10,11 @@ import re
 
 import pytest
 
-from pipelines.zap_runs.account_state import TABLE, read_states
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.accounts.state import TABLE, read_states
+from pipelines.zap_runs.cli.main import main
 from pipelines.zap_runs.output.health import read_status
 from pipelines.zap_runs.output.status import Status, format_status
+from pipelines.zap_runs.warehouse.models import build_models
 
 from .conftest import small_world
 from .raw_tables import write_raw_tables

@@ -11,8 +11,8 @@ import dlt
 import pytest
 
 from pipelines.simulator import Simulator
-from pipelines.zap_runs.account_state import TABLE, read_states
-from pipelines.zap_runs.pipeline import sync
+from pipelines.zap_runs.accounts.state import TABLE, read_states
+from pipelines.zap_runs.warehouse.pipeline import sync
 
 from .conftest import small_world
 from .warehouse import FAST, assert_matches_truth, duckdb_pipeline, pipeline_for
@@ -125,7 +125,7 @@ def test_a_state_row_whose_load_never_completed_is_not_read(three_accounts, tmp_
 
 def test_forget_loads_a_pending_package_first(three_accounts, tmp_path, monkeypatch, capsys):
     from pipelines.zap_runs import zap_runs_source
-    from pipelines.zap_runs.forget import forget_account
+    from pipelines.zap_runs.warehouse.forget import forget_account
 
     sim = three_accounts
     pipeline = duckdb_pipeline(tmp_path / "f.duckdb")

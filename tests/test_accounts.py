@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pipelines.zap_runs.accounts import Account, collect, parse_shard, shard_of
-from pipelines.zap_runs.errors import ConfigError
+from pipelines.zap_runs.accounts.entries import Account, collect, parse_shard, shard_of
+from pipelines.zap_runs.common.errors import ConfigError
 
 SHARED = {"client_id": "app-id", "client_secret": "app-secret-123"}
 
@@ -73,7 +73,7 @@ def test_shards_are_stable_across_processes_and_split_accounts_evenly():
     names = [f"acct-{i:04d}" for i in range(1000)]
     here = [shard_of(name, 4) for name in names]
     # Another interpreter (another hash seed) puts every account in the same shard.
-    code = ("from pipelines.zap_runs.accounts import shard_of; "
+    code = ("from pipelines.zap_runs.accounts.entries import shard_of; "
             "print([shard_of(f'acct-{i:04d}', 4) for i in range(1000)])")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True, env={"PYTHONHASHSEED": "123"}).stdout

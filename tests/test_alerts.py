@@ -19,17 +19,17 @@ import pytest
 
 from pipelines.simulator import Episode, ManualClock, World, WorldConfig
 from pipelines.simulator.lifecycle import iso
-from pipelines.zap_runs import alerts
-from pipelines.zap_runs.accounts import collect
-from pipelines.zap_runs.alert_channels import Channel, parse_channel
-from pipelines.zap_runs.alert_send import SIGNATURE_HEADER, sample, send, transition_key
-from pipelines.zap_runs.alerts import deliver, failing_channels
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.deliveries import incidents_and_alerts
-from pipelines.zap_runs.errors import ConfigError
-from pipelines.zap_runs.loop import Stop, run_loop
-from pipelines.zap_runs.models import build_models
-from pipelines.zap_runs.sync_config import sync_config
+from pipelines.zap_runs.accounts.entries import collect
+from pipelines.zap_runs.alerts.channels import Channel, parse_channel
+from pipelines.zap_runs.alerts.delivery import deliver, failing_channels
+from pipelines.zap_runs.alerts.delivery import delivery as alerts
+from pipelines.zap_runs.alerts.messages import SIGNATURE_HEADER, sample, send, transition_key
+from pipelines.zap_runs.cli.alert_hooks import incidents_and_alerts
+from pipelines.zap_runs.cli.loop import Stop, run_loop
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.common.errors import ConfigError
+from pipelines.zap_runs.common.sync_config import sync_config
+from pipelines.zap_runs.warehouse.models import build_models
 
 from .alert_receivers import start_http, start_smtp
 from .test_models import ACCOUNT, keyed
@@ -174,9 +174,9 @@ def test_a_sigkill_between_send_and_record_resends_once_with_the_same_key(make_s
             child["process"].wait(30)
 
     http.on_request = kill_the_sender
-    script = ("import sys\nfrom pipelines.zap_runs.alert_channels import Channel\n"
-              "from pipelines.zap_runs.alerts import deliver\n"
-              "from pipelines.zap_runs.pipeline import make_pipeline\n"
+    script = ("import sys\nfrom pipelines.zap_runs.alerts.channels import Channel\n"
+              "from pipelines.zap_runs.alerts.delivery import deliver\n"
+              "from pipelines.zap_runs.warehouse.pipeline import make_pipeline\n"
               "pipeline = make_pipeline('duckdb', 'zapier', pipeline_name='zap_runs', "
               "credentials=sys.argv[1])\n"
               "deliver(pipeline, [Channel('hook', 'webhook', "

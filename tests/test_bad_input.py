@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.account_state import read_states
-from pipelines.zap_runs.errors import ApiError, RetriesExhausted
+from pipelines.zap_runs.accounts.state import read_states
+from pipelines.zap_runs.common.errors import ApiError, RetriesExhausted
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync, warehouse_runs
@@ -46,7 +46,7 @@ def test_persistent_garbage_ends_the_sync_naming_the_request(make_simulator, pas
     pipeline = duckdb_pipeline(tmp_path / "p.duckdb")
     with pytest.raises(Exception) as raised:
         run_sync(sim, pipeline, max_retries=2)
-    from pipelines.zap_runs.errors import unwrap
+    from pipelines.zap_runs.common.errors import unwrap
 
     found = unwrap(raised.value)
     assert isinstance(found, error) and needle in str(found)

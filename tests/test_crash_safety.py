@@ -1,5 +1,5 @@
 """A sync killed (SIGKILL) at any stage shows a reader nothing half-loaded; the next one aborts
-that load and reads its runs again (recovery.py).
+that load and reads its runs again (warehouse/recovery.py).
 
 Both tables are merged: their load jobs copy into the staging dataset, then one merge job
 moves both into the dataset in one transaction. Killed before that merge, a load leaves the
@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 from .conftest import small_world
 from .failed_load import configure, drop_if_there, killed_sync, postgres_cli, stray_steps, visible_runs

@@ -18,13 +18,13 @@ import pytest
 
 from pipelines.simulator import Episode, ManualClock, Simulator, World, WorldConfig
 from pipelines.simulator.lifecycle import Run
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.models import build_models
+from pipelines.zap_runs.cli.main import main
 from pipelines.zap_runs.output import heatmap
 from pipelines.zap_runs.output.dashboard import Data, read_data, unknown_account, write_report
 from pipelines.zap_runs.output.page import FONTS, render
 from pipelines.zap_runs.output.report import print_report
-from pipelines.zap_runs.pipeline import logged_sync
+from pipelines.zap_runs.warehouse.models import build_models
+from pipelines.zap_runs.warehouse.pipeline import logged_sync
 
 from .conftest import small_world
 from .raw_tables import colliding_truths, error_rate_truths, write_raw_tables

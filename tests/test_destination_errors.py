@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 
 def last_error_line(capsys) -> str:

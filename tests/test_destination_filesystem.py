@@ -11,8 +11,8 @@ import pytest
 from dlt.common.libs.deltalake import get_delta_tables
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.destinations import drop_stale_steps, prepare_source
-from pipelines.zap_runs.pipeline import make_pipeline
+from pipelines.zap_runs.warehouse.destinations import drop_stale_steps, prepare_source
+from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
 from .conftest import add_runs_whose_steps_change, small_world
 from .warehouse import _time, exact, normalise, run_sync
@@ -183,7 +183,7 @@ def test_stale_steps_left_by_a_killed_sync_are_dropped_by_the_next(lake_pipeline
 def test_formats_that_cannot_merge_are_refused_before_reading(fmt, lake_pipeline, monkeypatch):
     monkeypatch.setenv("SOURCES__ZAP_RUNS__TABLE_FORMAT", fmt)
     pipeline = lake_pipeline(f"toy_{fmt}")
-    from pipelines.zap_runs.errors import ConfigError
+    from pipelines.zap_runs.common.errors import ConfigError
 
     with pytest.raises(ConfigError, match='table_format = "delta"'):
         prepare_source(toy_source([toy_run("a", "success", [])]), pipeline)
@@ -191,7 +191,7 @@ def test_formats_that_cannot_merge_are_refused_before_reading(fmt, lake_pipeline
 
 def test_accounts_with_the_same_run_ids_keep_their_own_rows_in_the_lake(past_clock, lake_pipeline):
     from pipelines.simulator import Simulator
-    from pipelines.zap_runs.pipeline import sync
+    from pipelines.zap_runs.warehouse.pipeline import sync
 
     from .warehouse import FAST
 
@@ -221,8 +221,8 @@ def test_accounts_with_the_same_run_ids_keep_their_own_rows_in_the_lake(past_clo
 
 
 def test_a_lake_written_before_accounts_is_refused_not_merged_twice(lake_pipeline):
-    from pipelines.zap_runs.errors import ConfigError
-    from pipelines.zap_runs.upgrade import add_account_id
+    from pipelines.zap_runs.common.errors import ConfigError
+    from pipelines.zap_runs.warehouse.upgrade import add_account_id
 
     pipeline = lake_pipeline("toy_old")
     toy_sync(pipeline, [toy_run("a", "success", ["success"])])  # rows without account_id

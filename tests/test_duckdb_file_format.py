@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.duckdb_file import file_storage_version
-from pipelines.zap_runs.models import build_models
-from pipelines.zap_runs.settings import DEFAULT_STORAGE_VERSION
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.common.settings import DEFAULT_STORAGE_VERSION
+from pipelines.zap_runs.warehouse.duckdb_file import file_storage_version
+from pipelines.zap_runs.warehouse.models import build_models
 
 from .conftest import small_world
 from .warehouse import duckdb_pipeline, run_sync
@@ -121,14 +121,14 @@ def test_a_newer_existing_file_is_left_as_it_is_with_a_warning(make_simulator, t
     duckdb.connect(str(db)).close()  # DuckDB 2.0's own format, as before this setting
     before = file_storage_version(str(db))
     assert before.startswith("v2.")
-    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.duckdb_file"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.warehouse.duckdb_file"):
         run_sync(make_simulator(), duckdb_pipeline(db))
     warning = [r.getMessage() for r in caplog.records if "storage format" in r.getMessage()]
     assert len(warning) == 1 and str(db) in warning[0], caplog.text
     assert "does not rewrite" in warning[0] and "duckdb_storage_version" in warning[0]
     assert file_storage_version(str(db)) == before
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.duckdb_file"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.warehouse.duckdb_file"):
         duckdb_pipeline(tmp_path / "fresh.duckdb")
         duckdb_pipeline(tmp_path / "fresh.duckdb")  # now existing, in the configured format
     assert not caplog.records

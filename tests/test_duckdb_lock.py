@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from pipelines.zap_runs.locks import DatabaseLocked
+from pipelines.zap_runs.warehouse.locks import DatabaseLocked
 
 from .warehouse import duckdb_pipeline, run_sync
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.simulator import Simulator
 from pipelines.zap_runs import SomeAccountsFailed, zap_runs_source
-from pipelines.zap_runs.account_state import read_states
+from pipelines.zap_runs.accounts.state import read_states
 
 from .conftest import small_world
 from .warehouse import FAST, assert_matches_truth
@@ -82,7 +82,7 @@ def test_the_source_iterated_by_hand_raises_at_the_end(two_accounts, tmp_path):
 
 
 def test_logged_sync_returns_failed_accounts_whatever_the_source_argument(two_accounts, tmp_path):
-    from pipelines.zap_runs.pipeline import logged_sync
+    from pipelines.zap_runs.warehouse.pipeline import logged_sync
 
     from .warehouse import duckdb_pipeline
 

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from pipelines.simulator.clock import ManualClock
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 from .conftest import small_world
 from .failed_load import (
@@ -194,7 +194,7 @@ def test_a_copy_job_retried_after_its_commit_fails_the_sync_and_the_next_reads_a
     """zap_runs' copy job commits, then loses its connection before hearing so; dlt runs it again
     and dlt's unique index on `_dlt_id` refuses the second copy: the sync exits 1 with one line,
     a reader never sees a run twice, and the next sync aborts that load and reads its runs
-    again (dlt's merge would insert both copies: merge_gap.py)."""
+    again (dlt's merge would insert both copies: warehouse/merge_gap.py)."""
     world = small_world(seed=99, days=2, clock=past_clock)
     args, pipeline = postgres_sync_setup(world, make_simulator, tmp_path, monkeypatch, postgres_dsn)
     try:

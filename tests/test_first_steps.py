@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from pipelines.simulator import Simulator
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 from .conftest import small_world
 from .warehouse import set_env

@@ -11,9 +11,9 @@ from pathlib import Path
 from dlt.common.versioned_state import decompress_state
 
 from pipelines.simulator import Simulator
-from pipelines.zap_runs.account_state import read_states
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.pipeline import sync
+from pipelines.zap_runs.accounts.state import read_states
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.warehouse.pipeline import sync
 
 from .conftest import small_world
 from .warehouse import (

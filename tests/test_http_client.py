@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.client import ZapierClient, parse_page, retry_after
-from pipelines.zap_runs.errors import AuthError, BadRequestError, RetriesExhausted, ScopeError
-from pipelines.zap_runs.pacing import Pacer
+from pipelines.zap_runs.api.client import ZapierClient, parse_page, retry_after
+from pipelines.zap_runs.api.pacing import Pacer
+from pipelines.zap_runs.common.errors import AuthError, BadRequestError, RetriesExhausted, ScopeError
 
 
 class Sleeps(list):

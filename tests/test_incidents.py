@@ -10,9 +10,9 @@ import pytest
 
 from pipelines.simulator import Episode, ManualClock, World, WorldConfig
 from pipelines.simulator.lifecycle import iso
-from pipelines.zap_runs.errors import ConfigError
-from pipelines.zap_runs.models import build_models, incident_rules
-from pipelines.zap_runs.sync_config import SyncConfig
+from pipelines.zap_runs.common.errors import ConfigError
+from pipelines.zap_runs.common.sync_config import SyncConfig
+from pipelines.zap_runs.warehouse.models import build_models, incident_rules
 
 from . import model_truth as truth_of
 from .test_models import ACCOUNT, assert_rows_match, keyed, table

@@ -14,12 +14,12 @@ import duckdb
 import pytest
 
 from pipelines.simulator import Faults, Simulator, VirtualClock
-from pipelines.zap_runs import clock
-from pipelines.zap_runs.account_state import read_states
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.loop import Stop, run_loop
-from pipelines.zap_runs.pipeline import logged_sync
-from pipelines.zap_runs.sync_config import sync_config
+from pipelines.zap_runs.accounts.state import read_states
+from pipelines.zap_runs.cli.loop import Stop, run_loop
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.common import clock
+from pipelines.zap_runs.common.sync_config import sync_config
+from pipelines.zap_runs.warehouse.pipeline import logged_sync
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline

@@ -1,4 +1,4 @@
-"""The gap of dlt's merge that merge_gap.py closes, pinned: a copy job that dlt runs again after
+"""The gap of dlt's merge that warehouse/merge_gap.py closes, pinned: a copy job that dlt runs again after
 its commit stages its root rows twice, and dlt's merge inserts both (its nested rows once). When
 a dlt release fixes it, `test_dlt_still_inserts_a_doubly_staged_root_row_twice` fails: then
 merge_gap.py and this file can go (docs/dlt-gaps.md)."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dlt.common.destination.exceptions import DestinationTransientException
 
-from pipelines.zap_runs.merge_gap import drop_rows_of_retried_copies
+from pipelines.zap_runs.warehouse.merge_gap import drop_rows_of_retried_copies
 
 from .conftest import small_world
 from .crash_sync import lose_copy_acknowledgement
@@ -35,7 +35,7 @@ def test_dlt_still_inserts_a_doubly_staged_root_row_twice(make_simulator, past_c
     sim = make_simulator(world)
     pipeline = duckdb_pipeline(tmp_path / "gap.duckdb")
     copy_committed_then_reply_lost(monkeypatch)
-    monkeypatch.setattr("pipelines.zap_runs.pipeline.drop_rows_of_retried_copies",
+    monkeypatch.setattr("pipelines.zap_runs.warehouse.pipeline.drop_rows_of_retried_copies",
                         lambda *_: 0)  # dlt's behaviour alone
     result = run_sync(sim, pipeline)
     [package] = result.load_info.load_packages

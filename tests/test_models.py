@@ -12,8 +12,8 @@ import sqlglot
 
 from pipelines.simulator import ManualClock, World, WorldConfig
 from pipelines.simulator.lifecycle import Run, iso
-from pipelines.zap_runs import synclog
-from pipelines.zap_runs.models import build_models, compile_model, load_models
+from pipelines.zap_runs.warehouse import synclog
+from pipelines.zap_runs.warehouse.models import build_models, compile_model, load_models
 
 from . import model_truth as truth_of
 from .conftest import small_world
@@ -220,7 +220,7 @@ def test_every_model_file_states_its_grain():
 
 
 def test_models_command(make_simulator, monkeypatch, capsys):
-    from pipelines.zap_runs.cli import main
+    from pipelines.zap_runs.cli.main import main
 
     assert main(["models"]) == 1
     assert "run a sync first" in capsys.readouterr().err.strip().splitlines()[-1]

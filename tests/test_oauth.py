@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.errors import AuthError, ConfigError, unwrap
-from pipelines.zap_runs.oauth import RefreshingToken
-from pipelines.zap_runs.pipeline import sync
+from pipelines.zap_runs.api.oauth import RefreshingToken
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.common.errors import AuthError, ConfigError, unwrap
+from pipelines.zap_runs.warehouse.pipeline import sync
 
 from .conftest import small_world
 from .warehouse import FAST, assert_shown_nowhere, duckdb_pipeline

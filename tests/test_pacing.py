@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from pipelines.zap_runs.client import ZapierClient
-from pipelines.zap_runs.pacing import CAP, POLL, Pacer, read_budget
-from pipelines.zap_runs.paging import fetch_window
+from pipelines.zap_runs.api.client import ZapierClient
+from pipelines.zap_runs.api.pacing import CAP, POLL, Pacer, read_budget
+from pipelines.zap_runs.api.paging import fetch_window
 
 from .conftest import small_world
 
@@ -86,7 +86,7 @@ def test_the_ceiling_holds_when_headers_allow_more():
 
 def test_a_bogus_reset_is_capped_and_logged_once(caplog):
     pacer, clock = pacer_for(None)
-    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.pacing"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.zap_runs.api.pacing"):
         for _ in range(2):
             pacer.answered(pacer.wait(), rate(0, int(WALL) + 86_400))  # a day away
     pacer.wait()

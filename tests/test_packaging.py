@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.zap_runs.models import LAYERS, load_models, load_seed
+from pipelines.zap_runs.warehouse.models import LAYERS, load_models, load_seed
 
 ROOT = Path(__file__).resolve().parents[1]
-SQL = ROOT / "pipelines" / "zap_runs" / "sql"
+SQL = ROOT / "pipelines" / "zap_runs" / "warehouse" / "sql"
 CONTRACT = ROOT / "pipelines" / "simulator" / "contract"
 
 
@@ -30,7 +30,7 @@ def shipped_files() -> list[str]:
 
 def test_top_level_sql_is_the_packaged_sql() -> None:
     link = ROOT / "sql"
-    assert link.is_symlink() and os.readlink(link) == "pipelines/zap_runs/sql"
+    assert link.is_symlink() and os.readlink(link) == "pipelines/zap_runs/warehouse/sql"
     assert link.resolve() == SQL.resolve()
 
 
@@ -73,7 +73,7 @@ PROBE = """
 import json
 from importlib.resources import files
 
-import pipelines.zap_runs.models as m
+import pipelines.zap_runs.warehouse.models as m
 
 contract = (files("pipelines.simulator") / "contract" / "zap_runs.schema.json").read_text()
 print(json.dumps([m.__file__, len(m.load_models()), len(m.load_seed()), "page_body" in contract]))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.simulator import Faults, Simulator
-from pipelines.zap_runs import project
-from pipelines.zap_runs.account_state import read_states
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.pipeline import logged_sync, sync
+from pipelines.zap_runs.accounts.state import read_states
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.warehouse import project
+from pipelines.zap_runs.warehouse.pipeline import logged_sync, sync
 
 from .conftest import small_world
 from .warehouse import (
@@ -318,7 +318,7 @@ def test_two_shards_at_once_into_postgres_equal_one_process(past_clock, tmp_path
             assert warehouse_runs(sharded, name) == warehouse_runs(one, name)
             assert_matches_truth(sharded, world.truth(), account=name)
         # Forgetting an account of a shard names the shard that read it last (its state row).
-        from pipelines.zap_runs.accounts import shard_of
+        from pipelines.zap_runs.accounts.entries import shard_of
 
         index = shard_of("acct-0", 2)
         wrong = subprocess.run([*cmd, "forget", "--account", "acct-0"], env=env, cwd=tmp_path,
@@ -363,7 +363,7 @@ def test_tables_from_before_accounts_get_the_account_once(make_simulator, past_c
 
 
 def test_state_from_before_accounts_becomes_the_default_accounts():
-    from pipelines.zap_runs.account_state import legacy_states
+    from pipelines.zap_runs.accounts.state import legacy_states
 
     state = {"cursor": "2026-11-01T00:00:00.000000Z", "watched": {"r1": [1]},
              "last_window": [None, "2026-11-01T00:00:00.000000Z"], "accounts": {"b": {"cursor": "x"}}}
@@ -417,7 +417,7 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
 
 def test_an_account_whose_requests_keep_failing_pauses_for_a_day(past_clock, tmp_path,
                                                                 monkeypatch):
-    from pipelines.zap_runs import sweep
+    from pipelines.zap_runs.accounts.entries import sweep
 
     worlds = {"fine": small_world(seed=110, days=1, clock=past_clock, runs_per_day=30),
               "broken": small_world(seed=111, days=1, clock=past_clock, runs_per_day=30)}

@@ -9,8 +9,8 @@ from pathlib import Path
 import dlt
 
 from pipelines.simulator import ManualClock, Simulator
-from pipelines.zap_runs import project
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.warehouse import project
 
 from .conftest import small_world
 from .warehouse import set_env
@@ -64,7 +64,7 @@ def test_extracted_files_hold_a_line_per_page(tmp_path):
 
     import dlt
 
-    from pipelines.zap_runs.pipeline import make_pipeline
+    from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
     pipeline = make_pipeline("duckdb", "writer_test", pipeline_name="writer_test",
                              pipelines_dir=str(tmp_path), credentials=str(tmp_path / "w.duckdb"))
@@ -84,8 +84,8 @@ def test_extracted_files_hold_a_line_per_page(tmp_path):
 
 
 def test_dlt_still_keeps_every_loaded_package(tmp_path):
-    """The gap packages.py closes (docs/dlt-gaps.md, 3): when a dlt release prunes loaded
-    packages itself, this fails, and packages.py can go."""
+    """The gap warehouse/packages.py closes (docs/dlt-gaps.md, 3): when a dlt release prunes loaded
+    packages itself, this fails, and warehouse/packages.py can go."""
     pipeline = dlt.pipeline("keeps", destination=dlt.destinations.duckdb(str(tmp_path / "k.duckdb")),
                             dataset_name="d", pipelines_dir=str(tmp_path / "pipelines"))
     for n in range(3):

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.zap_runs.errors import ConfigError
-from pipelines.zap_runs.policy import DataPolicy
+from pipelines.zap_runs.common.errors import ConfigError
+from pipelines.zap_runs.reading.policy import DataPolicy
 
 SALT = "pepper-7f3a9c1e-never-shown"
 KEYS = ["email", "phone", "password"]
@@ -281,7 +281,7 @@ def test_config_table_merges_config_toml_secrets_toml_and_the_environment(tmp_pa
         f'[sources.zap_runs.data_policy]\nredact_salt = "{SALT}"\n')
     code = (
         "import json\n"
-        "from pipelines.zap_runs.policy import DataPolicy, config_table\n"
+        "from pipelines.zap_runs.reading.policy import DataPolicy, config_table\n"
         "base = DataPolicy.from_config(config_table())\n"
         "acme_table = config_table('sources.zap_runs.accounts.acme.data_policy')\n"
         "acme = DataPolicy.from_config(acme_table, base=base)\n"

@@ -20,10 +20,10 @@ import psycopg2
 import pytest
 from rich.console import Console
 
-from pipelines.zap_runs import logs
-from pipelines.zap_runs.client import ZapierClient
+from pipelines.zap_runs.api.client import ZapierClient
+from pipelines.zap_runs.api.pacing import Pacer
+from pipelines.zap_runs.cli.main import logs
 from pipelines.zap_runs.output.progress import LiveDisplay, LogLines
-from pipelines.zap_runs.pacing import Pacer
 
 from .warehouse import drop_datasets, postgres_pipeline
 

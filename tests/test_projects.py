@@ -12,10 +12,10 @@ import duckdb
 import pytest
 
 from pipelines.simulator import ManualClock
-from pipelines.zap_runs import project
-from pipelines.zap_runs.account_state import read_states
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.pipeline import make_pipeline
+from pipelines.zap_runs.accounts.state import read_states
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.warehouse import project
+from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
 from .conftest import small_world
 from .warehouse import set_env

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 from .conftest import small_world
 from .failed_load import configure, drop_if_there, harness, harness_env, postgres_cli, stray_steps

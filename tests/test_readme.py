@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.zap_runs import zap_runs_source
-from pipelines.zap_runs.cli import build_parser
-from pipelines.zap_runs.sync_config import SyncConfig
+from pipelines.zap_runs.cli.main import build_parser
+from pipelines.zap_runs.common.sync_config import SyncConfig
 
 from .readme_demo import REGENERATE, as_shown, masked, readme_block
 

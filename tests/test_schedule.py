@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipelines.simulator import Simulator, VirtualClock
-from pipelines.zap_runs import clock, schedule
-from pipelines.zap_runs.account_state import TABLE, read_states
-from pipelines.zap_runs.loop import Stop, run_loop
+from pipelines.zap_runs.accounts.entries import schedule
+from pipelines.zap_runs.accounts.state import TABLE, read_states
+from pipelines.zap_runs.cli.loop import Stop, run_loop
+from pipelines.zap_runs.common import clock
+from pipelines.zap_runs.common.sync_config import sync_config
 from pipelines.zap_runs.output.summary import format_summary
-from pipelines.zap_runs.pipeline import logged_sync, sync
-from pipelines.zap_runs.sync_config import sync_config
+from pipelines.zap_runs.warehouse.pipeline import logged_sync, sync
 
 from .conftest import small_world
 from .warehouse import FAST, assert_matches_truth, duckdb_pipeline

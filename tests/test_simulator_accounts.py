@@ -18,7 +18,7 @@ from pipelines.simulator.accounts import account_mix, heavy_mix, kind_of
 from pipelines.simulator.budget import snapshot, truth_budget
 from pipelines.simulator.cli import _print_accounts as print_accounts
 from pipelines.simulator.cli import build_parser, build_simulator, main
-from pipelines.zap_runs.cli import main as zap_runs
+from pipelines.zap_runs.cli.main import main as zap_runs
 
 from .contract import ERROR
 

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from pipelines.simulator import Simulator
-from pipelines.zap_runs import synclog
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.synclog import Outcome
+from pipelines.zap_runs.cli.main import main
+from pipelines.zap_runs.warehouse import synclog
+from pipelines.zap_runs.warehouse.synclog import Outcome
 
 from .conftest import small_world
 from .warehouse import duckdb_pipeline, set_env

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from pipelines.zap_runs.cli import main
-from pipelines.zap_runs.outcomes import AccountOutcome
+from pipelines.zap_runs.accounts.outcomes import AccountOutcome
+from pipelines.zap_runs.cli.main import main
 from pipelines.zap_runs.output.summary import format_summary
-from pipelines.zap_runs.pipeline import SyncResult
-from pipelines.zap_runs.spend import Budget, Spend
+from pipelines.zap_runs.reading.spend import Budget, Spend
+from pipelines.zap_runs.warehouse.pipeline import SyncResult
 
 START = datetime(2026, 11, 29, 11, 45, tzinfo=UTC)
 END = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 
 def count(path, table="zapier.zap_runs") -> int:
@@ -135,7 +135,7 @@ def test_duckdb_loads_under_a_memory_cap_with_two_threads(tmp_path, monkeypatch)
     """DuckDB's defaults (80 % of RAM, a thread per core) are capped for the load: each inserting
     thread holds its own row groups, so a cap that fits 2 cores would run out on 16. The cap
     follows duckdb_memory_limit for each new pipeline, in one process too."""
-    from pipelines.zap_runs.pipeline import make_pipeline
+    from pipelines.zap_runs.warehouse.pipeline import make_pipeline
 
     def load_settings(name: str) -> tuple:
         pipeline = make_pipeline("duckdb", "zapier", credentials=str(tmp_path / f"{name}.duckdb"))
@@ -172,7 +172,7 @@ def test_duckdb_out_of_memory_names_the_knob_and_the_next_sync_finishes_the_load
 def test_help_answers_without_importing_dlt():
     """`--help` is quick (0.07 s against 0.8 s when it loaded dlt): the package and the parser
     import dlt only for the commands that need it."""
-    probe = ("import sys\nfrom pipelines.zap_runs.cli import main\n"
+    probe = ("import sys\nfrom pipelines.zap_runs.cli.main import main\n"
              "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
              "print('dlt loaded' if 'dlt' in sys.modules else 'dlt not loaded')\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

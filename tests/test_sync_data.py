@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.zap_runs.account_state import COLUMNS as STATE_COLUMNS
-from pipelines.zap_runs.jsonvalues import json_bytes, json_loads
+from pipelines.zap_runs.accounts.state import COLUMNS as STATE_COLUMNS
+from pipelines.zap_runs.api.jsonvalues import json_bytes, json_loads
 
 from .conftest import STEP_CHANGES, add_runs_whose_steps_change, small_world
 from .warehouse import (

@@ -10,8 +10,8 @@ import pytest
 from dlt.common.schema.utils import get_write_disposition
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.rows import parse_time
-from pipelines.zap_runs.settings import FINAL_STATUSES
+from pipelines.zap_runs.common.settings import FINAL_STATUSES
+from pipelines.zap_runs.reading.rows import parse_time
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync, warehouse_runs
@@ -137,7 +137,7 @@ def test_a_run_in_an_unlisted_status_is_rechecked_until_it_settles(make_simulato
     alone would never see it again) until it settles, and its status, steps and its day's error
     rate then end right."""
     from pipelines.simulator.lifecycle import UNLISTED_OPEN_STATUSES
-    from pipelines.zap_runs.models import build_models
+    from pipelines.zap_runs.warehouse.models import build_models
 
     from .model_truth import daily
 
@@ -174,8 +174,8 @@ def test_an_open_run_listed_far_from_its_start_is_anchored_where_the_listing_put
     """The API lists runs by when they were triggered: a held run that started days later sits
     among its trigger-time neighbours, and a re-check at its start time would miss it (then read
     the zap's whole window). Its anchor is its neighbours' span; an ordinary one keeps its start."""
-    from pipelines.zap_runs.rows import RunKey
-    from pipelines.zap_runs.watch import Anchors
+    from pipelines.zap_runs.reading.rows import RunKey
+    from pipelines.zap_runs.reading.watch import Anchors
 
     t0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     window = (t0 - timedelta(days=5), t0 + timedelta(days=5))
@@ -203,7 +203,7 @@ def test_the_cursor_never_passes_the_window_a_late_starting_run_was_read_in(
     world = small_world(seed=43, days=1, clock=past_clock, runs_per_day=0)
     now = past_clock.now()
     # The sync's clock an hour behind the server's.
-    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow", lambda: now - timedelta(hours=1))
+    monkeypatch.setattr("pipelines.zap_runs.reading.incremental.utcnow", lambda: now - timedelta(hours=1))
     late = now - timedelta(hours=1, minutes=10)
     world.add(Run(id="00000000-0000-4000-8000-0000000000aa", zap_id=1, zap_title="held",
                   occurred_at=late, status="success", start_time=now - timedelta(minutes=5),
@@ -219,6 +219,6 @@ def test_the_cursor_never_passes_the_window_a_late_starting_run_was_read_in(
     pipeline = duckdb_pipeline(tmp_path / "c.duckdb")
     run_sync(sim, pipeline)
     assert set(warehouse_runs(pipeline)) == {"00000000-0000-4000-8000-0000000000aa"}
-    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow", lambda: now + timedelta(minutes=1))
+    monkeypatch.setattr("pipelines.zap_runs.reading.incremental.utcnow", lambda: now + timedelta(minutes=1))
     run_sync(sim, pipeline)
     assert "00000000-0000-4000-8000-0000000000bb" in warehouse_runs(pipeline)

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.client import ZapierClient
-from pipelines.zap_runs.paging import fetch_window
+from pipelines.zap_runs.api.client import ZapierClient
+from pipelines.zap_runs.api.paging import fetch_window
 
 from .conftest import small_world
 from .warehouse import assert_matches_truth, duckdb_pipeline, run_sync
@@ -81,7 +81,7 @@ def _after_first_request(world, truth, sim):
     pinned = sim.requests[0]["query"]
     from urllib.parse import parse_qs
 
-    from pipelines.zap_runs.rows import parse_time
+    from pipelines.zap_runs.reading.rows import parse_time
 
     to_date = parse_time(parse_qs(pinned)["to_date"][0])
     return {i for i in truth if world.run(i).occurred_at >= to_date or world.run(i).start_time is None
@@ -118,7 +118,7 @@ def test_a_capped_window_stops_after_its_first_page_when_it_needs_more(make_simu
                                                                       past_clock, lookahead):
     """A re-check window shared by k runs may cost k pages, no more: when the first page's
     count says it needs more, paging stops there (and spends no guess on the next page)."""
-    from pipelines.zap_runs.paging import PageCap
+    from pipelines.zap_runs.api.paging import PageCap
 
     world = small_world(seed=36, clock=past_clock)
     sim = make_simulator(world)

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from pipelines.simulator import Faults
-from pipelines.zap_runs.cli import main
+from pipelines.zap_runs.cli.main import main
 
 from .conftest import small_world
 from .warehouse import duckdb_pipeline, run_sync
@@ -105,7 +105,7 @@ def test_sync_log_and_status(make_simulator, env, tmp_path, capsys):
 def test_an_old_sync_log_gets_the_request_split_columns(make_simulator, env, tmp_path):
     """A log made before requests were split keeps its rows and gains the new columns; each
     sync's split adds up to its requests."""
-    from pipelines.zap_runs.synclog import DDL
+    from pipelines.zap_runs.warehouse.synclog import DDL
 
     with duckdb.connect(str(tmp_path / "u.duckdb")) as con:
         con.execute("create schema zapier")
@@ -126,7 +126,7 @@ def test_an_old_sync_log_gets_the_request_split_columns(make_simulator, env, tmp
 
 def test_gap_warnings(make_simulator, past_clock, tmp_path, monkeypatch):
     # The sync's clock follows the world's, so days can pass between syncs in a test.
-    monkeypatch.setattr("pipelines.zap_runs.incremental.utcnow",
+    monkeypatch.setattr("pipelines.zap_runs.reading.incremental.utcnow",
                         lambda: past_clock.now() + timedelta(minutes=1))
     world = small_world(seed=81, days=3, clock=past_clock)
     sim = make_simulator(world)

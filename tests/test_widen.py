@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.zap_runs.widen import WIDEN_HOURS, count_hours, expected_runs, widened
+from pipelines.zap_runs.reading.widen import WIDEN_HOURS, count_hours, expected_runs, widened
 
 NOW = datetime(2026, 11, 29, 12, 30, tzinfo=UTC)
 

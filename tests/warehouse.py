@@ -10,7 +10,7 @@ from pathlib import Path
 import dlt
 
 from pipelines.simulator import Simulator
-from pipelines.zap_runs.pipeline import SyncResult, make_pipeline, sync
+from pipelines.zap_runs.warehouse.pipeline import SyncResult, make_pipeline, sync
 
 FAST = {"requests_per_minute": 0, "backoff_base": 0.01, "request_timeout": 5.0, "max_retries": 8}
 

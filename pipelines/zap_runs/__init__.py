@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 # Public name -> the module that defines it.
-_LAZY = {"zap_runs_source": "source", "zap_runs": "source", "Account": "accounts",
-         "SomeAccountsFailed": "errors", "SyncProgress": "outcomes"}
+_LAZY = {"zap_runs_source": "source", "zap_runs": "source", "Account": "accounts.entries",
+         "SomeAccountsFailed": "common.errors", "SyncProgress": "accounts.outcomes"}
 
 __all__ = ["Account", "SomeAccountsFailed", "SyncProgress", "zap_runs_source"]
 

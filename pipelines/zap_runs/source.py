@@ -11,16 +11,17 @@ from typing import Optional
 import dlt
 from dlt.common.typing import TSecretValue
 
-from . import account_state, settings
-from .accounts import DEFAULT_ACCOUNT, collect, parse_shard, shard_of
-from .clock import utcnow
-from .errors import ConfigError
-from .failed_accounts import raise_after_load
-from .oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
-from .outcomes import SyncProgress
-from .pacing import Pacer
-from .rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
-from .sweep import Connection, ReadOptions, Sweep, Visits
+from .accounts import state as account_state
+from .accounts.entries import DEFAULT_ACCOUNT, collect, parse_shard, shard_of
+from .accounts.failed_accounts import raise_after_load
+from .accounts.outcomes import SyncProgress
+from .accounts.sweep import Connection, ReadOptions, Sweep, Visits
+from .api.oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
+from .api.pacing import Pacer
+from .common import settings
+from .common.clock import utcnow
+from .common.errors import ConfigError
+from .reading.rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
 
 log = logging.getLogger(__name__)
 # The share of requests_per_minute the schedule plans for; the rest is for backfills and retries.
@@ -69,7 +70,7 @@ def zap_runs_source(
     """Zap runs of the account behind `access_token` (or `refresh_token`, OAuth), stored under
     `account_name`; or of many accounts: `[sources.zap_runs.accounts.<name>]` entries in
     secrets.toml, `accounts_file` (JSON Lines) and the `accounts` argument (a list of Account or
-    dicts) when embedded, all in one pass under one rate budget (sweep.py).
+    dicts) when embedded, all in one pass under one rate budget (accounts/sweep.py).
 
     Every argument comes from `[sources.zap_runs]` in .dlt/config.toml (the secrets from
     .dlt/secrets.toml) or from SOURCES__ZAP_RUNS__<NAME> environment variables.
@@ -77,13 +78,13 @@ def zap_runs_source(
     refresh, once the rotated token is stored. `shard` ("i/n") keeps the accounts whose stable
     hash falls in shard i, with a 1/n share of requests_per_minute.
     With many accounts a pass reads the accounts that are due, most valuable first, for at most
-    `read_budget_minutes` of requests (schedule.py): busy and failing accounts often, none less
+    `read_budget_minutes` of requests (accounts/schedule.py): busy and failing accounts often, none less
     often than every `max_staleness_hours`; `all_accounts` (and `since` or `full_refresh`) reads
     every one. `stop()` is asked before each account (a loop's SIGTERM); `pacer` is one kept
     across syncs (a loop's: a round's first requests are spaced from the last round's).
     `progress.outcomes` says how each account fared. With many accounts, a plain dlt
     `pipeline.run` of a pass in which accounts failed raises SomeAccountsFailed once the others
-    are loaded, unless `raise_on_failed_accounts` is False (failed_accounts.py).
+    are loaded, unless `raise_on_failed_accounts` is False (accounts/failed_accounts.py).
     """
     for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
                         ("max_retries", max_retries + 1), ("retention_days", retention_days),
@@ -169,7 +170,7 @@ def _json_value(value: object, name: str) -> object:
 def _single_problem(message: str, access_token: str | None, refresh_token: str | None) -> str:
     """The one account's configuration problem, in the words of a single-account setup."""
     if not (access_token or "").strip() and not (refresh_token or "").strip():
-        from .errors import MISSING_TOKEN
+        from .common.errors import MISSING_TOKEN
         return MISSING_TOKEN
     if "client_id" in message:
         return ("refresh_token needs client_id and client_secret too: set all three under "
@@ -181,13 +182,13 @@ def _single_problem(message: str, access_token: str | None, refresh_token: str |
 
 
 def _policies(found, data_policy: object) -> dict[str, object]:
-    """Each account's DataPolicy (policy.py): the source's, with the account's overrides; an
+    """Each account's DataPolicy (reading/policy.py): the source's, with the account's overrides; an
     account whose policy is bad becomes a bad entry.
 
     dlt hands a table argument over from the first provider that has it, so [data_policy] in
     config.toml and its redact_salt in secrets.toml are merged here (policy.config_table);
     what the caller passes wins."""
-    from .policy import DataPolicy, config_table
+    from .reading.policy import DataPolicy, config_table
 
     base = DataPolicy.from_config(_merged(config_table(), data_policy))
     policies: dict[str, object] = {}
@@ -228,12 +229,12 @@ MERGE = {"disposition": "merge", "strategy": "delete-insert"}
               columns=RUN_COLUMNS, nested_hints={"steps": {"columns": STEP_COLUMNS}})
 def zap_runs(sweep: Sweep) -> Iterator[object]:
     """Runs in [cursor - lookback, now), plus the watched runs (open, or failed within the
-    replay horizon) that changed since the last sync (incremental.py says how it finds them).
+    replay horizon) that changed since the last sync (reading/incremental.py says how it finds them).
 
     The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
     re-reading watched runs deliberately reads rows older than the cursor, which incremental
     would filter out. State is committed with the load, so a failed sync moves nothing. It is
-    kept per account (sweep.py), and run ids are unique only within an account: the key is
+    kept per account (accounts/sweep.py), and run ids are unique only within an account: the key is
     (account_id, id).
     """
     yield from sweep.read(dlt.current.resource_state())

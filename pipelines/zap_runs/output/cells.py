@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from datetime import date, datetime
 
-from ..clock import as_utc
+from ..common.clock import as_utc
 
 NONE = "–"  # a rate with nothing to divide by, a step no status names
 TITLE_CHARS = 60

@@ -10,7 +10,7 @@ from .cells import day_text, key, label
 from .heatmap import heatmap, shown_days
 
 if TYPE_CHECKING:
-    from .dashboard import Data
+    from .data import Data
 
 TOP_ZAPS = 6  # lines per chart: more is unreadable
 TOP_STEPS = 15

@@ -9,40 +9,18 @@ accounts existed. The sections are in page.py, the charts (inline SVG) in charts
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dlt
 
-from ..errors import ConfigError
-from ..sqltables import exists
+from ..common.errors import ConfigError
+from ..common.sqltables import exists
+from .data import Data
 from .page import render
 from .tables import TABLE_ROWS
 
 KNOWN_SHOWN = 5  # accounts named when --account names none of them
-
-
-@dataclass
-class Data:
-    """What the page shows, read from the marts: one account's rows, or every account's."""
-
-    daily: list[dict]
-    health: list[dict]
-    steps: list[dict]
-    durations: list[dict]
-    built_at: datetime
-    accounts: list[dict] = field(default_factory=list)  # account_health, the page's accounts
-    shared_steps: list[dict] = field(default_factory=list)  # partner_step_failures
-    freshness: list[dict] = field(default_factory=list)  # account_freshness, the page's accounts
-    account: str | None = None  # the account the page is for; None: every account
-    incidents: list[dict] = field(default_factory=list)  # zap_incidents, the open ones
-    incident_rules: tuple[int, int] | None = None  # (open_after, resolve_after) they were built by
-
-    @property
-    def is_partner_view(self) -> bool:
-        """Several accounts on one page: zaps are told apart by their account too."""
-        return self.account is None and len(self.accounts) > 1
 
 
 def _rows(client, sql: str, *args: object) -> list[dict]:

@@ -14,8 +14,8 @@ from datetime import datetime
 
 import dlt
 
-from ..account_state import current_rows
-from ..clock import as_utc, span
+from ..accounts.state import current_rows
+from ..common.clock import as_utc, span
 from .text import ago, when
 
 COLUMNS = ("last_read_at", "next_due_at", "due_reason", "max_staleness_hours")

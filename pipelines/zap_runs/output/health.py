@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import dlt
 
-from ..alerts import failing_channels
-from ..errors import ConfigError, ZapRunsError, first_line
-from ..synclog import TABLE, account_states, last_outcomes, last_pass, newest_run_start
+from ..alerts.delivery import failing_channels
+from ..common.errors import ConfigError, ZapRunsError, first_line
+from ..warehouse.synclog import TABLE, account_states, last_outcomes, last_pass, newest_run_start
 from .freshness import read_freshness
 from .lastpass import pass_facts
 from .status import Status

@@ -11,7 +11,7 @@ from .cells import day_text, key, label, minute
 from .text import pct
 
 if TYPE_CHECKING:
-    from .dashboard import Data
+    from .data import Data
 
 ROWS = 20  # zaps shown: more is a wall of colour
 DAYS = 62  # days shown, the newest: two months

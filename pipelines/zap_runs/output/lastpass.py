@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..spend import PURPOSES, Budget, Spend
+from ..reading.spend import PURPOSES, Budget, Spend
 
 RESULTS = ("success", "failed", "skipped", "deferred")
 
@@ -29,7 +29,7 @@ class PassFacts:
     requests: int | None = None
     retries: int | None = None
     rate_limited: int | None = None
-    budget: int | None = None  # B of the accounts that succeeded (spend.py)
+    budget: int | None = None  # B of the accounts that succeeded (reading/spend.py)
     window_from: datetime | None = None
     window_to: datetime | None = None
     warnings: list[str] = field(default_factory=list)

@@ -13,7 +13,7 @@ from .tables import attention_table, incidents_table
 from .text import pct
 
 if TYPE_CHECKING:
-    from .dashboard import Data
+    from .data import Data
 
 # Emoji and CJK in zap titles render wherever the system has any font for them.
 FONTS = ('system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Helvetica Neue", Arial, '

@@ -7,13 +7,13 @@ from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..clock import as_utc
+from ..common.clock import as_utc
 from .cells import NONE, when
 from .tables import TABLE_ROWS, more
 from .text import pct
 
 if TYPE_CHECKING:
-    from .dashboard import Data
+    from .data import Data
 
 
 def open_incidents(data: Data) -> Counter:

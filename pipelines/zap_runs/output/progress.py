@@ -16,7 +16,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .. import SyncProgress
+from ..accounts.outcomes import SyncProgress
 from .text import window_text
 
 log = logging.getLogger(__name__)

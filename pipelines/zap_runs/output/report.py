@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dlt
 
-from ..sqltables import exists
+from ..common.sqltables import exists
 from .text import pct
 
 

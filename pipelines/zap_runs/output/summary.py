@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..outcomes import split
-from ..settings import DEFAULT_REQUESTS_PER_MINUTE
+from ..accounts.outcomes import split
+from ..common.settings import DEFAULT_REQUESTS_PER_MINUTE
 from .text import minutes, needed_text, window_text
 
 WIDTH = 10  # the labels' column
@@ -41,7 +41,7 @@ def rate_text(requests: int, rate: float | None, share: int = 1) -> str:
 def format_summary(result, rate: float | None = DEFAULT_REQUESTS_PER_MINUTE, share: int = 1,
                    verbose: bool = False) -> str:
     """A few aligned lines for people and log scrapers alike; `verbose` adds the requests by
-    purpose and the budget (spend.py). `rate`: the requests a minute the sync was paced at."""
+    purpose and the budget (reading/spend.py). `rate`: the requests a minute the sync was paced at."""
     runs = f"{result.runs_fetched:,} fetched"
     if result.runs_new is not None and result.runs_updated is not None:
         runs += f": {result.runs_new:,} new, {result.runs_updated:,} updated"

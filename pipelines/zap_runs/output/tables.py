@@ -9,7 +9,7 @@ from .cells import NONE, minute, title, when
 from .text import pct
 
 if TYPE_CHECKING:
-    from .dashboard import Data
+    from .data import Data
 
 TABLE_ROWS = 25
 

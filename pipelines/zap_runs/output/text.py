@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..clock import span
+from ..common.clock import span
 
 API_DEFAULT = "API default (last 30 days)"  # a window without from_date
 

@@ -1,0 +1,1 @@
+"""Many accounts: the entries, one pass over them, the schedule, each account's state and outcome."""

@@ -1,0 +1,1 @@
+"""Incident alerts: the channels, the messages, and their delivery state in the warehouse."""

@@ -1,0 +1,1 @@
+"""The Partner API: the HTTP client, pacing, OAuth tokens, paging, the run object."""

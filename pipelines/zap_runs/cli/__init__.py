@@ -1,0 +1,1 @@
+"""The command line: arguments, the commands, the --loop mode, logging."""

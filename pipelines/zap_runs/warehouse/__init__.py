@@ -1,0 +1,2 @@
+"""The load and the warehouse: the dlt pipeline, destinations, recovery, locks, the sync log,
+forget, the SQL models."""
