@@ -417,7 +417,7 @@ def test_accounts_from_secrets_toml_tables_in_one_load_package(past_clock, tmp_p
 
 def test_an_account_whose_requests_keep_failing_pauses_for_a_day(past_clock, tmp_path,
                                                                 monkeypatch):
-    from pipelines.zap_runs.accounts.entries import sweep
+    from pipelines.zap_runs.accounts import sweep
 
     worlds = {"fine": small_world(seed=110, days=1, clock=past_clock, runs_per_day=30),
               "broken": small_world(seed=111, days=1, clock=past_clock, runs_per_day=30)}

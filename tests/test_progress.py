@@ -22,7 +22,7 @@ from rich.console import Console
 
 from pipelines.zap_runs.api.client import ZapierClient
 from pipelines.zap_runs.api.pacing import Pacer
-from pipelines.zap_runs.cli.main import logs
+from pipelines.zap_runs.cli import logs
 from pipelines.zap_runs.output.progress import LiveDisplay, LogLines
 
 from .warehouse import drop_datasets, postgres_pipeline

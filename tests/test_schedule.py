@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipelines.simulator import Simulator, VirtualClock
-from pipelines.zap_runs.accounts.entries import schedule
+from pipelines.zap_runs.accounts import schedule
 from pipelines.zap_runs.accounts.state import TABLE, read_states
 from pipelines.zap_runs.cli.loop import Stop, run_loop
 from pipelines.zap_runs.common import clock
