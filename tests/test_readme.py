@@ -12,6 +12,7 @@ import pytest
 from pipelines.zap_runs import zap_runs_source
 from pipelines.zap_runs.cli.main import build_parser
 from pipelines.zap_runs.common.sync_config import SyncConfig
+from pipelines.zap_runs.source_config import ZapRunsSourceConfiguration
 
 from .readme_demo import REGENERATE, as_shown, masked, readme_block
 
@@ -38,10 +39,9 @@ def without_simulator() -> str:
 
 
 def source_keys() -> dict[str, object]:
-    """The source's arguments dlt resolves from config (those with a default), and their defaults."""
-    parameters = inspect.signature(zap_runs_source).parameters
-    return {name: p.default for name, p in parameters.items()
-            if p.default is not inspect.Parameter.empty and name not in INTERNAL}
+    """The source's arguments dlt resolves from config (its configspec's fields), and their defaults."""
+    defaults = ZapRunsSourceConfiguration()
+    return {name: getattr(defaults, name) for name in ZapRunsSourceConfiguration.get_resolvable_fields()}
 
 
 def code_keys() -> dict[str, object]:
@@ -77,6 +77,8 @@ def test_internal_source_arguments_exist_and_stay_out_of_the_table():
     parameters = inspect.signature(zap_runs_source).parameters
     assert set(INTERNAL) <= set(parameters), "INTERNAL names an argument the source no longer has"
     assert not set(INTERNAL) & set(config_table())
+    # Every other argument is the configspec's, so dlt resolves it from [sources.zap_runs].
+    assert set(parameters) - set(INTERNAL) == set(ZapRunsSourceConfiguration.get_resolvable_fields())
 
 
 def test_every_key_the_code_accepts_is_in_the_configuration_table_with_its_env_var():

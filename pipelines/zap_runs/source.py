@@ -6,22 +6,20 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Optional
 
 import dlt
-from dlt.common.typing import TSecretValue
 
 from .accounts import state as account_state
-from .accounts.entries import DEFAULT_ACCOUNT, collect, parse_shard, shard_of
+from .accounts.entries import collect, parse_shard, shard_of
 from .accounts.failed_accounts import raise_after_load
 from .accounts.outcomes import SyncProgress
 from .accounts.sweep import Connection, ReadOptions, Sweep, Visits
-from .api.oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL, OnRotate
+from .api.oauth import OnRotate
 from .api.pacing import Pacer
-from .common import settings
-from .common.clock import utcnow
 from .common.errors import ConfigError
-from .reading.rows import RUN_COLUMNS, STEP_COLUMNS, parse_time
+from .reading.rows import RUN_COLUMNS, STEP_COLUMNS
+from .source_config import ZapRunsSourceConfiguration
+from .source_config import since_at as parse_since
 
 log = logging.getLogger(__name__)
 # The share of requests_per_minute the schedule plans for; the rest is for backfills and retries.
@@ -29,39 +27,39 @@ PLAN_SHARE = 0.9
 
 
 
-@dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1)
+@dlt.source(name="zap_runs", section="zap_runs", max_table_nesting=1,
+            spec=ZapRunsSourceConfiguration)
 def zap_runs_source(
     access_token: str | None = dlt.secrets.value,
-    base_url: str = settings.DEFAULT_BASE_URL,
+    base_url: str = dlt.config.value,
     refresh_token: str | None = dlt.secrets.value,
     client_id: str | None = dlt.secrets.value,
     client_secret: str | None = dlt.secrets.value,
-    token_url: str = DEFAULT_TOKEN_URL,
-    token_store_path: str = DEFAULT_STORE,
-    since: str | None = None,
-    lookback_hours: float = settings.DEFAULT_LOOKBACK_HOURS,
-    replay_horizon_hours: float = settings.DEFAULT_REPLAY_HORIZON_HOURS,
-    page_limit: int = settings.DEFAULT_PAGE_LIMIT,
-    requests_per_minute: float = settings.DEFAULT_REQUESTS_PER_MINUTE,
-    request_timeout: float = settings.DEFAULT_TIMEOUT,
-    max_retries: int = settings.DEFAULT_MAX_RETRIES,
-    backoff_base: float = settings.DEFAULT_BACKOFF_BASE,
-    gap_warning_hours: float = settings.DEFAULT_GAP_WARNING_HOURS,
-    retention_days: float = settings.DEFAULT_RETENTION_DAYS,
+    token_url: str = dlt.config.value,
+    token_store_path: str = dlt.config.value,
+    since: str | None = dlt.config.value,
+    lookback_hours: float = dlt.config.value,
+    replay_horizon_hours: float = dlt.config.value,
+    page_limit: int = dlt.config.value,
+    requests_per_minute: float = dlt.config.value,
+    request_timeout: float = dlt.config.value,
+    max_retries: int = dlt.config.value,
+    backoff_base: float = dlt.config.value,
+    gap_warning_hours: float = dlt.config.value,
+    retention_days: float = dlt.config.value,
     force_since: bool = False,
     full_refresh: bool = False,
     progress: SyncProgress | None = None,
-    account_name: str = DEFAULT_ACCOUNT,
-    # Secret types: dlt keeps their values (tokens, a redact_salt) out of traces and logs.
-    accounts: Optional[TSecretValue] = None,  # noqa: UP045 - dlt reads the hint at run time
-    accounts_file: str | None = None,
-    data_policy: Optional[TSecretValue] = None,  # noqa: UP045
-    backfill_pages_per_pass: int = settings.DEFAULT_BACKFILL_PAGES_PER_PASS,
+    account_name: str = dlt.config.value,
+    accounts: object = dlt.secrets.value,
+    accounts_file: str | None = dlt.config.value,
+    data_policy: object = dlt.secrets.value,
+    backfill_pages_per_pass: int = dlt.config.value,
     shard: str | None = None,
     on_token_rotated: OnRotate | None = None,
-    raise_on_failed_accounts: bool = True,
-    max_staleness_hours: float = settings.DEFAULT_MAX_STALENESS_HOURS,
-    read_budget_minutes: float = settings.DEFAULT_READ_BUDGET_MINUTES,
+    raise_on_failed_accounts: bool = dlt.config.value,
+    max_staleness_hours: float = dlt.config.value,
+    read_budget_minutes: float = dlt.config.value,
     all_accounts: bool = False,
     min_read_interval_seconds: float = 0.0,
     stop: Callable[[], bool] | None = None,
@@ -72,8 +70,11 @@ def zap_runs_source(
     secrets.toml, `accounts_file` (JSON Lines) and the `accounts` argument (a list of Account or
     dicts) when embedded, all in one pass under one rate budget (accounts/sweep.py).
 
-    Every argument comes from `[sources.zap_runs]` in .dlt/config.toml (the secrets from
-    .dlt/secrets.toml) or from SOURCES__ZAP_RUNS__<NAME> environment variables.
+    Every argument of ZapRunsSourceConfiguration (source_config.py: the defaults, and the
+    checks) comes from `[sources.zap_runs]` in .dlt/config.toml (the secrets from
+    .dlt/secrets.toml) or from SOURCES__ZAP_RUNS__<NAME> environment variables; the others
+    (progress, shard, force_since, full_refresh, all_accounts, on_token_rotated, stop, pacer)
+    are set by the command line or by an app that embeds the source.
     `on_token_rotated(account, refresh_token, access_token, expires_at)` is called after each
     refresh, once the rotated token is stored. `shard` ("i/n") keeps the accounts whose stable
     hash falls in shard i, with a 1/n share of requests_per_minute.
@@ -86,31 +87,7 @@ def zap_runs_source(
     `pipeline.run` of a pass in which accounts failed raises SomeAccountsFailed once the others
     are loaded, unless `raise_on_failed_accounts` is False (accounts/failed_accounts.py).
     """
-    for name, value in (("page_limit", page_limit), ("request_timeout", request_timeout),
-                        ("max_retries", max_retries + 1), ("retention_days", retention_days),
-                        ("backfill_pages_per_pass", backfill_pages_per_pass),
-                        ("max_staleness_hours", max_staleness_hours),
-                        ("read_budget_minutes", read_budget_minutes)):
-        if not value > 0:
-            raise ConfigError(f"{name} must be positive (check [sources.zap_runs]).")
-    # Hours of history a window reaches back: zero or more, and within a year.
-    for name, value in (("lookback_hours", lookback_hours),
-                        ("replay_horizon_hours", replay_horizon_hours)):
-        if not 0 <= value <= 24 * 366:
-            raise ConfigError(f"{name} must be between 0 and 8784 hours, not {value} (check "
-                              f"{name} under [sources.zap_runs] or SOURCES__ZAP_RUNS__"
-                              f"{name.upper()}).")
-    if not retention_days <= 3660:
-        raise ConfigError(f"retention_days must be at most 3660, not {retention_days} (check "
-                          "[sources.zap_runs]).")
-    try:
-        since_at = parse_time(since) if since else None
-    except ValueError:
-        raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is not a date: "
-                          "use YYYY-MM-DD or an ISO date-time such as 2026-01-31T00:00:00Z.") from None
-    if since_at is not None and since_at > utcnow():
-        raise ConfigError(f"since {since!r} (--since or [sources.zap_runs] since) is in the future: "
-                          "give the date to read runs from, today or earlier (dates are UTC).")
+    since_at = parse_since(since)  # ZapRunsSourceConfiguration checked it
     shared = {"client_id": client_id, "client_secret": client_secret}
     accounts = _json_value(accounts, "accounts")
     data_policy = _json_value(data_policy, "data_policy")

@@ -49,176 +49,241 @@ def read_runs(client: ZapierClient, state: dict, progress, *, since: datetime | 
               full_refresh: bool, gaps: tuple[timedelta, timedelta] | None,
               account_id: str = "default", policy=None, until: datetime | None = None
               ) -> Iterator[list[dict]]:
-    """Rows of this sync's reads; `state` (the account's part of the resource state) is updated
-    at the end. `until` ends the main window before now: a backfill read in parts (accounts/sweep.py)."""
-    to_date = utcnow() if until is None else min(utcnow(), until)
-    cursor = None if full_refresh else parse_time(state.get("cursor"))
-    raw = {} if full_refresh else unpack(state.get("watched", state.get("open_runs", {})))
-    watched = load_watched(raw)
-    # State from before failed runs were watched ("open_runs"): list the horizon's errors once.
-    knows_errors = not full_refresh and "watched" in state
-    if cursor is not None and not knows_errors:
-        # The first sync after an upgrade: the old 24-hour lookback still covers the replays
-        # the error watch has not seen yet.
-        lookback = max(lookback, UPGRADE_LOOKBACK)
-    hist = None if full_refresh else unpack(state.get("runs_by_hour"))
-    if cursor is not None and knows_errors and until is None and not (since and force_since):
-        # A quiet account: its watched runs in one page with the new ones (widen.py). Where
-        # their neighbours placed them: one the wide window misses is listed as before.
-        reach: dict[str, datetime] = {}
-        for v in watched.values():
-            reach[v.kind] = min(reach.get(v.kind, v.anchor_from), v.anchor_from)
-        lookback = widened(hist, reach, cursor, lookback, to_date, page_limit)
-    from_date = plan_window(cursor, since, force_since, lookback, to_date)
-    # The horizon counts back from the newest run the sync knows: the server's clock, not ours.
-    errors_since = min(to_date, cursor) - horizon if cursor else datetime.min.replace(tzinfo=UTC)
-    progress.window_from, progress.window_to = from_date, to_date
-    if gaps is not None and not full_refresh and not state.get("backfill_until"):
-        progress.warnings.extend(gap_warnings(state, from_date, to_date, *gaps))
-        for warning in progress.warnings:
-            log.warning("%s", warning)
-    spend, stats = progress.spend, client.stats
-    spend.budget.page = page_limit
+    """Rows of this sync's reads, phase by phase (the module's docstring); `state` (the account's
+    part of the resource state) is updated at the end. `until` ends the main window before now:
+    a backfill read in parts (accounts/sweep.py)."""
+    reads = Reads(client, state, progress, page_limit, account_id, policy)
+    reads.plan(since, force_since, lookback, horizon, full_refresh, gaps, until)
+    yield from reads.main_window()
+    yield from reads.open_listing()
+    yield from reads.error_listing()
+    yield from reads.rechecks()
+    yield from reads.unlisted_runs()
+    reads.save_state(until)
 
-    def take(runs: list[ApiRun], request: str, anchors: Anchors) -> tuple[list[dict], list[RunKey]]:
+
+class Reads:
+    """One sync's reads of one account: the window plan, one method per phase, what each phase
+    leaves the next (the watched runs, the targets to re-check), and the state saved at the end."""
+
+    def __init__(self, client: ZapierClient, state: dict, progress, page_limit: int,
+                 account_id: str, policy) -> None:
+        self.client, self.state, self.progress = client, state, progress
+        self.page_limit, self.account_id, self.policy = page_limit, account_id, policy
+        self.spend, self.stats = progress.spend, client.stats
+        self.targets: set[str] = set()  # watched runs found changed: re-checked in phase 4
+        self.changed = 0
+
+    # The window plan.
+    def plan(self, since: datetime | None, force_since: bool, lookback: timedelta,
+             horizon: timedelta, full_refresh: bool, gaps: tuple[timedelta, timedelta] | None,
+             until: datetime | None) -> None:
+        """Where the main window starts and ends, and the watched runs and hourly counts the
+        state holds; gap warnings go to the progress."""
+        state, progress = self.state, self.progress
+        self.to_date = to_date = utcnow() if until is None else min(utcnow(), until)
+        self.cursor = cursor = None if full_refresh else parse_time(state.get("cursor"))
+        raw = {} if full_refresh else unpack(state.get("watched", state.get("open_runs", {})))
+        self.watched = load_watched(raw)
+        # State from before failed runs were watched ("open_runs"): list the horizon's errors once.
+        self.knows_errors = not full_refresh and "watched" in state
+        if cursor is not None and not self.knows_errors:
+            # The first sync after an upgrade: the old 24-hour lookback still covers the replays
+            # the error watch has not seen yet.
+            lookback = max(lookback, UPGRADE_LOOKBACK)
+        self.hist = None if full_refresh else unpack(state.get("runs_by_hour"))
+        if cursor is not None and self.knows_errors and until is None and not (since and force_since):
+            # A quiet account: its watched runs in one page with the new ones (widen.py). Where
+            # their neighbours placed them: one the wide window misses is listed as before.
+            reach: dict[str, datetime] = {}
+            for v in self.watched.values():
+                reach[v.kind] = min(reach.get(v.kind, v.anchor_from), v.anchor_from)
+            lookback = widened(self.hist, reach, cursor, lookback, to_date, self.page_limit)
+        self.from_date = from_date = plan_window(cursor, since, force_since, lookback, to_date)
+        self.horizon = horizon
+        # The horizon counts back from the newest run the sync knows: the server's clock, not ours.
+        self.errors_since = (min(to_date, cursor) - horizon if cursor
+                             else datetime.min.replace(tzinfo=UTC))
+        # A run can stay open up to a month (a Delay): a plan's retention_days, which may be set
+        # short to warn early, never forgets a run sooner than that.
+        self.retention = max(gaps[1] if gaps else timedelta(days=settings.DEFAULT_RETENTION_DAYS),
+                             LONGEST_OPEN)
+        progress.window_from, progress.window_to = from_date, to_date
+        if gaps is not None and not full_refresh and not state.get("backfill_until"):
+            progress.warnings.extend(gap_warnings(state, from_date, to_date, *gaps))
+            for warning in progress.warnings:
+                log.warning("%s", warning)
+        self.spend.budget.page = self.page_limit
+
+    def take(self, runs: list[ApiRun], request: str, anchors: Anchors
+             ) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
+        progress = self.progress
         rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
-                               utcnow(), request, account_id, policy)
+                               utcnow(), request, self.account_id, self.policy)
         for key in keys:
             progress.run_ids.add(key.id)
-            anchors.add(key, watched)
+            anchors.add(key, self.watched)
         return rows, keys
 
-    def on_window() -> None:
-        progress.rechecks += 1
+    def on_window(self) -> None:
+        self.progress.rechecks += 1
 
-    def unseen(kind: str) -> dict[str, Watched]:
-        return {k: v for k, v in watched.items() if v.kind == kind and k not in progress.run_ids}
+    def unseen(self, kind: str) -> dict[str, Watched]:
+        return {k: v for k, v in self.watched.items()
+                if v.kind == kind and k not in self.progress.run_ids}
 
     # 1. The main window.
-    region = (from_date or to_date - timedelta(days=30), to_date)
-    filters = {"to_date": iso(to_date)}
-    if from_date is not None:
-        filters["from_date"] = iso(from_date)
-    main = Anchors(region, errors_since)
-    seen_per_zap: dict[int, int] = {}
-    newest, lookback_runs, new_runs = cursor, 0, 0
-    starts: list[datetime | None] = []
-    with spend.on("new", stats):
-        for runs, request in prefetched(fetch_window(client, filters, page_limit)):
-            rows, keys = take(runs, request, main)
-            yield rows
-            for key in keys:
-                seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
-                start = key.start_time
-                starts.append(start)
-                if cursor is not None and start is not None and start <= cursor:
-                    lookback_runs += 1
-                else:
-                    new_runs += 1
-                if start is not None and (newest is None or start > newest):
-                    newest = start
-    main.resolve(watched)
-    hist = count_hours(hist, starts, region, to_date)
-    del starts
-    in_window = set(progress.run_ids)
-    server_now = min(to_date, newest or to_date)
-    errors_since = server_now - horizon
-    forget_old_errors(watched, errors_since)
-    # A run can stay open up to a month (a Delay): a plan's retention_days, which may be set
-    # short to warn early, never forgets a run sooner than that.
-    retention = max(gaps[1] if gaps else timedelta(days=settings.DEFAULT_RETENTION_DAYS),
-                    LONGEST_OPEN)
-    purged_before = server_now - retention + PURGE_MARGIN
-    forget_purged(watched, purged_before)
-    spend.split_main(lookback_runs, new_runs, page_limit)
-    rates = zap_rates(seen_per_zap, region[0], to_date)
-    targets: set[str] = set()
+    def main_window(self) -> Iterator[list[dict]]:
+        """The new runs, and the few Zapier recorded late; then what the window tells of the
+        watched runs (which it met, which are now too old to watch) and of each zap's rate."""
+        cursor, to_date, from_date = self.cursor, self.to_date, self.from_date
+        self.region = region = (from_date or to_date - timedelta(days=30), to_date)
+        filters = {"to_date": iso(to_date)}
+        if from_date is not None:
+            filters["from_date"] = iso(from_date)
+        main = Anchors(region, self.errors_since)
+        seen_per_zap: dict[int, int] = {}
+        newest, lookback_runs, new_runs = cursor, 0, 0
+        starts: list[datetime | None] = []
+        with self.spend.on("new", self.stats):
+            for runs, request in prefetched(fetch_window(self.client, filters, self.page_limit)):
+                rows, keys = self.take(runs, request, main)
+                yield rows
+                for key in keys:
+                    seen_per_zap[key.zap_id] = seen_per_zap.get(key.zap_id, 0) + 1
+                    start = key.start_time
+                    starts.append(start)
+                    if cursor is not None and start is not None and start <= cursor:
+                        lookback_runs += 1
+                    else:
+                        new_runs += 1
+                    if start is not None and (newest is None or start > newest):
+                        newest = start
+        main.resolve(self.watched)
+        self.hist = count_hours(self.hist, starts, region, to_date)
+        del starts
+        self.newest, self.new_runs = newest, new_runs
+        self.in_window = set(self.progress.run_ids)
+        server_now = min(to_date, newest or to_date)
+        self.errors_since = server_now - self.horizon
+        forget_old_errors(self.watched, self.errors_since)
+        self.purged_before = server_now - self.retention + PURGE_MARGIN
+        forget_purged(self.watched, self.purged_before)
+        self.spend.split_main(lookback_runs, new_runs, self.page_limit)
+        self.rates = zap_rates(seen_per_zap, region[0], to_date)
 
     # 2. The open listing.
-    open_before = unseen("open")
-    if open_before:
-        span = (min(v.wide_from for v in open_before.values()), region[0])
+    def open_listing(self) -> Iterator[list[dict]]:
+        """Lists the open statuses over the span of the watched open runs outside the window: a
+        watched run it does not list has changed."""
+        open_before = self.unseen("open")
+        if not open_before:
+            return
+        span = (min(v.wide_from for v in open_before.values()), self.region[0])
         found: set[str] = set()
         if span[0] < span[1]:
-            with spend.on("open", stats):
-                found = yield from list_statuses(client, OPEN, span, watched, page_limit, take,
-                                                 errors_since)
-        targets |= open_before.keys() - found
+            with self.spend.on("open", self.stats):
+                found = yield from list_statuses(self.client, OPEN, span, self.watched,
+                                                 self.page_limit, self.take, self.errors_since)
+        self.targets |= open_before.keys() - found
 
     # 3. The error listing, and the recent failures triggered before the horizon.
-    errors_before = unseen("error")
-    # Failures triggered a little before the horizon (an autoreplay that failed hours later)
-    # are cheaper to list with the rest than to read one window each.
-    reach = [v.wide_from for v in errors_before.values()
-             if errors_since - LATE_REACH <= v.wide_from < errors_since]
-    listed_span = (min([errors_since, *reach]), region[0])
-    errors_seen: dict[int, int] = {}
-    listed = listed_span[0] < listed_span[1] and (bool(errors_before) or not knows_errors)
-    if listed:
-        with spend.on("errors", stats):
-            found = yield from list_statuses(client, ERROR, listed_span, watched, page_limit,
-                                             take, errors_since, errors_seen)
-        targets |= {k for k, v in errors_before.items() if k not in found
-                    and max(v.anchor_from, v.wide_from) >= listed_span[0]}
-    late = {k: v for k, v in errors_before.items()
-            if k not in progress.run_ids and k not in targets}
-    if late:
-        error_rates = error_rate_bounds(errors_seen, late, listed_span) if listed else {}
-        with spend.on("late", stats):
-            targets |= yield from reread(client, plan_rechecks(late, error_rates, page_limit),
-                                         watched, page_limit, take, on_window, errors_since,
-                                         statuses=ERROR)
+    def error_listing(self) -> Iterator[list[dict]]:
+        """Lists `statuses=error` over the replay horizon outside the window (a failed run it no
+        longer lists was replayed); failures triggered before the horizon are read in their
+        zap's error windows."""
+        errors_since, watched = self.errors_since, self.watched
+        errors_before = self.unseen("error")
+        # Failures triggered a little before the horizon (an autoreplay that failed hours later)
+        # are cheaper to list with the rest than to read one window each.
+        reach = [v.wide_from for v in errors_before.values()
+                 if errors_since - LATE_REACH <= v.wide_from < errors_since]
+        listed_span = (min([errors_since, *reach]), self.region[0])
+        errors_seen: dict[int, int] = {}
+        listed = listed_span[0] < listed_span[1] and (bool(errors_before) or not self.knows_errors)
+        if listed:
+            with self.spend.on("errors", self.stats):
+                found = yield from list_statuses(self.client, ERROR, listed_span, watched,
+                                                 self.page_limit, self.take, errors_since,
+                                                 errors_seen)
+            self.targets |= {k for k, v in errors_before.items() if k not in found
+                             and max(v.anchor_from, v.wide_from) >= listed_span[0]}
+        late = {k: v for k, v in errors_before.items()
+                if k not in self.progress.run_ids and k not in self.targets}
+        if late:
+            error_rates = error_rate_bounds(errors_seen, late, listed_span) if listed else {}
+            with self.spend.on("late", self.stats):
+                self.targets |= yield from reread(
+                    self.client, plan_rechecks(late, error_rates, self.page_limit), watched,
+                    self.page_limit, self.take, self.on_window, errors_since, statuses=ERROR)
 
     # 4. Re-checks of the runs that changed.
-    # State from before statuses were kept: read those runs once, where they are.
-    targets |= {k for k, v in watched.items() if not v.status and k not in in_window}
-    targets -= progress.run_ids
-    was = {k: watched[k].status for k in targets if k in watched}
-    with spend.on("rechecks", stats):
-        yield from recheck_changed(client, targets, watched, rates, page_limit, take, on_window,
-                                   errors_since)
-    changed = sum(1 for k, status in was.items() if k not in watched or watched[k].status != status)
+    def rechecks(self) -> Iterator[list[dict]]:
+        """Re-reads exactly the runs the listings found changed, in their zap's narrow window."""
+        watched, targets = self.watched, self.targets
+        # State from before statuses were kept: read those runs once, where they are.
+        targets |= {k for k, v in watched.items() if not v.status and k not in self.in_window}
+        targets -= self.progress.run_ids
+        was = {k: watched[k].status for k in targets if k in watched}
+        with self.spend.on("rechecks", self.stats):
+            yield from recheck_changed(self.client, targets, watched, self.rates, self.page_limit,
+                                       self.take, self.on_window, self.errors_since)
+        self.changed = sum(1 for k, status in was.items()
+                           if k not in watched or watched[k].status != status)
 
     # 5. Runs in statuses `statuses=` cannot name.
-    # Every watched unlisted run outside the window counts, also those a re-check just read.
-    unlisted = {k: v for k, v in watched.items() if v.kind == "unlisted" and k not in in_window}
-    if unlisted:
+    def unlisted_runs(self) -> Iterator[list[dict]]:
+        """Two one-run requests count the watched runs no listing can name; only when the count
+        moved are they re-read."""
+        # Every watched unlisted run outside the window counts, also those a re-check just read.
+        unlisted = {k: v for k, v in self.watched.items()
+                    if v.kind == "unlisted" and k not in self.in_window}
+        if not unlisted:
+            return
+
         def worth_probing(runs: dict[str, Watched]) -> bool:
-            return len(plan_rechecks(runs, rates, page_limit)) > PROBE_COST
+            return len(plan_rechecks(runs, self.rates, self.page_limit)) > PROBE_COST
 
         suspects = set(unlisted)
         # Runs before purged_before are no longer watched: the count must not see them either.
-        span = (max(purged_before, min(v.wide_from for v in unlisted.values())), region[0])
+        span = (max(self.purged_before, min(v.wide_from for v in unlisted.values())),
+                self.region[0])
         if worth_probing(unlisted) and span[0] < span[1]:
-            with spend.on("unlisted", stats):
-                suspects = unlisted_changes(client, unlisted, span, worth_probing)
-        suspects -= progress.run_ids
+            with self.spend.on("unlisted", self.stats):
+                suspects = unlisted_changes(self.client, unlisted, span, worth_probing)
+        suspects -= self.progress.run_ids
         if suspects:
             # Counted apart from B: runs `statuses=` cannot list cost what finding them costs.
-            with spend.on("unlisted", stats):
-                yield from recheck_changed(client, suspects, watched, rates, page_limit, take,
-                                           on_window, errors_since)
+            with self.spend.on("unlisted", self.stats):
+                yield from recheck_changed(self.client, suspects, self.watched, self.rates,
+                                           self.page_limit, self.take, self.on_window,
+                                           self.errors_since)
 
-    forget_old_errors(watched, errors_since)
-    open_now = sum(1 for v in watched.values() if v.kind != "error")
-    budget = spend.budget
-    budget.new, budget.open, budget.changed = new_runs, open_now, changed
-    budget.recent_errors = len(watched) - open_now
-    if until is not None and until <= to_date:
-        # A part of a long backfill (accounts/sweep.py): all of it is read, runs or none; the next part
-        # starts here.
-        state["cursor"] = iso(to_date)
-    elif newest is not None:
-        # Never past the window: a run triggered in it may start after to_date.
-        state["cursor"] = iso(min(newest, to_date))
-    state.pop("open_runs", None)
-    # As JSON text: one string per account, which dlt's copies of the state (a pass copies
-    # and serialises it several times) take as it is, where nested lists cost per entry.
-    state["watched"] = pack({k: v.dump() for k, v in watched.items()})
-    state["last_window"] = [iso(from_date) if from_date else None, iso(to_date)]
-    state["runs_by_hour"] = pack(hist)
-    progress.open_runs = open_now
+    # The state the next sync starts from.
+    def save_state(self, until: datetime | None) -> None:
+        """The cursor, the watched runs, the last window and the hourly counts into the
+        account's state; the spend's budget (B) and the open runs into the progress."""
+        state, watched, to_date = self.state, self.watched, self.to_date
+        forget_old_errors(watched, self.errors_since)
+        open_now = sum(1 for v in watched.values() if v.kind != "error")
+        budget = self.spend.budget
+        budget.new, budget.open, budget.changed = self.new_runs, open_now, self.changed
+        budget.recent_errors = len(watched) - open_now
+        if until is not None and until <= to_date:
+            # A part of a long backfill (accounts/sweep.py): all of it is read, runs or none;
+            # the next part starts here.
+            state["cursor"] = iso(to_date)
+        elif self.newest is not None:
+            # Never past the window: a run triggered in it may start after to_date.
+            state["cursor"] = iso(min(self.newest, to_date))
+        state.pop("open_runs", None)
+        # As JSON text: one string per account, which dlt's copies of the state (a pass copies
+        # and serialises it several times) take as it is, where nested lists cost per entry.
+        state["watched"] = pack({k: v.dump() for k, v in watched.items()})
+        state["last_window"] = [iso(self.from_date) if self.from_date else None, iso(to_date)]
+        state["runs_by_hour"] = pack(self.hist)
+        self.progress.open_runs = open_now
 
 
 def error_rate_bounds(errors_seen: dict[int, int], late: dict[str, Watched],
