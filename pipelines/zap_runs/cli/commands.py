@@ -94,6 +94,7 @@ def shard_pipeline(args: argparse.Namespace, config: SyncConfig) -> dlt.Pipeline
 
 def sync_command(args: argparse.Namespace) -> int:
     """The default command: one sync into the configured destination, then the SQL models."""
+    overrides = source_overrides(args)  # an argument error before any destination is touched
     config = sync_config()
     try:
         pipeline = shard_pipeline(args, config)
@@ -103,7 +104,7 @@ def sync_command(args: argparse.Namespace) -> int:
                           ) from None
     try:
         result = sync_and_models(pipeline, config, models=not args.shard,
-                                 verbose=args.verbose, **source_overrides(args))
+                                 verbose=args.verbose, **overrides)
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except PipelineStepFailed as exc:
@@ -140,6 +141,7 @@ def loop_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--load-every ({load_every:g} s) is longer than max_staleness_hours "
                           f"({staleness:g} h): no account could be read that often; load more "
                           "often.")
+    overrides = source_overrides(args)
     pipeline = shard_pipeline(args, config)
     # After the models, and after each other round that loaded: the alerts (alert_hooks.py).
     after_build, after_load = loop_callbacks(pipeline, accounts_file(args))
@@ -149,8 +151,7 @@ def loop_command(args: argparse.Namespace) -> int:
         with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.loop.lock", 0):
             totals = run_loop(pipeline, config, load_every=load_every,
                               models_every=config.models_every_minutes * 60, build_models=build,
-                              after_load=alerts,
-                              **source_overrides(args))
+                              after_load=alerts, **overrides)
     except ConfigFieldMissingException as exc:
         raise missing_config(exc, args.destination) from None
     except SyncAlreadyRunning as exc:

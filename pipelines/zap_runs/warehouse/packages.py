@@ -33,16 +33,20 @@ def prune_loaded_packages(pipeline: dlt.Pipeline, keep: int = KEEP, everything: 
     them when `everything`: forget); how many were removed."""
     trash = Path(pipeline.working_dir) / TRASH
     load_ids = sorted(pipeline.list_completed_load_packages(), reverse=True)
+    paths = {load_id: _package_path(pipeline, load_id) for load_id in load_ids}
+    # Where dlt keeps its loaded packages, as its public package info says: a package it cannot
+    # read (a prune of an older version cut off half-way) is found beside the others.
+    folder = next((path.parent for path in paths.values() if path is not None), None)
     kept_failed = everything
     removed = 0
     for position, load_id in enumerate(load_ids):
-        path = _package_path(pipeline, load_id)
+        path = paths[load_id] or (folder / load_id if folder is not None else None)
         if not everything and position < keep:
             continue
-        if not kept_failed and path is not None and any((path / "failed_jobs").glob("*")):
+        if not kept_failed and _has_failed_jobs(pipeline, load_id):
             kept_failed = True  # the newest package with failed jobs stays, to be looked at
             continue
-        if path is not None and _discard(path, trash):
+        if path is not None and path.is_dir() and _discard(path, trash):
             removed += 1
     shutil.rmtree(trash, ignore_errors=True)
     return removed
@@ -52,8 +56,14 @@ def _package_path(pipeline: dlt.Pipeline, load_id: str) -> Path | None:
     try:
         return Path(pipeline.get_load_package_info(load_id).package_path)
     except Exception:  # noqa: BLE001 - a package whose files are gone in part: dlt cannot read it
-        path = Path(pipeline.working_dir) / "load" / "loaded" / load_id
-        return path if path.is_dir() else None
+        return None
+
+
+def _has_failed_jobs(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    try:
+        return bool(pipeline.list_failed_jobs_in_package(load_id))
+    except Exception:  # noqa: BLE001 - a package dlt cannot read: nothing in it to look at
+        return False
 
 
 def _discard(path: Path, trash: Path) -> bool:
