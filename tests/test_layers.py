@@ -1,4 +1,4 @@
-"""The package's folders are layers, and imports go one way: down (README, Development).
+"""The package's folders are layers, and imports go one way: down (docs/development.md).
 
 cli -> output -> warehouse -> source -> accounts -> reading -> api / alerts -> common. Every import
 inside pipelines/zap_runs (also one inside a function) is checked, and no module imports

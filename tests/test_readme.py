@@ -200,3 +200,12 @@ def test_the_link_check_reads_links_and_headings():
         ["docs/x.md#b", "d.png", "#f"]
     assert headings("# A\n```bash\n# not a heading\n```\n## B: c, d\n") == ["A", "B: c, d"]
     assert anchor("DuckDB's single-writer lock") == "duckdbs-single-writer-lock"
+
+
+def test_every_docs_page_the_code_names_exists():
+    package = Path(__file__).parents[1] / "pipelines"
+    named = {m for p in package.rglob("*.py")
+             for m in re.findall(r"docs/[\w-]+\.md", p.read_text(encoding="utf-8"))}
+    assert named, "the code's messages name no docs page: is this check still needed?"
+    missing = sorted(m for m in named if not (package.parent / m).is_file())
+    assert not missing, f"messages and help name docs pages that do not exist: {missing}"

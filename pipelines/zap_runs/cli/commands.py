@@ -77,7 +77,7 @@ def accounts_file(args: argparse.Namespace) -> str | None:
     path = Path(args.accounts_file).expanduser()
     if not path.is_file():
         raise ConfigError(f"--accounts-file {args.accounts_file}: no such file; give the path of "
-                          "a JSON Lines file of accounts (README, Partners).")
+                          "a JSON Lines file of accounts (docs/partners.md).")
     return str(path)
 
 
@@ -209,7 +209,7 @@ def alerts_command(args: argparse.Namespace) -> int:
     if not channels:
         raise ConfigError("no alert channel is configured: add a [sources.zap_runs.alerts.<name>] "
                           "table with a kind to .dlt/secrets.toml, or `alerts` to an account "
-                          "entry (README, Alerts).")
+                          "entry (docs/alerts.md).")
     lines, failed = test_channels(channels)
     print("\n".join(lines))
     return 1 if failed else 0

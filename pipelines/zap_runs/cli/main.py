@@ -46,20 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "account to delete")
     parser.add_argument("--accounts-file", default=None, metavar="PATH",
                         help="the accounts to sync, JSON Lines (one {\"name\", \"access_token\"} "
-                             "object a line; README, Partners): for sync, status, report and "
+                             "object a line; docs/partners.md): for sync, status, report and "
                              "forget, instead of accounts_file under [sources.zap_runs]")
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="sync only the accounts whose stable hash falls in shard I of N "
                              "(0 <= I < N), as its own pipeline with 1/N of requests_per_minute; "
-                             "for warehouses that take concurrent writers (README, Sharding)")
+                             "for warehouses that take concurrent writers (docs/partners.md, Sharding)")
     parser.add_argument("--all-accounts", action="store_true",
                         help="sync: read every account that can be read in this pass, due or not "
                              "(a first run, a manual catch-up); by default a pass over many "
-                             "accounts reads the due ones, most valuable first (README, Freshness)")
+                             "accounts reads the due ones, most valuable first (docs/partners.md, Freshness)")
     parser.add_argument("--loop", action="store_true",
                         help="sync continuously: read the due accounts, load at least every "
                              "--load-every seconds, rebuild the models every models_every_minutes; "
-                             "SIGTERM stops it cleanly (README, Freshness)")
+                             "SIGTERM stops it cleanly (docs/partners.md, Freshness)")
     parser.add_argument("--load-every", type=float, default=None, metavar="SECONDS",
                         help="--loop: the longest a round reads before it loads (default "
                              "load_every_seconds, 60)")
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "same exit code)")
     parser.add_argument("--verbose", action="store_true",
                         help="sync and status: also print the requests by purpose, the budget B "
-                             "of what changed and the ratio (README, Spending the rate limit)")
+                             "of what changed and the ratio (docs/operations.md, Spending the rate limit)")
     parser.add_argument("--output", default="zap_runs_report.html",
                         help="where `report` and --demo write the dashboard (default %(default)s)")
     parser.add_argument("--demo", action="store_true",

@@ -122,7 +122,7 @@ def missing_config(exc: ConfigFieldMissingException, destination: str) -> Config
         return ConfigError(f"missing bucket_url for {name}: set DESTINATION__{name.upper()}__BUCKET_URL "
                            f"(e.g. file:///data/lake or s3://bucket/path) or [destination.{name}] "
                            "bucket_url in .dlt/config.toml.")
-    return ConfigError(f"missing configuration: {fields} (see README, Configuration).")
+    return ConfigError(f"missing configuration: {fields} (see docs/reference.md, Configuration).")
 
 
 def _given_fields(exc: ConfigFieldMissingException, field: str) -> list[str]:

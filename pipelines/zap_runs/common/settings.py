@@ -22,7 +22,7 @@ DEFAULT_BACKOFF_MAX = 60.0
 # What the lookback is still for: runs Zapier records a little after they were triggered (the
 # API lists runs by trigger time, so such a run appears in a window the last sync already read).
 # Open runs are found through the `statuses=` listing and replays of failed runs through the
-# error listing, so the lookback no longer carries them. README, "Why the lookback is 15 minutes".
+# error listing, so the lookback no longer carries them. docs/operations.md, "Why the lookback is 15 minutes".
 DEFAULT_LOOKBACK_HOURS = 0.25
 # Errored runs are watched for replays (autoreplay ~10.5 h, people later) this long after they
 # failed, through a `statuses=error` listing.

@@ -24,7 +24,7 @@ from .settings import (
 @configspec
 class SyncConfig(BaseConfiguration):
     """What the sync reads from [sources.zap_runs] beyond the source's own arguments: keys of
-    .dlt/config.toml or SOURCES__ZAP_RUNS__<KEY> environment variables (README, Configuration)."""
+    .dlt/config.toml or SOURCES__ZAP_RUNS__<KEY> environment variables (docs/reference.md, Configuration)."""
 
     dataset_name: str = DEFAULT_DATASET
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
@@ -52,7 +52,7 @@ def sync_config() -> SyncConfig:
     except ConfigValueCannotBeCoercedException as exc:
         name, kind = exc.field_name, "a number" if exc.hint in (int, float) else "valid"
         raise ConfigError(f"{name} under [sources.zap_runs] (or SOURCES__ZAP_RUNS__{name.upper()}) "
-                          f"is not {kind}: see README, Configuration.") from None
+                          f"is not {kind}: see docs/reference.md, Configuration.") from None
     defaults = SyncConfig()
     for name in ("dataset_name", "duckdb_memory_limit", "duckdb_storage_version"):
         if not str(getattr(resolved, name)).strip():

@@ -81,7 +81,7 @@ def account_lines(accounts: list, due: int | None = None,
     read = f"{len(accounts) - bad:,}"
     if due is not None and configured is not None and len(accounts) - bad < configured:
         read = (f"{read} read of {configured:,} ({due:,} due, the others not yet: "
-                "README, Freshness)")
+                "docs/partners.md, Freshness)")
     lines = [f"  accounts   {read}: {results.count('success'):,} synced, "
              f"{results.count('failed'):,} failed, {results.count('skipped'):,} skipped"
              + (f", {deferred:,} backfills wait for the next pass" if deferred else "")

@@ -90,7 +90,7 @@ def _warn_if_newer(path: str, wanted: str) -> None:
     log.warning(
         "the DuckDB file %s is in DuckDB's %s storage format, newer than duckdb_storage_version "
         "%s: DuckDB clients older than %s (and the dashboard tools built on them) cannot open it. "
-        "zap-runs does not rewrite existing files; to convert it see the README (Pointing "
+        "zap-runs does not rewrite existing files; to convert it see docs/dashboards.md (Pointing "
         "dashboard tools at the DuckDB file), or set duckdb_storage_version = \"latest\" to "
         "silence this.", path, found.rstrip("+"), wanted, found.rstrip("+"))
 
