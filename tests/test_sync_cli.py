@@ -14,6 +14,8 @@ import pytest
 from pipelines.simulator import Faults
 from pipelines.zap_runs.cli.main import main
 
+from .conftest import small_world
+
 
 def count(path, table="zapier.zap_runs") -> int:
     with duckdb.connect(str(path), read_only=True) as con:
@@ -167,6 +169,25 @@ def test_duckdb_out_of_memory_names_the_knob_and_the_next_sync_finishes_the_load
     assert done.returncode == 0, done.stderr
     truth = sim_env.world.truth(sim_env.world.clock.now() - timedelta(days=30))
     assert count(tmp_path / "zap_runs.duckdb") == len(truth)
+
+
+def test_a_large_first_load_merges_under_a_small_duckdb_cap(make_simulator, tmp_path, monkeypatch):
+    """dlt's merge dedup holds every staged step row in a window: under the cap it runs out of
+    memory (a partner's first pass at 64MB did), so on DuckDB, where nothing is staged twice,
+    the merge skips it (destinations.py). Here: 25,000 runs at 32MB; with dlt's dedup it fails."""
+    world = small_world(seed=5, days=5.0, runs_per_day=5_000)
+    sim = make_simulator(world)
+    env = {**os.environ, "SOURCES__ZAP_RUNS__BASE_URL": sim.base_url,
+           "SOURCES__ZAP_RUNS__ACCESS_TOKEN": sim.token, "SOURCES__ZAP_RUNS__REQUESTS_PER_MINUTE": "0",
+           "SOURCES__ZAP_RUNS__DUCKDB_MEMORY_LIMIT": "32MB"}
+    done = subprocess.run([sys.executable, "-m", "pipelines.zap_runs", "--log-level", "ERROR"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    steps = count(tmp_path / "zap_runs.duckdb", "zapier.zap_runs__steps")
+    assert count(tmp_path / "zap_runs.duckdb") > 10_000 and steps > 40_000
+    with duckdb.connect(str(tmp_path / "zap_runs.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) - count(distinct (account_id, id)) from zapier.zap_runs"
+                           ).fetchone()[0] == 0
 
 
 def test_help_answers_without_importing_dlt():

@@ -41,6 +41,12 @@ STEPS_TABLE = "zap_runs__steps"
 # On the Delta lake, the sync that wrote a run's version, on the run and its step rows.
 STAMP = "run_version"
 DELETE_INSERT = {"disposition": "merge", "strategy": "delete-insert"}
+# DuckDB: dlt's merge deduplicates nothing there, and its dedup of the nested table holds every
+# step row in a window under the 64MB cap: a first pass of 89 accounts (55,204 runs, 224,898
+# steps) ran out of memory; without it the same load passes. A copy into staging is one DuckDB
+# transaction in this process (a retried one committed nothing) and dlt empties the staging
+# tables before each load, so no row reaches staging twice.
+DELETE_INSERT_IN_PROCESS = {**DELETE_INSERT, "deduplicated": True}
 UPSERT = {"disposition": "merge", "strategy": "upsert"}
 # Stale step rows are deleted by `_dlt_id`, this many in one delete.
 DELETE_CHUNK = 5_000
@@ -59,7 +65,8 @@ def table_hints(destination: str | Destination, fmt: str | None = None) -> dict[
     strategies = merge_strategies(dest, fmt)
     hints: dict[str, Any] = {"table_format": fmt} if fmt else {}
     if "delete-insert" in strategies:
-        return {**hints, "write_disposition": DELETE_INSERT}
+        in_process = dest.destination_type.rsplit(".", 1)[-1] == "duckdb"
+        return {**hints, "write_disposition": DELETE_INSERT_IN_PROCESS if in_process else DELETE_INSERT}
     # dlt's Delta upsert leaves the step rows a shorter list no longer has; drop_stale_steps
     # deletes them. Iceberg's (pyiceberg) upsert and the vector stores' leave them for good.
     if "upsert" in strategies and files and fmt == "delta":
@@ -109,8 +116,8 @@ def prepare_source(source: DltSource, pipeline: dlt.Pipeline,
     resource = source.resources[RESOURCE]
     declared = resource.write_disposition
     if isinstance(declared, dict) and declared.get("strategy") == hints["write_disposition"]["strategy"]:
-        # The resource's own merge options (e.g. "deduplicated") stand.
-        resource.apply_hints(**{k: v for k, v in hints.items() if k != "write_disposition"})
+        # The resource's own merge options stand, with the destination's added.
+        resource.apply_hints(**{**hints, "write_disposition": {**declared, **hints["write_disposition"]}})
     else:
         resource.apply_hints(**hints)
     if hints["write_disposition"] == UPSERT:
