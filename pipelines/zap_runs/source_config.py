@@ -8,7 +8,7 @@ from typing import Optional
 
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import BaseConfiguration
-from dlt.common.typing import TSecretStrValue, TSecretValue
+from dlt.common.typing import TSecretValue
 
 from .accounts.entries import DEFAULT_ACCOUNT
 from .api.oauth import DEFAULT_STORE, DEFAULT_TOKEN_URL
@@ -28,10 +28,10 @@ class ZapRunsSourceConfiguration(BaseConfiguration):
     sync can use, with the key to fix. Secret types keep their values (tokens, an accounts
     table, a redact_salt) out of dlt's traces and logs."""
 
-    access_token: Optional[TSecretStrValue] = None  # noqa: UP045 - dlt reads the hint at run time
-    refresh_token: Optional[TSecretStrValue] = None  # noqa: UP045
-    client_id: Optional[TSecretStrValue] = None  # noqa: UP045
-    client_secret: Optional[TSecretStrValue] = None  # noqa: UP045
+    access_token: Optional[TSecretValue] = None  # noqa: UP045 - dlt reads the hint at run time
+    refresh_token: Optional[TSecretValue] = None  # noqa: UP045
+    client_id: Optional[TSecretValue] = None  # noqa: UP045
+    client_secret: Optional[TSecretValue] = None  # noqa: UP045
     base_url: str = settings.DEFAULT_BASE_URL
     token_url: str = DEFAULT_TOKEN_URL
     token_store_path: str = DEFAULT_STORE
@@ -55,6 +55,10 @@ class ZapRunsSourceConfiguration(BaseConfiguration):
     read_budget_minutes: float = settings.DEFAULT_READ_BUDGET_MINUTES
 
     def on_resolved(self) -> None:
+        for name in ("access_token", "refresh_token", "client_id", "client_secret"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):  # a number in the TOML
+                setattr(self, name, str(value))
         for name in ("page_limit", "request_timeout", "retention_days", "backfill_pages_per_pass",
                      "max_staleness_hours", "read_budget_minutes"):
             if not getattr(self, name) > 0:
