@@ -88,27 +88,10 @@ def zap_runs_source(
     are loaded, unless `raise_on_failed_accounts` is False (accounts/failed_accounts.py).
     """
     since_at = parse_since(since)  # ZapRunsSourceConfiguration checked it
-    shared = {"client_id": client_id, "client_secret": client_secret}
     accounts = _json_value(accounts, "accounts")
     data_policy = _json_value(data_policy, "data_policy")
-    named = accounts if accounts is None or isinstance(accounts, Mapping) else None
-    given = None if named is not None or accounts is None else accounts
-    found = collect(named, accounts_file, given, shared)
-    many = bool(found.accounts or found.problems)
-    if not many:  # one account, as configured at the top of [sources.zap_runs]
-        single = {"name": account_name, "access_token": access_token,
-                  "refresh_token": refresh_token}
-        found = collect(None, None, [single], shared)
-        if found.problems:
-            raise ConfigError(_single_problem(found.problems[0][1], access_token, refresh_token))
-    share = 1
-    if shard:
-        if not many:
-            raise ConfigError("--shard needs accounts ([sources.zap_runs.accounts.<name>] or "
-                              "accounts_file): one account cannot be split.")
-        index, share = parse_shard(shard)
-        found.accounts = [a for a in found.accounts if shard_of(a.name, share) == index]
-        found.problems = [p for p in found.problems if shard_of(p[0], share) == index]
+    found, many, share = _accounts(accounts, accounts_file, account_name, access_token,
+                                   refresh_token, client_id, client_secret, shard)
     policies = _policies(found, data_policy)
     progress = progress if progress is not None else SyncProgress()
     connection = Connection(base_url, token_url, token_store_path, request_timeout, max_retries,
@@ -131,6 +114,35 @@ def zap_runs_source(
     resource = zap_runs(reader)
     account_state.declare(resource)  # each account's state: a row, loaded with its runs
     return resource
+
+
+def _accounts(accounts: object, accounts_file: str | None, account_name: str,
+              access_token: str | None, refresh_token: str | None, client_id: str | None,
+              client_secret: str | None, shard: str | None):
+    """The accounts this source reads (and the problems of the bad entries), whether they are
+    many (partners: [sources.zap_runs.accounts.<name>], accounts_file, or `accounts` given by an
+    app) or the one at the top of [sources.zap_runs], and the share of the rate budget: those of
+    `shard` ("i/n") and 1/n of it."""
+    shared = {"client_id": client_id, "client_secret": client_secret}
+    named = accounts if accounts is None or isinstance(accounts, Mapping) else None
+    given = None if named is not None or accounts is None else accounts
+    found = collect(named, accounts_file, given, shared)
+    many = bool(found.accounts or found.problems)
+    if not many:  # one account, as configured at the top of [sources.zap_runs]
+        single = {"name": account_name, "access_token": access_token,
+                  "refresh_token": refresh_token}
+        found = collect(None, None, [single], shared)
+        if found.problems:
+            raise ConfigError(_single_problem(found.problems[0][1], access_token, refresh_token))
+    if not shard:
+        return found, many, 1
+    if not many:
+        raise ConfigError("--shard needs accounts ([sources.zap_runs.accounts.<name>] or "
+                          "accounts_file): one account cannot be split.")
+    index, share = parse_shard(shard)
+    found.accounts = [a for a in found.accounts if shard_of(a.name, share) == index]
+    found.problems = [p for p in found.problems if shard_of(p[0], share) == index]
+    return found, many, share
 
 
 def _json_value(value: object, name: str) -> object:
