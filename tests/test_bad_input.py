@@ -56,3 +56,16 @@ def test_persistent_garbage_ends_the_sync_naming_the_request(make_simulator, pas
     sim.faults.corrupt_rate = 0.0
     run_sync(sim, duckdb_pipeline(tmp_path / "p.duckdb"))
     assert_matches_truth(duckdb_pipeline(tmp_path / "p.duckdb"), world.truth())
+
+
+def test_a_key_only_the_command_line_sets_is_named_not_ignored(monkeypatch, caplog):
+    """full_refresh and its kind are the command line's (an older version read them from
+    [sources.zap_runs]): one found there is said, with the option to use."""
+    from pipelines.zap_runs import zap_runs_source
+
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__ACCESS_TOKEN", "t")
+    monkeypatch.setenv("SOURCES__ZAP_RUNS__FULL_REFRESH", "true")
+    with caplog.at_level("WARNING"):
+        zap_runs_source()
+    [warning] = [r.getMessage() for r in caplog.records if "is not read" in r.getMessage()]
+    assert warning.startswith("full_refresh under [sources.zap_runs]") and "--full-refresh" in warning

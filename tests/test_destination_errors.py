@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from pipelines.zap_runs.cli.main import main
+
+from .conftest import small_world
+from .warehouse import drop_datasets, duckdb_pipeline, postgres_pipeline, run_sync
 
 
 def last_error_line(capsys) -> str:
@@ -71,3 +75,21 @@ def test_credentials_from_secrets_toml_are_named_as_such(sim_env, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith(
         "error: [destination.postgres] credentials is set but has no password: dlt requires one")
+
+
+def test_a_pipeline_moved_from_duckdb_keeps_dlts_merge_dedup_on_its_new_destination(
+        make_simulator, past_clock, tmp_path, postgres_dsn):
+    """DuckDB's merge skips dlt's dedup (destinations.py); dlt keeps that hint in the pipeline's
+    schema, so a pipeline that moves to PostgreSQL must be given the dedup back."""
+    sim = make_simulator(small_world(seed=8, days=2.0, clock=past_clock))
+    on_duckdb = duckdb_pipeline(tmp_path / "first.duckdb", name="zap_runs_moves")
+    run_sync(sim, on_duckdb)
+    assert on_duckdb.default_schema.tables["zap_runs"].get("x-stage-data-deduplicated") is True
+    on_postgres = postgres_pipeline(postgres_dsn, f"zr_moves_{uuid.uuid4().hex[:10]}",
+                                    name="zap_runs_moves")
+    assert on_postgres.default_schema.tables["zap_runs"].get("x-stage-data-deduplicated") is True
+    try:
+        run_sync(sim, on_postgres)
+        assert not on_postgres.default_schema.tables["zap_runs"].get("x-stage-data-deduplicated")
+    finally:
+        drop_datasets(on_postgres)

@@ -209,3 +209,18 @@ def test_every_docs_page_the_code_names_exists():
     assert named, "the code's messages name no docs page: is this check still needed?"
     missing = sorted(m for m in named if not (package.parent / m).is_file())
     assert not missing, f"messages and help name docs pages that do not exist: {missing}"
+
+
+def test_every_import_the_docs_show_works():
+    """`from pipelines... import ...` lines in README.md and docs/*.md (embedding examples) name
+    modules and names that exist."""
+    lines = sorted({m.strip() for text in PAGES.values()
+                    for m in re.findall(r"^\s*from pipelines\.[\w.]+ import [\w, ]+$", text, re.M)})
+    assert lines, "the docs show no import: is this check still needed?"
+    failing = []
+    for line in lines:
+        try:
+            exec(line, {})  # noqa: S102 - the docs' own import lines
+        except ImportError as exc:
+            failing.append(f"{line}: {exc}")
+    assert not failing, f"imports in the docs that fail: {failing}"

@@ -222,3 +222,28 @@ def test_the_cursor_never_passes_the_window_a_late_starting_run_was_read_in(
     monkeypatch.setattr("pipelines.zap_runs.reading.incremental.utcnow", lambda: now + timedelta(minutes=1))
     run_sync(sim, pipeline)
     assert "00000000-0000-4000-8000-0000000000bb" in warehouse_runs(pipeline)
+
+
+def test_a_run_a_page_lists_twice_becomes_one_row():
+    """DuckDB's merge skips dlt's dedup, so the reads hand each run over once, also when one
+    page lists it twice (a page that repeats a run of an earlier page is covered by run_ids)."""
+    from types import SimpleNamespace
+
+    from pipelines.zap_runs.accounts.outcomes import SyncProgress
+    from pipelines.zap_runs.api.runs import run_from_dict
+    from pipelines.zap_runs.reading.incremental import Reads
+    from pipelines.zap_runs.reading.watch import Anchors
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    run = {"id": "r1", "zap_id": 7, "zap_title": "Leads", "status": "success",
+           "start_time": now.isoformat(), "end_time": now.isoformat(),
+           "steps": [{"status": "success", "start_time": None}], "data_in": None, "data_out": None}
+    other = {**run, "id": "r2"}
+    reads = Reads(SimpleNamespace(stats=None), {}, SyncProgress(), 100, "default", None)
+    reads.watched = {}
+    anchors = Anchors((now - timedelta(hours=1), now), now - timedelta(days=3))
+    page = [run_from_dict(r) for r in (run, other, run)]
+    rows, keys = reads.take(page, "GET /v2/zap-runs", anchors)
+    assert [row["id"] for row in rows] == ["r1", "r2"] and [k.id for k in keys] == ["r1", "r2"]
+    rows, _ = reads.take([run_from_dict(other)], "GET /v2/zap-runs?offset=100", anchors)
+    assert rows == []

@@ -88,6 +88,7 @@ def zap_runs_source(
     are loaded, unless `raise_on_failed_accounts` is False (accounts/failed_accounts.py).
     """
     since_at = parse_since(since)  # ZapRunsSourceConfiguration checked it
+    _warn_of_unread_keys()
     accounts = _json_value(accounts, "accounts")
     data_policy = _json_value(data_policy, "data_policy")
     found, many, share = _accounts(accounts, accounts_file, account_name, access_token,
@@ -114,6 +115,22 @@ def zap_runs_source(
     resource = zap_runs(reader)
     account_state.declare(resource)  # each account's state: a row, loaded with its runs
     return resource
+
+
+# Arguments the command line sets (or an app passes), which [sources.zap_runs] does not.
+SET_BY_THE_COMMAND_LINE = {"full_refresh": "--full-refresh", "force_since": "--since",
+                           "all_accounts": "--all-accounts", "shard": "--shard",
+                           "min_read_interval_seconds": "--loop's --load-every"}
+
+
+def _warn_of_unread_keys() -> None:
+    """A key of SET_BY_THE_COMMAND_LINE under [sources.zap_runs] (an older version read it) is
+    not read: said once a sync, not ignored without a word."""
+    for name, option in SET_BY_THE_COMMAND_LINE.items():
+        if dlt.config.get(f"sources.zap_runs.{name}") is not None:
+            log.warning("%s under [sources.zap_runs] (or SOURCES__ZAP_RUNS__%s) is not read: use %s, "
+                        "or pass %s= to zap_runs_source; remove the key.", name, name.upper(),
+                        option, name)
 
 
 def _accounts(accounts: object, accounts_file: str | None, account_name: str,
@@ -207,9 +224,10 @@ def _merged(configured: object, given: object) -> object:
 # Runs are merged on id with delete-insert: a changed run's row is replaced, and with it every
 # row of its nested steps table (also when its list shrank, emptied or became null). On DuckDB
 # and PostgreSQL dlt merges a root table and its nested tables in one transaction, so a reader
-# never sees a run with another version's steps. dlt's merge deduplicates what is staged (runs
-# by key, steps by row id) inside that transaction; on DuckDB, where nothing is staged twice and
-# that dedup runs out of memory under the load's cap, it is skipped (warehouse/destinations.py).
+# never sees a run with another version's steps. dlt's merge deduplicates the staged step rows
+# by row id inside that transaction (a run staged twice is not: docs/dlt-gaps.md, 1, and
+# warehouse/merge_gap.py); on DuckDB, where nothing is staged twice and that dedup runs out of
+# memory under the load's cap, it is skipped (warehouse/destinations.py).
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 
 
@@ -220,11 +238,11 @@ def zap_runs(sweep: Sweep) -> Iterator[object]:
     """Runs in [cursor - lookback, now), plus the watched runs (open, or failed within the
     replay horizon) that changed since the last sync (reading/incremental.py says how it finds them).
 
-    The cursor is kept in resource state by hand rather than with dlt.sources.incremental:
-    re-reading watched runs deliberately reads rows older than the cursor, which incremental
-    would filter out. State is committed with the load, so a failed sync moves nothing. It is
-    kept per account (accounts/sweep.py), and run ids are unique only within an account: the key is
-    (account_id, id).
+    The cursor is kept by hand rather than with dlt.sources.incremental: re-reading watched runs
+    deliberately reads rows older than the cursor, which incremental would filter out. Each
+    account's cursor and watched runs are a row of zap_runs_account_state, loaded with its runs
+    (accounts/state.py; on the Delta lake, dlt's resource state), so a failed sync moves nothing.
+    Run ids are unique only within an account: the key is (account_id, id).
     """
     yield from sweep.read(dlt.current.resource_state())
     if sweep.raise_on_failed:

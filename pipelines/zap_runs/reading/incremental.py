@@ -119,8 +119,13 @@ class Reads:
              ) -> tuple[list[dict], list[RunKey]]:
         """Rows of the runs not handed over yet in this sync (a re-read may meet a run again)."""
         progress = self.progress
-        rows, keys = page_rows([run for run in runs if run.id not in progress.run_ids],
-                               utcnow(), request, self.account_id, self.policy)
+        # Each run once, also when a page lists one twice: on DuckDB the merge does not dedup.
+        fresh, ids = [], set()
+        for run in runs:
+            if run.id not in progress.run_ids and run.id not in ids:
+                ids.add(run.id)
+                fresh.append(run)
+        rows, keys = page_rows(fresh, utcnow(), request, self.account_id, self.policy)
         for key in keys:
             progress.run_ids.add(key.id)
             anchors.add(key, self.watched)
