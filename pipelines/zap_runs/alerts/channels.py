@@ -20,8 +20,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import httpx
-
 from ..common.errors import ConfigError
 
 KINDS = {
@@ -99,6 +97,8 @@ def parse_channel(name: str, table: object, where: str, account: str | None = No
             raise ConfigError(f"{where}: {key} must be a string.")
         options[key] = options[key].strip()
     if kind in ("webhook", "slack"):
+        import httpx  # only a channel's URL needs it: status loads no HTTP client
+
         try:
             url = httpx.URL(options["url"])
         except (httpx.InvalidURL, TypeError):

@@ -24,7 +24,6 @@ from ..common.clock import utcnow
 from ..common.errors import ConfigError, first_line, unwrap
 from ..common.sync_config import SyncConfig, sync_config
 from ..reading.spend import Spend
-from ..source import zap_runs_source
 from . import project, synclog
 from .destinations import drop_stale_steps, lake_count, prepare_source
 from .duckdb_file import duckdb_path, prepare_duckdb_file
@@ -236,6 +235,8 @@ def prepare(pipeline: dlt.Pipeline, config: SyncConfig, progress: SyncProgress,
     if shard:
         refuse_shards_into(pipeline.destination.destination_name)
     # The sync log and the exit code tell of failed accounts here, after the repairs below.
+    from ..source import zap_runs_source  # a command that only reads the warehouse loads no reader
+
     source = zap_runs_source(progress=progress, **{**source_args, "raise_on_failed_accounts": False})
     prepare_source(source, pipeline, config)
     wait_for_duckdb(pipeline, config.lock_wait_seconds)
