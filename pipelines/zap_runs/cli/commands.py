@@ -18,7 +18,6 @@ from ..accounts.entries import configured, parse_shard
 from ..accounts.failed_accounts import failure_of
 from ..accounts.outcomes import split
 from ..alerts.channels import Channel
-from ..api.oauth import DEFAULT_STORE
 from ..common import settings
 from ..common.errors import (
     ConfigError,
@@ -349,6 +348,8 @@ def forget_command(args: argparse.Namespace) -> int:
     pipeline = shard_pipeline(args, config)
     # Read before anything is deleted: a bad --accounts-file stops here, not half-way.
     where = configured(accounts_file(args)).get(args.account)
+    from ..api.oauth import DEFAULT_STORE
+
     store = dlt.config.get("sources.zap_runs.token_store_path") or DEFAULT_STORE
     with SyncLock(Path(pipeline.pipelines_dir) / f"{pipeline.pipeline_name}.lock",
                   config.overlap_wait_seconds):
