@@ -23,7 +23,8 @@ from pipelines.zap_runs.accounts.entries import collect
 from pipelines.zap_runs.alerts import delivery as alerts
 from pipelines.zap_runs.alerts.channels import Channel, parse_channel
 from pipelines.zap_runs.alerts.delivery import deliver, failing_channels
-from pipelines.zap_runs.alerts.messages import SIGNATURE_HEADER, sample, send, transition_key
+from pipelines.zap_runs.alerts.messages import SIGNATURE_HEADER, sample, transition_key
+from pipelines.zap_runs.alerts.sending import send
 from pipelines.zap_runs.cli.alert_hooks import incidents_and_alerts
 from pipelines.zap_runs.cli.loop import Stop, run_loop
 from pipelines.zap_runs.cli.main import main

@@ -3,7 +3,7 @@
 
 A channel is a table with a `kind`:
 
-- `webhook`: `url` and `secret`; a JSON body signed with HMAC-SHA256 (messages.py);
+- `webhook`: `url` and `secret`; a JSON body signed with HMAC-SHA256 (messages.py, sent by sending.py);
 - `slack`: `url`, a Slack incoming webhook;
 - `email`: `smtp_host`, `smtp_port` (587), `username`, `password`, `from_addr`, `to` (a list or
   comma-separated), `starttls` (true) or `ssl` (false);

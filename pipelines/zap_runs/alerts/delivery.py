@@ -26,7 +26,7 @@ from ..common.errors import first_line
 from ..common.settings import SQL_DIALECTS
 from ..common.sqltables import columns_of, in_utc
 from .channels import Channel
-from .messages import SendError, Transition, message_key, send, transition_key
+from .messages import Transition, message_key, transition_key
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +243,8 @@ def _deliver_to(client, table: str, channel: Channel, now: datetime) -> ChannelR
     """Send a channel's pending transitions, unless it is backing off; stop at its first failure.
     Each message's key and attempt are recorded before it is sent: a process killed after
     sending sends the same set again, under the same key."""
+    from .sending import SendError, send  # status, which reads this table, loads no HTTP client
+
     result = ChannelResult(channel)
     pending = _pending(client, table, channel)
     waits = [r["next_attempt_at"] for r in pending if r["next_attempt_at"] is not None]

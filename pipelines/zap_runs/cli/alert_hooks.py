@@ -13,7 +13,8 @@ import dlt
 from ..accounts.entries import collect
 from ..alerts.channels import Channel, account_channels, partner_channels
 from ..alerts.delivery import Delivery, deliver, summary_lines
-from ..alerts.messages import SendError, sample, send
+from ..alerts.messages import sample
+from ..alerts.sending import SendError, send
 from ..common.errors import ConfigError, first_line
 from ..warehouse.models import build_incidents
 
