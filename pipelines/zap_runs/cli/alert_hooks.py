@@ -14,7 +14,6 @@ from ..accounts.entries import collect
 from ..alerts.channels import Channel, account_channels, partner_channels
 from ..alerts.delivery import Delivery, deliver, summary_lines
 from ..alerts.messages import sample
-from ..alerts.sending import SendError, send
 from ..common.errors import ConfigError, first_line
 from ..warehouse.models import build_incidents
 
@@ -103,6 +102,8 @@ def incidents_and_alerts(pipeline: dlt.Pipeline, channels: list[Channel], rebuil
 
 def test_channels(channels: list[Channel]) -> tuple[list[str], int]:
     """`alerts test`: a sample to each channel; a line each, and how many failed."""
+    from ..alerts.sending import SendError, send
+
     lines, failed = [], 0
     for channel in channels:
         began = time.monotonic()
