@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,6 +71,27 @@ def add_runs_whose_steps_change(world: World, at: datetime) -> dict[str, str]:
                           steps(then, "success"))])
         ids[kind] = run_id
     return ids
+
+
+class _WorldTime:
+    """The sync's clock on a world's time: its now is the world's, its waits are real."""
+
+    def __init__(self, world_clock: ManualClock) -> None:
+        self.now = world_clock.now
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+
+@contextmanager
+def on_world_time(world_clock: ManualClock) -> Iterator[None]:
+    """Syncs inside the block read "now" from `world_clock`, as a real sync's clock and
+    Zapier's agree: a world days behind the sync's clock would put a backfill part's end in the
+    server's future (past_clock is three days back)."""
+    from pipelines.zap_runs.common import clock
+
+    with clock.use(_WorldTime(world_clock)):
+        yield
 
 
 @pytest.fixture
