@@ -37,6 +37,12 @@ def configured_format(pipeline: dlt.Pipeline, config: SyncConfig | None = None) 
     return table_format(pipeline.destination, config.table_format)
 
 
+def destination_kind(dest: Destination) -> str:
+    """Which of dlt's destinations `dest` is ("duckdb", "filesystem", ...), under any name the
+    user gave it."""
+    return dest.destination_type.rsplit(".", 1)[-1]
+
+
 def is_filesystem(dest: Destination) -> bool:
     """Whether `dest` is dlt's filesystem destination, under any name the user gave it."""
-    return dest.destination_type.rsplit(".", 1)[-1] == "filesystem"
+    return destination_kind(dest) == "filesystem"

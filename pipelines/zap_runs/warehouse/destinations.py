@@ -30,6 +30,7 @@ from ..common.sync_config import SyncConfig
 from ..common.table_format import (
     FILESYSTEM_DEFAULT_FORMAT,
     configured_format,
+    destination_kind,
     is_delta_lake,
     is_filesystem,
 )
@@ -65,7 +66,7 @@ def table_hints(destination: str | Destination, fmt: str | None = None) -> dict[
     strategies = merge_strategies(dest, fmt)
     hints: dict[str, Any] = {"table_format": fmt} if fmt else {}
     if "delete-insert" in strategies:
-        in_process = dest.destination_type.rsplit(".", 1)[-1] == "duckdb"
+        in_process = destination_kind(dest) == "duckdb"
         return {**hints, "write_disposition": DELETE_INSERT_IN_PROCESS if in_process else DELETE_INSERT}
     # dlt's Delta upsert leaves the step rows a shorter list no longer has; drop_stale_steps
     # deletes them. Iceberg's (pyiceberg) upsert and the vector stores' leave them for good.
